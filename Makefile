@@ -1,0 +1,121 @@
+# sluice — see README.md. `make demo` and `make test` install what is missing first.
+#
+# Builds go to build/$(BUILD)/ (release, asan, tsan); programs to bin/ (release build).
+
+BUILD    ?= release
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+TIMEOUT  ?= 600
+
+PKGS      := libczmq libzmq
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread
+CRIT_LIBS  = $(shell pkg-config --libs criterion)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+BASE     := -std=gnu11 $(WARN) -Iinclude -Isrc -fPIC
+ifeq ($(BUILD),release)
+  OPT := -O2 -g
+  SAN :=
+else ifeq ($(BUILD),asan)
+  OPT := -O1 -g -fno-omit-frame-pointer
+  SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+else ifeq ($(BUILD),tsan)
+  OPT := -O1 -g
+  SAN := -fsanitize=thread
+else ifeq ($(BUILD),bench)
+  OPT := -O3 -DNDEBUG -march=native
+  SAN :=
+else
+  $(error BUILD must be release, asan, tsan or bench)
+endif
+ALL_CFLAGS = $(BASE) $(OPT) $(SAN) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+OUT       := build/$(BUILD)
+LIB_SRC   := $(wildcard src/*.c) $(wildcard actors/*.c)
+LIB_OBJ   := $(patsubst %.c,$(OUT)/obj/%.o,$(LIB_SRC))
+HEADERS   := $(wildcard include/*.h) $(wildcard src/*.h)
+STATIC    := $(OUT)/lib/libsluice.a
+SHARED    := $(OUT)/lib/libsluice.so
+EXAMPLES  := $(patsubst examples/%.c,$(OUT)/bin/%,$(wildcard examples/*.c))
+TESTS     := $(patsubst tests/%.c,$(OUT)/tests/%,$(wildcard tests/test_*.c))
+
+.PHONY: all build lib examples tests deps demo test check install uninstall clean \
+        tsan valgrind bench
+
+all: deps
+	@$(MAKE) --no-print-directory build
+
+build: lib examples tests
+ifeq ($(BUILD),release)
+	@mkdir -p bin && for p in $(EXAMPLES); do ln -sf ../$$p bin/; done
+endif
+
+lib: $(STATIC) $(SHARED)
+examples: $(EXAMPLES)
+tests: $(TESTS)
+
+deps:
+	@bash scripts/deps.sh
+
+$(OUT)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libsluice.so.0 $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(OUT)/bin/%: examples/%.c $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
+
+$(OUT)/tests/%: tests/%.c $(STATIC) $(HEADERS) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS) $(CRIT_LIBS)
+
+# The scenario runners, as the README shows them.
+demo: all
+	./bin/llm_stream
+	@if [ -x bin/model_server ]; then ./bin/model_server; fi
+
+# Every test, in the normal build and under AddressSanitizer + UBSan.
+test: deps
+	@$(MAKE) --no-print-directory BUILD=release build
+	@$(MAKE) --no-print-directory BUILD=asan build
+	@bash scripts/run-tests.sh $(TIMEOUT) build/release/tests build/asan/tests
+
+check: test
+
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=tsan tests
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
+	  bash scripts/run-tests.sh $(TIMEOUT) build/tsan/tests
+
+valgrind: deps
+	@SLUICE_DEPS_EXTRA=valgrind bash scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=release tests
+	@SLUICE_VALGRIND=1 bash scripts/run-tests.sh $(TIMEOUT) build/release/tests
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libsluice.so.0
+	ln -sf libsluice.so.0 $(DESTDIR)$(PREFIX)/lib/libsluice.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/sluice.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
+	@if [ -x $(OUT)/bin/sluice ]; then install -m 755 $(OUT)/bin/sluice $(DESTDIR)$(PREFIX)/bin/; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/include/,$(notdir $(wildcard include/*.h)))
+	rm -f $(DESTDIR)$(PREFIX)/lib/libsluice.a $(DESTDIR)$(PREFIX)/lib/libsluice.so* \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc $(DESTDIR)$(PREFIX)/bin/sluice
+
+clean:
+	rm -rf build bin

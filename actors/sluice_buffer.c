@@ -1,0 +1,622 @@
+/*  sluice_buffer.c - the bounded stream buffer actor.
+
+    The actor owns the queue. Blocking is done by deferring replies: every WRITE and READ is
+    appended to its FIFO of waiters, and one routine, s_settle, serves waiters from the heads
+    of those FIFOs while the queue allows it. A request that can be served at once is served
+    by the same path a parked one is, so a newcomer can never overtake an older waiter (the
+    seed's stolen-wakeup question, answered by design). Invariant after every s_settle: writers
+    wait only while the queue is full, readers only while it is empty.
+
+    Each waiter may carry a deadline (the request's timeout_ms, counted from its arrival); the
+    actor answers SLUICE_ETIMEOUT itself when it passes, so a timed-out write is never enqueued.
+*/
+#include "sluice_internal.h"
+#include <errno.h>
+#include <string.h>
+
+#define SLUICE_BUFFER_MAX_CAPACITY  (1u << 24)
+#define S_DRAIN_BATCH               1024    //  requests handled per wake-up before re-polling
+
+typedef struct {
+    zmq_msg_t identity;           //  who to answer
+    sluice_header_t request;      //  the request as it arrived
+    zmq_msg_t chunk;              //  writers: the chunk to enqueue
+    int64_t deadline;             //  zclock_mono ms, INT64_MAX = none
+    void *fifo_handle;            //  in self->writers or self->readers
+    void *deadline_handle;        //  in self->deadlines, or NULL
+    bool parked;                  //  was deferred at least once (SLUICE_FLAG_PARKED)
+} s_waiter_t;
+
+typedef struct {
+    zmq_msg_t data;
+    bool is_final;
+} s_slot_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *router;
+    sluice_publisher_t *events;
+    sluice_buffer_opts_t opts;
+    //  The queue: a ring of capacity slots
+    s_slot_t *ring;
+    size_t head;
+    size_t queued;
+    //  Waiters, oldest first
+    zlistx_t *writers;
+    zlistx_t *readers;
+    zlistx_t *deadlines;          //  timed waiters, soonest first
+    zmq_msg_t *batch;             //  scratch frames for one READ reply
+    bool closed;
+    uint64_t written;
+    uint64_t read;
+    s_waiter_t *arriving;         //  the request s_park is settling, until it is freed
+    bool terminated;
+} s_buffer_t;
+
+// ---------------------------------------------------------------------------------------------
+//  Queue
+
+static void
+s_push_tail (s_buffer_t *self, zmq_msg_t *data, bool is_final)
+{
+    s_slot_t *slot = &self->ring [(self->head + self->queued) % self->opts.capacity];
+    zmq_msg_init (&slot->data);
+    zmq_msg_move (&slot->data, data);
+    slot->is_final = is_final;
+    self->queued++;
+}
+
+static void
+s_push_head (s_buffer_t *self, zmq_msg_t *data, bool is_final)
+{
+    self->head = (self->head + self->opts.capacity - 1) % self->opts.capacity;
+    s_slot_t *slot = &self->ring [self->head];
+    zmq_msg_init (&slot->data);
+    zmq_msg_move (&slot->data, data);
+    slot->is_final = is_final;
+    self->queued++;
+}
+
+static bool
+s_pop_head (s_buffer_t *self, zmq_msg_t *data)
+{
+    s_slot_t *slot = &self->ring [self->head];
+    zmq_msg_init (data);
+    zmq_msg_move (data, &slot->data);
+    zmq_msg_close (&slot->data);
+    self->head = (self->head + 1) % self->opts.capacity;
+    self->queued--;
+    return slot->is_final;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Waiters
+
+static int
+s_compare_deadline (const void *item1, const void *item2)
+{
+    int64_t a = ((const s_waiter_t *) item1)->deadline;
+    int64_t b = ((const s_waiter_t *) item2)->deadline;
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+static void
+s_waiter_free (s_buffer_t *self, s_waiter_t **waiter_p)
+{
+    s_waiter_t *waiter = *waiter_p;
+    if (self->arriving == waiter)
+        self->arriving = NULL;
+    zmq_msg_close (&waiter->identity);
+    zmq_msg_close (&waiter->chunk);
+    free (waiter);
+    *waiter_p = NULL;
+}
+
+//  Take a waiter out of its FIFO and the deadline list; the caller answers and frees it.
+static void
+s_waiter_remove (s_buffer_t *self, s_waiter_t *waiter)
+{
+    zlistx_t *fifo = waiter->request.command == SLUICE_CMD_WRITE ? self->writers : self->readers;
+    zlistx_detach (fifo, waiter->fifo_handle);
+    if (waiter->deadline_handle)
+        zlistx_detach (self->deadlines, waiter->deadline_handle);
+    waiter->fifo_handle = waiter->deadline_handle = NULL;
+}
+
+static void
+s_answer_error (s_buffer_t *self, s_waiter_t *waiter, sluice_err_t status, const char *reason)
+{
+    s_waiter_remove (self, waiter);
+    sluice_reply_error (zsock_resolve (self->router), &waiter->identity, &waiter->request,
+                        status, reason);
+    s_waiter_free (self, &waiter);
+}
+
+static uint8_t
+s_parked_flag (s_waiter_t *waiter)
+{
+    return waiter->parked ? SLUICE_FLAG_PARKED : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  The one serving routine
+
+//  Admit the oldest writer. Its chunk is enqueued only once its OK is on the way, so a writer
+//  that vanished while parked never leaves a chunk it was not told about.
+static void
+s_admit_writer (s_buffer_t *self)
+{
+    s_waiter_t *writer = (s_waiter_t *) zlistx_first (self->writers);
+    s_waiter_remove (self, writer);
+    sluice_header_t reply = writer->request;
+    reply.flags = s_parked_flag (writer);
+    reply.timeout_ms = 0;
+    reply.status = SLUICE_OK;
+    if (sluice_reply_send (zsock_resolve (self->router), &writer->identity, &reply, NULL, 0) == 0) {
+        s_push_tail (self, &writer->chunk, writer->request.flags & SLUICE_FLAG_FINAL);
+        self->written++;
+    }
+    else
+        zsys_debug ("sluice buffer: writer gone before admission (%s): chunk dropped, never acknowledged",
+                    zmq_strerror (errno));
+    s_waiter_free (self, &writer);
+}
+
+//  Serve the oldest reader from the queue: up to its count, stopping after a final chunk.
+//  If the reader has vanished the chunks go back to the head of the queue, in order.
+static void
+s_serve_reader (s_buffer_t *self)
+{
+    s_waiter_t *reader = (s_waiter_t *) zlistx_first (self->readers);
+    s_waiter_remove (self, reader);
+    size_t count = 0;
+    bool is_final = false;
+    while (count < reader->request.count && self->queued > 0 && !is_final)
+        is_final = s_pop_head (self, &self->batch [count++]);
+
+    sluice_header_t reply = reader->request;
+    reply.flags = s_parked_flag (reader) | (is_final ? SLUICE_FLAG_FINAL : 0);
+    reply.timeout_ms = 0;
+    reply.status = SLUICE_OK;
+    if (sluice_reply_send (zsock_resolve (self->router), &reader->identity, &reply,
+                           self->batch, count) == 0)
+        self->read += count;
+    else {
+        zsys_debug ("sluice buffer: reader gone (%s): %zu chunk(s) back to the head of the queue",
+                    zmq_strerror (errno), count);
+        for (size_t index = count; index > 0; index--) {
+            bool final = is_final && index == count;
+            s_push_head (self, &self->batch [index - 1], final);
+        }
+    }
+    for (size_t index = 0; index < count; index++)
+        zmq_msg_close (&self->batch [index]);
+    s_waiter_free (self, &reader);
+}
+
+static void
+s_answer_end_of_stream (s_buffer_t *self, s_waiter_t *reader)
+{
+    s_waiter_remove (self, reader);
+    sluice_header_t reply = reader->request;
+    reply.flags = s_parked_flag (reader) | SLUICE_FLAG_FINAL | SLUICE_FLAG_EOS;
+    reply.timeout_ms = 0;
+    reply.status = SLUICE_OK;
+    zmq_msg_t empty;
+    zmq_msg_init (&empty);
+    if (sluice_reply_send (zsock_resolve (self->router), &reader->identity, &reply, &empty, 1) == -1)
+        zsys_debug ("sluice buffer: end of stream undeliverable: %s", zmq_strerror (errno));
+    zmq_msg_close (&empty);
+    s_waiter_free (self, &reader);
+}
+
+static void
+s_settle (s_buffer_t *self)
+{
+    bool progress = true;
+    while (progress) {
+        progress = false;
+        while (self->queued < self->opts.capacity && zlistx_size (self->writers) && !self->closed) {
+            s_admit_writer (self);
+            progress = true;
+        }
+        while (self->queued > 0 && zlistx_size (self->readers)) {
+            s_serve_reader (self);
+            progress = true;
+        }
+    }
+    if (self->closed) {
+        s_waiter_t *waiter;
+        while ((waiter = (s_waiter_t *) zlistx_first (self->writers)))
+            s_answer_error (self, waiter, SLUICE_ECLOSED, "buffer is closed: write refused");
+        if (self->queued == 0)
+            while ((waiter = (s_waiter_t *) zlistx_first (self->readers)))
+                s_answer_end_of_stream (self, waiter);
+    }
+}
+
+static void
+s_expire (s_buffer_t *self)
+{
+    int64_t now = zclock_mono ();
+    s_waiter_t *waiter;
+    while ((waiter = (s_waiter_t *) zlistx_first (self->deadlines)) && waiter->deadline <= now) {
+        bool is_write = waiter->request.command == SLUICE_CMD_WRITE;
+        s_answer_error (self, waiter, SLUICE_ETIMEOUT,
+                        is_write ? "timed out: buffer full, chunk not written"
+                                 : "timed out: buffer empty");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Requests
+
+static void
+s_send_status (s_buffer_t *self, sluice_request_t *req)
+{
+    char text [512];
+    int size = snprintf (text, sizeof text,
+        "capacity=%zu\nqueued=%zu\nparked_writers=%zu\nparked_readers=%zu\nclosed=%d\n"
+        "written=%" PRIu64 "\nread=%" PRIu64 "\nmax_chunk_size=%zu\nmax_parked=%zu\n",
+        self->opts.capacity, self->queued, zlistx_size (self->writers),
+        zlistx_size (self->readers), self->closed ? 1 : 0, self->written, self->read,
+        self->opts.max_chunk_size, self->opts.max_parked);
+    if (sluice_reply_text (zsock_resolve (self->router), &req->identity, &req->header, 0,
+                           text, (size_t) size) == -1)
+        zsys_debug ("sluice buffer: status reply undeliverable: %s", zmq_strerror (errno));
+}
+
+static void
+s_close (s_buffer_t *self)
+{
+    if (!self->closed) {
+        self->closed = true;
+        if (self->events)
+            sluice_publisher_send (self->events, SLUICE_EVENT_CLOSED, "");
+    }
+    s_settle (self);
+}
+
+//  Validate a request; returns NULL when it is acceptable, else the reason to refuse it.
+static const char *
+s_check (s_buffer_t *self, sluice_request_t *req, sluice_err_t *status)
+{
+    *status = req->error;
+    if (req->error != SLUICE_OK)
+        return req->reason;
+    const sluice_header_t *header = &req->header;
+    *status = SLUICE_EPROTO;
+    switch (header->command) {
+        case SLUICE_CMD_WRITE:
+            if (!req->has_body)
+                return "WRITE needs one chunk frame after the header";
+            if (header->flags & ~SLUICE_FLAG_FINAL)
+                return "WRITE accepts only the FINAL flag";
+            if (zmq_msg_size (&req->body) > self->opts.max_chunk_size) {
+                *status = SLUICE_ETOOBIG;
+                return "chunk larger than the buffer's max_chunk_size";
+            }
+            return NULL;
+        case SLUICE_CMD_READ:
+            if (req->has_body)
+                return "READ takes no body frame";
+            if (header->count < 1 || header->count > SLUICE_MAX_BATCH)
+                return "READ count must be 1..1024";
+            return NULL;
+        case SLUICE_CMD_CLOSE:
+        case SLUICE_CMD_STATUS:
+            if (req->has_body)
+                return "this command takes no body frame";
+            return NULL;
+        default:
+            *status = SLUICE_ECOMMAND;
+            return "unknown command: the buffer serves WRITE, READ, CLOSE and STATUS";
+    }
+}
+
+static void
+s_park (s_buffer_t *self, sluice_request_t *req)
+{
+    s_waiter_t *waiter = (s_waiter_t *) zmalloc (sizeof *waiter);
+    zmq_msg_init (&waiter->identity);
+    zmq_msg_move (&waiter->identity, &req->identity);
+    zmq_msg_init (&waiter->chunk);
+    if (req->has_body)
+        zmq_msg_move (&waiter->chunk, &req->body);
+    waiter->request = req->header;
+    bool is_write = req->header.command == SLUICE_CMD_WRITE;
+    waiter->fifo_handle = zlistx_add_end (is_write ? self->writers : self->readers, waiter);
+    if (req->header.timeout_ms != SLUICE_WAIT_FOREVER) {
+        waiter->deadline = zclock_mono () + req->header.timeout_ms;
+        waiter->deadline_handle = zlistx_insert (self->deadlines, waiter, false);
+    }
+    else
+        waiter->deadline = INT64_MAX;
+
+    self->arriving = waiter;
+    s_settle (self);
+    if (!self->arriving)
+        return;      //  served (and freed) by s_settle
+    self->arriving = NULL;
+    //  Still waiting: it is deferred from here on, unless there are too many waiters
+    waiter->parked = true;
+    size_t parked = zlistx_size (self->writers) + zlistx_size (self->readers);
+    if (parked > self->opts.max_parked)
+        s_answer_error (self, waiter, SLUICE_EBUSY, "too many parked requests: try again later");
+}
+
+static void
+s_handle_request (s_buffer_t *self, sluice_request_t *req)
+{
+    void *router = zsock_resolve (self->router);
+    sluice_err_t status;
+    const char *reason = s_check (self, req, &status);
+    if (reason)
+        sluice_reply_error (router, &req->identity, &req->header, status, reason);
+    else
+    switch (req->header.command) {
+        case SLUICE_CMD_WRITE:
+            if (self->closed)
+                sluice_reply_error (router, &req->identity, &req->header, SLUICE_ECLOSED,
+                                    "buffer is closed: write refused");
+            else
+                s_park (self, req);
+            break;
+        case SLUICE_CMD_READ:
+            s_park (self, req);
+            break;
+        case SLUICE_CMD_CLOSE: {
+            s_close (self);
+            sluice_header_t reply = req->header;
+            reply.flags = 0;
+            reply.timeout_ms = 0;
+            if (sluice_reply_send (router, &req->identity, &reply, NULL, 0) == -1)
+                zsys_debug ("sluice buffer: close reply undeliverable: %s", zmq_strerror (errno));
+            break;
+        }
+        case SLUICE_CMD_STATUS:
+            s_send_status (self, req);
+            break;
+    }
+    sluice_request_fini (req);
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Actor
+
+static int
+s_bind (s_buffer_t *self, const char *endpoint, const char *events_endpoint,
+        char **bound, char **bound_events)
+{
+    self->router = sluice_router_new (endpoint);
+    if (!self->router) {
+        zsys_error ("sluice buffer: cannot bind %s: %s", endpoint, zmq_strerror (errno));
+        return -1;
+    }
+    *bound = sluice_bound_endpoint (self->router, endpoint);
+    if (events_endpoint && *events_endpoint) {
+        self->events = sluice_publisher_new (events_endpoint);
+        if (!self->events) {
+            zsys_error ("sluice buffer: cannot bind events %s: %s", events_endpoint,
+                        zmq_strerror (errno));
+            return -1;
+        }
+        *bound_events = strdup (sluice_publisher_endpoint (self->events));
+        sluice_publisher_send (self->events, SLUICE_EVENT_OPEN, "");
+    }
+    return 0;
+}
+
+static void
+s_handle_pipe (s_buffer_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->pipe);
+    if (!msg) {
+        self->terminated = true;
+        return;
+    }
+    char *command = zmsg_popstr (msg);
+    if (command && streq (command, "$TERM"))
+        self->terminated = true;
+    else
+    if (command && streq (command, "BIND")) {
+        char *endpoint = zmsg_popstr (msg);
+        char *events = zmsg_popstr (msg);
+        char *bound = NULL, *bound_events = NULL;
+        int rc = self->router ? -1 : s_bind (self, endpoint, events, &bound, &bound_events);
+        zsock_send (self->pipe, "iss", rc, bound ? bound : "", bound_events ? bound_events : "");
+        zstr_free (&endpoint);
+        zstr_free (&events);
+        zstr_free (&bound);
+        zstr_free (&bound_events);
+    }
+    else
+    if (command && streq (command, "CLOSE")) {
+        s_close (self);
+        zsock_signal (self->pipe, 0);
+    }
+    else
+        zsys_error ("sluice buffer: invalid pipe command '%s'", command ? command : "");
+    zstr_free (&command);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_buffer_run (s_buffer_t *self)
+{
+    sluice_request_t req;
+    while (!self->terminated) {
+        zmq_pollitem_t items [3] = {
+            { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
+        };
+        int count = 1;
+        if (self->router)
+            items [count++] = (zmq_pollitem_t) { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 };
+        if (self->events)
+            items [count++] = (zmq_pollitem_t) { sluice_publisher_socket (self->events), 0, ZMQ_POLLIN, 0 };
+        s_waiter_t *soonest = (s_waiter_t *) zlistx_first (self->deadlines);
+        long timeout = sluice_poll_timeout (soonest ? soonest->deadline : INT64_MAX);
+        if (zmq_poll (items, count, timeout) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            break;          //  context terminated
+        }
+        if (items [0].revents & ZMQ_POLLIN)
+            s_handle_pipe (self);
+        if (self->router && (items [1].revents & ZMQ_POLLIN)) {
+            //  Drain what has arrived, without a poll per message
+            for (int handled = 0; handled < S_DRAIN_BATCH; handled++) {
+                int rc = sluice_request_recv (zsock_resolve (self->router), &req);
+                if (rc <= 0) {
+                    if (rc == -1 && zmq_errno () == ETERM)
+                        self->terminated = true;
+                    break;
+                }
+                s_handle_request (self, &req);
+            }
+        }
+        if (self->events && (items [count - 1].revents & ZMQ_POLLIN))
+            sluice_publisher_handle (self->events);
+        s_expire (self);
+    }
+}
+
+static void
+s_buffer_destroy (s_buffer_t *self)
+{
+    s_waiter_t *waiter;
+    while ((waiter = (s_waiter_t *) zlistx_first (self->writers))) {
+        s_waiter_remove (self, waiter);
+        s_waiter_free (self, &waiter);
+    }
+    while ((waiter = (s_waiter_t *) zlistx_first (self->readers))) {
+        s_waiter_remove (self, waiter);
+        s_waiter_free (self, &waiter);
+    }
+    zlistx_destroy (&self->writers);
+    zlistx_destroy (&self->readers);
+    zlistx_destroy (&self->deadlines);
+    while (self->queued) {
+        zmq_msg_t data;
+        s_pop_head (self, &data);
+        zmq_msg_close (&data);
+    }
+    free (self->ring);
+    free (self->batch);
+    sluice_publisher_destroy (&self->events);
+    zsock_destroy (&self->router);
+}
+
+void
+sluice_buffer_actor (zsock_t *pipe, void *args)
+{
+    s_buffer_t self;
+    memset (&self, 0, sizeof self);
+    self.pipe = pipe;
+    self.opts = *(const sluice_buffer_opts_t *) args;
+    //  The endpoints are given again with BIND; the caller's strings die after the signal
+    self.opts.endpoint = self.opts.events_endpoint = NULL;
+    self.ring = (s_slot_t *) calloc (self.opts.capacity, sizeof *self.ring);
+    self.batch = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self.batch);
+    self.writers = zlistx_new ();
+    self.readers = zlistx_new ();
+    self.deadlines = zlistx_new ();
+    zlistx_set_comparator (self.deadlines, s_compare_deadline);
+    zsock_signal (self.pipe, 0);
+    s_buffer_run (&self);
+    s_buffer_destroy (&self);
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Handle
+
+struct sluice_buffer_t {
+    zactor_t *actor;
+    char *endpoint;
+    char *events_endpoint;
+};
+
+sluice_buffer_t *
+sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err)
+{
+    sluice_err_t dummy;
+    if (!err)
+        err = &dummy;
+    if (!opts || !opts->endpoint || !*opts->endpoint || opts->capacity < 1
+    ||  opts->capacity > SLUICE_BUFFER_MAX_CAPACITY) {
+        *err = SLUICE_EINVAL;
+        return NULL;
+    }
+    sluice_buffer_opts_t config = *opts;
+    if (config.max_chunk_size == 0)
+        config.max_chunk_size = SLUICE_BUFFER_DEFAULT_MAX_CHUNK;
+    if (config.max_parked == 0)
+        config.max_parked = SLUICE_BUFFER_DEFAULT_MAX_PARKED;
+
+    sluice_buffer_t *self = (sluice_buffer_t *) zmalloc (sizeof *self);
+    self->actor = zactor_new (sluice_buffer_actor, &config);
+    if (!self->actor) {
+        free (self);
+        *err = SLUICE_ENOMEM;
+        return NULL;
+    }
+    //  Binding can fail, and zactor_new cannot report it: do it as a synchronous command
+    int rc = -1;
+    char *bound = NULL, *bound_events = NULL;
+    if (zstr_sendx (self->actor, "BIND", opts->endpoint,
+                    opts->events_endpoint ? opts->events_endpoint : "", NULL) == 0)
+        zsock_recv (self->actor, "iss", &rc, &bound, &bound_events);
+    if (rc != 0) {
+        zstr_free (&bound);
+        zstr_free (&bound_events);
+        sluice_buffer_destroy (&self);
+        *err = SLUICE_ETRANSPORT;
+        return NULL;
+    }
+    self->endpoint = bound;
+    if (bound_events && *bound_events)
+        self->events_endpoint = bound_events;
+    else
+        zstr_free (&bound_events);
+    *err = SLUICE_OK;
+    return self;
+}
+
+void
+sluice_buffer_destroy (sluice_buffer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sluice_buffer_t *self = *self_p;
+    zactor_destroy (&self->actor);
+    zstr_free (&self->endpoint);
+    zstr_free (&self->events_endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+sluice_buffer_endpoint (sluice_buffer_t *self)
+{
+    return self->endpoint;
+}
+
+const char *
+sluice_buffer_events_endpoint (sluice_buffer_t *self)
+{
+    return self->events_endpoint;
+}
+
+sluice_err_t
+sluice_buffer_close (sluice_buffer_t *self)
+{
+    if (zstr_send (self->actor, "CLOSE") == -1 || zsock_wait (self->actor) == -1)
+        return SLUICE_ETRANSPORT;
+    return SLUICE_OK;
+}
+
+void *
+sluice_buffer_actor_handle (sluice_buffer_t *self)
+{
+    return self->actor;
+}

@@ -1,0 +1,95 @@
+/*  sluice_reader.c - the reader actor: a buffer into a sink, at the sink's pace. */
+#include "sluice_internal.h"
+#include <string.h>
+
+typedef struct {
+    sluice_reader_opts_t opts;
+    size_t *consumed;
+} s_reader_args_t;
+
+struct sluice_reader_t {
+    sluice_task_t task;
+    s_reader_args_t args;
+    size_t consumed;
+};
+
+static void
+s_reader_actor (zsock_t *pipe, void *argument)
+{
+    s_reader_args_t *args = (s_reader_args_t *) argument;
+    const sluice_reader_opts_t *opts = &args->opts;
+    sluice_stream_t *stream = sluice_stream_new (opts->endpoint);
+    zsock_signal (pipe, 0);
+    if (!stream) {
+        sluice_task_finish (pipe, SLUICE_EINVAL, false);
+        return;
+    }
+    sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
+
+    bool terminated = false;
+    sluice_chunk_t chunk;
+    size_t index = 0;
+    while (sluice_stream_next (stream, &chunk)) {
+        if (opts->on_chunk)
+            opts->on_chunk (opts->user, index, chunk.text, chunk.size);
+        else {
+            fwrite (chunk.text, 1, chunk.size, stdout);
+            fputc ('\n', stdout);
+            fflush (stdout);
+        }
+        index++;
+        __atomic_add_fetch (args->consumed, 1, __ATOMIC_RELAXED);
+        if (opts->process_ms > 0 && !sluice_task_pause (pipe, opts->process_ms)) {
+            terminated = true;
+            break;
+        }
+    }
+    sluice_err_t result = terminated ? SLUICE_EINTR : sluice_stream_error (stream);
+    terminated = terminated || result == SLUICE_EINTR;
+    sluice_stream_destroy (&stream);
+    sluice_task_finish (pipe, result, terminated);
+}
+
+sluice_reader_t *
+sluice_reader_new (const sluice_reader_opts_t *opts, sluice_err_t *err)
+{
+    sluice_err_t dummy;
+    if (!err)
+        err = &dummy;
+    if (!opts || !opts->endpoint || opts->process_ms < 0) {
+        *err = SLUICE_EINVAL;
+        return NULL;
+    }
+    sluice_reader_t *self = (sluice_reader_t *) zmalloc (sizeof *self);
+    self->args.opts = *opts;
+    self->args.opts.endpoint = strdup (opts->endpoint);
+    self->args.consumed = &self->consumed;
+    *err = sluice_task_start (&self->task, s_reader_actor, &self->args);
+    if (*err != SLUICE_OK)
+        sluice_reader_destroy (&self);
+    return self;
+}
+
+sluice_err_t
+sluice_reader_wait (sluice_reader_t *self, int timeout_ms)
+{
+    return sluice_task_wait (&self->task, timeout_ms);
+}
+
+size_t
+sluice_reader_consumed (sluice_reader_t *self)
+{
+    return __atomic_load_n (&self->consumed, __ATOMIC_RELAXED);
+}
+
+void
+sluice_reader_destroy (sluice_reader_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sluice_reader_t *self = *self_p;
+    sluice_task_stop (&self->task);
+    free ((char *) self->args.opts.endpoint);
+    free (self);
+    *self_p = NULL;
+}

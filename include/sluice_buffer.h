@@ -1,0 +1,74 @@
+/*  sluice_buffer.h - the bounded stream buffer actor.
+
+    A sluice_buffer_t is a czmq actor (its own thread) owning a ROUTER socket at `endpoint` and,
+    optionally, a PUB socket at `events_endpoint`. It holds a FIFO queue of at most `capacity`
+    chunks and answers the WRITE/READ/CLOSE/STATUS commands of docs/PROTOCOL.md. Blocking is
+    done by deferring replies: a write into a full buffer, or a read from an empty one, is
+    answered only when it can be served, when the buffer closes, or when its deadline passes.
+
+    Use sluice_stream_t (sluice_stream.h) to talk to it, from this process or another one.
+    The handle itself is for the thread that created it; the actor serves any number of clients.
+*/
+#ifndef SLUICE_BUFFER_H_INCLUDED
+#define SLUICE_BUFFER_H_INCLUDED
+
+#include <stddef.h>
+#include <stdbool.h>
+#include "sluice_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLUICE_BUFFER_DEFAULT_MAX_CHUNK  (1024 * 1024)   //  bytes
+#define SLUICE_BUFFER_DEFAULT_MAX_PARKED 100000          //  parked writers + readers
+
+typedef struct {
+    const char *endpoint;         //  where the ROUTER binds: inproc://, tcp://, ipc:// (required)
+    const char *events_endpoint;  //  where the event PUB binds, or NULL for none
+    size_t capacity;              //  chunks the queue holds, >= 1 (required)
+    size_t max_chunk_size;        //  largest chunk accepted; 0 = SLUICE_BUFFER_DEFAULT_MAX_CHUNK
+    size_t max_parked;            //  parked requests beyond this get SLUICE_EBUSY; 0 = default
+} sluice_buffer_opts_t;
+
+typedef struct sluice_buffer_t sluice_buffer_t;
+struct _zsock_t;      //  czmq socket (zsock_t)
+
+//  Start a buffer actor and bind its sockets. Returns NULL on failure and, when err is not
+//  NULL, sets *err (SLUICE_EINVAL for bad options, SLUICE_ETRANSPORT when a bind fails).
+//  The caller owns the result and destroys it with sluice_buffer_destroy.
+sluice_buffer_t *
+    sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err);
+
+//  Stop the actor (parked requests get no reply: close it first for a clean end) and free it.
+//  Sets *self_p to NULL; does nothing when it already is NULL.
+void
+    sluice_buffer_destroy (sluice_buffer_t **self_p);
+
+//  The endpoint the ROUTER is bound to, with any tcp wildcard port resolved (tcp://127.0.0.1:*
+//  gives the real port). Owned by the buffer; valid until it is destroyed.
+const char *
+    sluice_buffer_endpoint (sluice_buffer_t *self);
+
+//  Same for the events PUB; NULL when there is none.
+const char *
+    sluice_buffer_events_endpoint (sluice_buffer_t *self);
+
+//  Close the buffer from the owning thread (as a CLOSE command would). Idempotent.
+sluice_err_t
+    sluice_buffer_close (sluice_buffer_t *self);
+
+//  The underlying zactor_t (a zsock-compatible handle), e.g. for zpoller. Owned by the buffer.
+void *
+    sluice_buffer_actor_handle (sluice_buffer_t *self);
+
+//  The actor function itself, for callers that compose with zactor_new directly. args is a
+//  const sluice_buffer_opts_t *, copied before the actor signals; binding is then done with
+//  the "BIND" command (see sluice_buffer.c).
+void
+    sluice_buffer_actor (struct _zsock_t *pipe, void *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

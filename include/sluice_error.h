@@ -1,0 +1,40 @@
+/*  sluice_error.h - the one error enum of sluice.
+
+    Every sluice call that can fail returns a sluice_err_t. The numeric values are part of the
+    wire protocol (the status byte of a reply, see docs/PROTOCOL.md) and never change.
+    Thread-safe: sluice_strerror returns a static string.
+*/
+#ifndef SLUICE_ERROR_H_INCLUDED
+#define SLUICE_ERROR_H_INCLUDED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    SLUICE_OK         = 0,   //  success
+    SLUICE_ECLOSED    = 1,   //  the buffer is closed: writes are refused
+    SLUICE_ETIMEOUT   = 2,   //  the deadline passed before the request could be served
+    SLUICE_EPROTO     = 3,   //  malformed message (frame count, sizes, field values)
+    SLUICE_EVERSION   = 4,   //  unsupported protocol version
+    SLUICE_ECOMMAND   = 5,   //  unknown command
+    SLUICE_ETOOBIG    = 6,   //  chunk or payload larger than the actor's maximum
+    SLUICE_EBUSY      = 7,   //  admission limit reached: try again later
+    SLUICE_ESHUTDOWN  = 8,   //  the server is shutting down
+    SLUICE_ELOADFAIL  = 9,   //  the model failed to load (the reply carries the reason)
+    SLUICE_EINVAL     = 10,  //  invalid argument given by the caller (never sent on the wire)
+    SLUICE_ETRANSPORT = 11,  //  socket error, bad endpoint, or no reply from the peer in time
+    SLUICE_EINTR      = 12,  //  interrupted by a signal (SIGINT/SIGTERM)
+    SLUICE_ENOMEM     = 13,  //  out of memory
+    SLUICE_EINTERNAL  = 14,  //  a bug in sluice: please report it
+    SLUICE_ERR_COUNT_
+} sluice_err_t;
+
+//  Short English description of an error code; never NULL.
+const char *
+    sluice_strerror (int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

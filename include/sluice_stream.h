@@ -1,0 +1,120 @@
+/*  sluice_stream.h - a client connection to a buffer actor.
+
+    A sluice_stream_t owns one DEALER socket connected to a buffer endpoint. Calls block until
+    the buffer replies; the _timeout variants hand the buffer a deadline, and the buffer itself
+    answers SLUICE_ETIMEOUT when it passes, so a write that timed out is never enqueued later
+    and may be retried without creating a duplicate.
+
+    NOT thread-safe: use one sluice_stream_t per thread. Any number of streams may talk to one
+    buffer at the same time, from any process that can reach its endpoint.
+*/
+#ifndef SLUICE_STREAM_H_INCLUDED
+#define SLUICE_STREAM_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "sluice_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Timeout value meaning "no deadline".
+#define SLUICE_FOREVER  (-1)
+
+typedef struct sluice_stream_t sluice_stream_t;
+
+//  One chunk as read. `text` points at `size` bytes followed by a NUL byte (so text chunks
+//  can be printed directly; binary chunks may contain NULs: use size). Owned by the stream,
+//  valid until the next call on it.
+typedef struct {
+    const char *text;
+    size_t size;
+    bool is_final;     //  the writer marked it final, or it is the end-of-stream sentinel
+    bool is_eos;       //  end-of-stream sentinel: the buffer is closed and drained
+} sluice_chunk_t;
+
+typedef struct {
+    size_t capacity;
+    size_t queued;
+    size_t parked_writers;
+    size_t parked_readers;
+    bool closed;
+    uint64_t written;          //  chunks accepted since start
+    uint64_t read;             //  chunks delivered since start
+    size_t max_chunk_size;
+} sluice_buffer_status_t;
+
+//  Connect to a buffer. Returns NULL when the endpoint is invalid. Connecting is asynchronous
+//  (as in ZeroMQ): a buffer that is not there yet is waited for by each call's timeout.
+//  The caller owns the result.
+sluice_stream_t *
+    sluice_stream_new (const char *endpoint);
+
+//  Disconnect and free. Sets *self_p to NULL.
+void
+    sluice_stream_destroy (sluice_stream_t **self_p);
+
+//  Write one chunk; blocks while the buffer is full. SLUICE_ECLOSED once the buffer is closed.
+sluice_err_t
+    sluice_stream_write (sluice_stream_t *self, const void *data, size_t size, bool is_final);
+
+//  Same, giving up after timeout_ms (SLUICE_FOREVER = no limit; 0 = only if there is room now).
+sluice_err_t
+    sluice_stream_write_timeout (sluice_stream_t *self, const void *data, size_t size,
+                                 bool is_final, int timeout_ms);
+
+//  Convenience: write a NUL-terminated string as one non-final chunk.
+sluice_err_t
+    sluice_stream_write_str (sluice_stream_t *self, const char *text);
+
+//  Read the next chunk; blocks while the buffer is empty and open. Once the buffer is closed
+//  and drained, returns SLUICE_OK with the end-of-stream sentinel (empty, is_final, is_eos).
+sluice_err_t
+    sluice_stream_read (sluice_stream_t *self, sluice_chunk_t *chunk);
+
+//  Same, giving up after timeout_ms (SLUICE_FOREVER = no limit; 0 = only if a chunk is there).
+sluice_err_t
+    sluice_stream_read_timeout (sluice_stream_t *self, sluice_chunk_t *chunk, int timeout_ms);
+
+//  Iterate the stream's text, like `async for text in buffer.stream()`: returns true with the
+//  next chunk, false at the end of this reader's stream (the end-of-stream sentinel, or after a
+//  chunk written with is_final, whose non-empty text is returned first) or on error; then
+//  sluice_stream_error tells which (SLUICE_OK at a clean end).
+//      sluice_chunk_t chunk;
+//      while (sluice_stream_next (stream, &chunk))
+//          printf ("%s\n", chunk.text);
+bool
+    sluice_stream_next (sluice_stream_t *self, sluice_chunk_t *chunk);
+
+//  Close the buffer (idempotent): parked writers get SLUICE_ECLOSED, readers drain the queue
+//  and then get the end-of-stream sentinel.
+sluice_err_t
+    sluice_stream_close (sluice_stream_t *self);
+
+//  Ask the buffer for its counters.
+sluice_err_t
+    sluice_stream_status (sluice_stream_t *self, sluice_buffer_status_t *status);
+
+//  The error of the last call, and the text the actor sent with it ("" when none). The text
+//  is owned by the stream and valid until the next call.
+sluice_err_t
+    sluice_stream_error (sluice_stream_t *self);
+const char *
+    sluice_stream_error_text (sluice_stream_t *self);
+
+//  True when the last request was deferred by the actor before it was served (a write that
+//  met a full buffer: backpressure; a read that met an empty one).
+bool
+    sluice_stream_was_parked (sluice_stream_t *self);
+
+//  How long a call waits for a reply beyond its own timeout before deciding the actor is gone
+//  (SLUICE_ETRANSPORT). Default 2000 ms.
+void
+    sluice_stream_set_grace (sluice_stream_t *self, int grace_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,60 @@
+/*  sluice_writer.h - an actor that drives a stream of chunks into a buffer.
+
+    The seed's "LLM stream reader": it writes each chunk of its source into the buffer at
+    `endpoint` (blocking while the buffer is full: backpressure), waits `delay_ms` after each
+    one, and closes the buffer at the end when `close_at_end` is set.
+    The source is either a list of tokens or a FILE read line by line (the newline removed).
+
+    The handle is for the thread that created it. Callbacks run on the actor's thread.
+*/
+#ifndef SLUICE_WRITER_H_INCLUDED
+#define SLUICE_WRITER_H_INCLUDED
+
+#include <stdio.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "sluice_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Called after each accepted write: its index, text, whether the buffer deferred it
+//  (backpressure), and how long the write call took.
+typedef void (sluice_writer_fn) (void *user, size_t index, const char *text, size_t size,
+                                 bool was_parked, double waited_ms);
+
+typedef struct {
+    const char *endpoint;            //  buffer endpoint (required)
+    const char *const *tokens;       //  list source: token_count strings, copied at start ...
+    size_t token_count;
+    FILE *input;                     //  ... or a file read line by line (not closed by the writer)
+    int delay_ms;                    //  pause after each write (the seed's token arrival rate)
+    bool close_at_end;               //  close the buffer once the source is done
+    sluice_writer_fn *on_write;      //  optional
+    void *user;
+} sluice_writer_opts_t;
+
+typedef struct sluice_writer_t sluice_writer_t;
+
+//  Start the writer. Returns NULL (and sets *err) on bad options. The caller owns the result.
+sluice_writer_t *
+    sluice_writer_new (const sluice_writer_opts_t *opts, sluice_err_t *err);
+
+//  Wait until the writer has finished (timeout_ms, SLUICE_FOREVER for no limit). Returns the
+//  writer's result: SLUICE_OK, the first write error, or SLUICE_ETIMEOUT if still running.
+sluice_err_t
+    sluice_writer_wait (sluice_writer_t *self, int timeout_ms);
+
+//  Number of chunks the buffer accepted.
+size_t
+    sluice_writer_written (sluice_writer_t *self);
+
+//  Stop the writer (interrupting a blocked write) and free it. Sets *self_p to NULL.
+void
+    sluice_writer_destroy (sluice_writer_t **self_p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the system packages sluice needs, only those missing.
+# Debian/Ubuntu: apt-get (sudo when not root). Elsewhere: names the packages and fails.
+set -eu
+pkgs="build-essential pkg-config libzmq3-dev libczmq-dev libcriterion-dev"
+[ "${SLUICE_DEPS_EXTRA:-}" ] && pkgs="$pkgs $SLUICE_DEPS_EXTRA"
+
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+  done
+else
+  # Not Debian: check by pkg-config instead and explain what is needed.
+  if ! pkg-config --exists libzmq libczmq criterion 2>/dev/null; then
+    echo "sluice needs: a C compiler, make, pkg-config, libzmq >= 4.3, czmq >= 4.2, criterion >= 2.4" >&2
+    echo "(Debian packages: $pkgs). Install them with your system's package manager." >&2
+    exit 1
+  fi
+  exit 0
+fi
+[ -z "$missing" ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "sluice: missing packages:$missing (no apt-get here; install them by hand)" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "sluice: need root or sudo to install:$missing" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "sluice: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >&2

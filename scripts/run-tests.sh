@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every Criterion test binary in the given directories, each under coreutils `timeout`
+# (Criterion 2.4 only times out tests that set .timeout), and prints one closing line:
+# "N passed, N failed". Exits non-zero if anything failed, crashed or timed out.
+# SLUICE_VALGRIND=1 runs each binary under valgrind (full leak check, errors fail the run).
+set -u
+limit=$1; shift
+passed=0; failed=0; bad=()
+for dir in "$@"; do
+  for t in "$dir"/test_*; do
+    [ -x "$t" ] || continue
+    echo "== $t"
+    if [ "${SLUICE_VALGRIND:-}" = 1 ]; then
+      out=$(timeout "$limit" valgrind -q --error-exitcode=1 --leak-check=full \
+              --errors-for-leak-kinds=definite --trace-children=yes \
+              --suppressions="$(dirname "$0")/valgrind.supp" "$t" --jobs 1 2>&1); rc=$?
+    else
+      out=$(timeout "$limit" "$t" 2>&1); rc=$?
+    fi
+    echo "$out" | grep -v '^\[----\]' | tail -n 40
+    line=$(echo "$out" | grep 'Synthesis:' | tail -n 1)
+    p=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
+    f=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
+    c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${c:-0}))
+    if [ $rc -ne 0 ] || [ -z "$line" ]; then
+      bad+=("$t (exit $rc)")
+      [ -z "$line" ] && failed=$((failed + 1))
+    fi
+  done
+done
+echo
+for b in "${bad[@]+"${bad[@]}"}"; do echo "FAILED: $b"; done
+echo "tests: $passed passed, $failed failed"
+[ ${#bad[@]} -eq 0 ] && [ $failed -eq 0 ] && [ $passed -gt 0 ]

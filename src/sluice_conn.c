@@ -1,0 +1,180 @@
+/*  sluice_conn.c - the request/reply core every sluice client is built on.
+
+    One DEALER per client. Each request carries a fresh request id; a reply whose id is not the
+    one awaited belongs to a request the caller gave up on and is discarded, so it can never
+    be taken for another request's reply.
+*/
+#include "sluice_internal.h"
+#include <stdarg.h>
+#include <string.h>
+
+#define SLUICE_DEFAULT_GRACE_MS 2000
+
+sluice_err_t
+sluice_conn_init (sluice_conn_t *conn, const char *endpoint)
+{
+    memset (conn, 0, sizeof *conn);
+    conn->grace_ms = SLUICE_DEFAULT_GRACE_MS;
+    //  Ids start at a random point so that a new incarnation of a client that reuses a
+    //  routing id cannot match replies meant for the old one.
+    conn->next_id = ((uint64_t) randof (0x7fffffff) << 32) | 1;
+    if (!endpoint || !*endpoint)
+        return SLUICE_EINVAL;
+    conn->dealer = zsock_new (ZMQ_DEALER);
+    if (!conn->dealer)
+        return SLUICE_ETRANSPORT;
+    if (zsock_connect (conn->dealer, "%s", endpoint) == -1) {
+        zsock_destroy (&conn->dealer);
+        return SLUICE_EINVAL;
+    }
+    return SLUICE_OK;
+}
+
+static void
+s_release_frames (sluice_conn_t *conn)
+{
+    for (size_t index = 0; index < conn->frame_count; index++)
+        zmq_msg_close (&conn->frames [index]);
+    conn->frame_count = 0;
+}
+
+void
+sluice_conn_fini (sluice_conn_t *conn)
+{
+    s_release_frames (conn);
+    free (conn->frames);
+    conn->frames = NULL;
+    conn->frame_capacity = 0;
+    zsock_destroy (&conn->dealer);
+}
+
+sluice_err_t
+sluice_conn_fail (sluice_conn_t *conn, sluice_err_t err, const char *format, ...)
+{
+    conn->error = err;
+    conn->error_text [0] = 0;
+    if (format) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (conn->error_text, sizeof conn->error_text, format, args);
+        va_end (args);
+    }
+    return err;
+}
+
+static sluice_err_t
+s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, size_t size,
+        bool has_body)
+{
+    void *dealer = zsock_resolve (conn->dealer);
+    uint8_t bytes [SLUICE_HEADER_SIZE];
+    sluice_header_encode (header, bytes);
+    //  A DEALER with no connected peer blocks on send; that wait is bounded by the caller's
+    //  deadline through ZMQ_SNDTIMEO below.
+    if (zmq_send (dealer, bytes, sizeof bytes, has_body ? ZMQ_SNDMORE : 0) == -1
+    || (has_body && zmq_send (dealer, body, size, 0) == -1)) {
+        int err = zmq_errno ();
+        if (err == EINTR)
+            return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while sending");
+        if (err == EAGAIN)
+            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "no peer to send to (is the actor running?)");
+        return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "send failed: %s", zmq_strerror (err));
+    }
+    return SLUICE_OK;
+}
+
+//  Receive the reply to request `id`, discarding stale ones, until `deadline` (zclock_mono).
+static sluice_err_t
+s_receive (sluice_conn_t *conn, uint64_t id, int64_t deadline)
+{
+    void *dealer = zsock_resolve (conn->dealer);
+    while (true) {
+        zmq_pollitem_t items [2] = {
+            { dealer, 0, ZMQ_POLLIN, 0 },
+            { conn->interrupt, 0, ZMQ_POLLIN, 0 },
+        };
+        int rc = zmq_poll (items, conn->interrupt ? 2 : 1, sluice_poll_timeout (deadline));
+        if (rc > 0 && !(items [0].revents & ZMQ_POLLIN))
+            return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted by the owning actor");
+        if (rc == -1) {
+            if (zmq_errno () == EINTR)
+                return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while waiting for a reply");
+            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "poll failed: %s", zmq_strerror (zmq_errno ()));
+        }
+        if (rc == 0)
+            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "no reply from the actor in time");
+
+        s_release_frames (conn);
+        zmq_msg_t header_msg;
+        zmq_msg_init (&header_msg);
+        if (zmq_msg_recv (&header_msg, dealer, 0) == -1) {
+            zmq_msg_close (&header_msg);
+            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
+        }
+        sluice_err_t decoded = sluice_header_decode (zmq_msg_data (&header_msg),
+                                                     zmq_msg_size (&header_msg), &conn->reply);
+        bool more = zmq_msg_more (&header_msg);
+        zmq_msg_close (&header_msg);
+        while (more) {
+            if (conn->frame_count == conn->frame_capacity) {
+                size_t capacity = conn->frame_capacity ? conn->frame_capacity * 2 : 8;
+                zmq_msg_t *frames = (zmq_msg_t *) realloc (conn->frames, capacity * sizeof *frames);
+                if (!frames)
+                    return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
+                conn->frames = frames;
+                conn->frame_capacity = capacity;
+            }
+            zmq_msg_t *frame = &conn->frames [conn->frame_count];
+            zmq_msg_init (frame);
+            if (zmq_msg_recv (frame, dealer, 0) == -1) {
+                zmq_msg_close (frame);
+                return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
+            }
+            conn->frame_count++;
+            more = zmq_msg_more (frame);
+        }
+        if (decoded != SLUICE_OK || conn->reply.request_id != id)
+            continue;       //  not ours: a late reply to an abandoned request, or garbage
+        if (conn->reply.count != conn->frame_count)
+            return sluice_conn_fail (conn, SLUICE_EPROTO, "reply announced %u frames, carried %zu",
+                                     conn->reply.count, conn->frame_count);
+        if (conn->reply.status != SLUICE_OK) {
+            const char *text = conn->frame_count ? (const char *) zmq_msg_data (&conn->frames [0]) : "";
+            size_t size = conn->frame_count ? zmq_msg_size (&conn->frames [0]) : 0;
+            int status = conn->reply.status < SLUICE_ERR_COUNT_ ? conn->reply.status : SLUICE_EPROTO;
+            return sluice_conn_fail (conn, (sluice_err_t) status, "%.*s", (int) size, text);
+        }
+        return sluice_conn_fail (conn, SLUICE_OK, NULL);
+    }
+}
+
+void
+sluice_conn_interrupt_on (sluice_conn_t *conn, void *socket)
+{
+    conn->interrupt = socket;
+}
+
+sluice_err_t
+sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                  uint32_t count, const void *body, size_t size)
+{
+    if (!conn->dealer)
+        return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
+    s_release_frames (conn);
+    sluice_header_t header = {
+        .version = SLUICE_PROTOCOL_VERSION,
+        .command = command,
+        .flags = flags,
+        .timeout_ms = timeout_ms < 0 ? SLUICE_WAIT_FOREVER : (uint32_t) timeout_ms,
+        .request_id = conn->next_id++,
+        .count = count,
+    };
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX
+                     : zclock_mono () + timeout_ms + conn->grace_ms;
+    long send_timeout = sluice_poll_timeout (deadline);
+    zsock_set_sndtimeo (conn->dealer, (int) send_timeout);
+    sluice_err_t rc = s_send (conn, &header, body, size, body != NULL);
+    if (rc != SLUICE_OK)
+        return rc;
+    return s_receive (conn, header.request_id, deadline);
+}

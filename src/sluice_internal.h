@@ -1,0 +1,186 @@
+/*  sluice_internal.h - helpers shared by the actors and the clients; not installed.
+
+    The codec speaks raw zmq_msg_t so that a chunk travels from a writer's request into the
+    queue and out in a reader's reply without being copied.
+*/
+#ifndef SLUICE_INTERNAL_H_INCLUDED
+#define SLUICE_INTERNAL_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "sluice.h"
+
+// ---------------------------------------------------------------------------------------------
+//  Header codec
+
+typedef struct {
+    uint8_t version;
+    uint8_t command;
+    uint8_t flags;
+    uint8_t status;
+    uint32_t timeout_ms;
+    uint64_t request_id;
+    uint32_t count;
+} sluice_header_t;
+
+void
+    sluice_header_encode (const sluice_header_t *header, uint8_t *out);
+//  Decodes exactly SLUICE_HEADER_SIZE bytes; SLUICE_EPROTO on a wrong size (the fields are
+//  filled as far as the bytes go, so a request id can still be echoed), SLUICE_EVERSION on a
+//  version other than ours.
+sluice_err_t
+    sluice_header_decode (const void *data, size_t size, sluice_header_t *header);
+
+// ---------------------------------------------------------------------------------------------
+//  Server side: one request off a ROUTER
+
+typedef struct {
+    zmq_msg_t identity;        //  routing id, moved into the reply
+    sluice_header_t header;
+    zmq_msg_t body;            //  the one body frame (empty message when has_body is false)
+    bool has_body;
+    sluice_err_t error;        //  SLUICE_OK, or why the request is malformed
+    const char *reason;        //  static text naming the problem when error is set
+} sluice_request_t;
+
+//  Receive one whole request without blocking. Returns 1 when a request was taken (check
+//  req->error: a malformed one still has identity and, when decodable, request_id), 0 when
+//  none is waiting, -1 on a socket error (errno set; ETERM on shutdown). Frames of a message
+//  with more parts than a request can have are consumed and the request flagged SLUICE_EPROTO.
+int
+    sluice_request_recv (void *router, sluice_request_t *req);
+
+//  Release what the request still holds (identity, body).
+void
+    sluice_request_fini (sluice_request_t *req);
+
+//  Send a reply [identity][header][frames...] on a ROUTER with ZMQ_ROUTER_MANDATORY, never
+//  blocking. On success the identity and frames are consumed (left empty) and 0 is returned.
+//  On failure nothing is consumed and -1 is returned with errno EHOSTUNREACH (peer gone) or
+//  EAGAIN (peer not reading: its queue is full).
+int
+    sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *header,
+                       zmq_msg_t *frames, size_t count);
+
+//  Reply to `req` with an error status and a text frame naming the problem; the identity is
+//  consumed. Returns as sluice_reply_send (a failure here is logged and otherwise ignored:
+//  there is no one left to tell).
+int
+    sluice_reply_error (void *router, zmq_msg_t *identity, const sluice_header_t *request,
+                        sluice_err_t status, const char *reason);
+
+//  Reply with one text body frame (status replies, model responses).
+int
+    sluice_reply_text (void *router, zmq_msg_t *identity, const sluice_header_t *request,
+                       uint8_t flags, const char *text, size_t size);
+
+//  New ROUTER bound at endpoint with ROUTER_MANDATORY; NULL on failure (errno kept).
+zsock_t *
+    sluice_router_new (const char *endpoint);
+
+//  The endpoint a socket is bound to, with a tcp wildcard port resolved; freshly allocated.
+char *
+    sluice_bound_endpoint (zsock_t *sock, const char *requested);
+
+//  ms until the next deadline for zmq_poll: -1 when there is none (INT64_MAX).
+long
+    sluice_poll_timeout (int64_t deadline);
+
+// ---------------------------------------------------------------------------------------------
+//  Events: XPUB with last-value replay (see sluice_events.h)
+
+typedef struct sluice_publisher_t sluice_publisher_t;
+
+sluice_publisher_t *
+    sluice_publisher_new (const char *endpoint);        //  NULL when the bind fails
+void
+    sluice_publisher_destroy (sluice_publisher_t **self_p);
+void *
+    sluice_publisher_socket (sluice_publisher_t *self);  //  raw handle, for zmq_poll
+const char *
+    sluice_publisher_endpoint (sluice_publisher_t *self);
+//  Remember and broadcast a new state.
+void
+    sluice_publisher_send (sluice_publisher_t *self, const char *event, const char *detail);
+//  Drain pending subscriptions; each new subscription gets the last state again.
+void
+    sluice_publisher_handle (sluice_publisher_t *self);
+
+// ---------------------------------------------------------------------------------------------
+//  Client side: one DEALER and its request/reply bookkeeping
+
+typedef struct {
+    zsock_t *dealer;
+    uint64_t next_id;
+    int grace_ms;
+    sluice_header_t reply;     //  header of the last reply
+    zmq_msg_t *frames;         //  its body frames, owned until the next call
+    size_t frame_count;
+    size_t frame_capacity;
+    sluice_err_t error;        //  result of the last call
+    char error_text[512];      //  the actor's reason for it, or ours
+    void *interrupt;           //  raw socket whose input ends a wait (SLUICE_EINTR), or NULL
+} sluice_conn_t;
+
+sluice_err_t
+    sluice_conn_init (sluice_conn_t *conn, const char *endpoint);
+void
+    sluice_conn_fini (sluice_conn_t *conn);
+
+//  Send one request and wait for its reply (replies to earlier, abandoned requests are
+//  discarded by request id). timeout_ms < 0 waits without deadline; the client waits
+//  timeout_ms + grace_ms for the reply before giving up with SLUICE_ETRANSPORT.
+//  Returns the reply's status (and sets conn->error, conn->error_text).
+sluice_err_t
+    sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                      uint32_t count, const void *body, size_t size);
+
+//  Record a caller-side error with a formatted reason; returns err.
+sluice_err_t
+    sluice_conn_fail (sluice_conn_t *conn, sluice_err_t err, const char *format, ...);
+
+//  Parse "key=value" lines of a status reply body: returns the value of key as uint64, or
+//  `fallback` when absent. `text` need not be NUL-terminated.
+uint64_t
+    sluice_status_u64 (const char *text, size_t size, const char *key, uint64_t fallback);
+//  Copy the string value of key into out (NUL-terminated); false when absent.
+bool
+    sluice_status_str (const char *text, size_t size, const char *key, char *out, size_t out_size);
+
+#endif
+
+// ---------------------------------------------------------------------------------------------
+//  Interruptible clients: while a call waits for its reply it also watches `socket` (an
+//  actor's pipe); input there ends the wait with SLUICE_EINTR without consuming it.
+
+void
+    sluice_conn_interrupt_on (sluice_conn_t *conn, void *socket);
+void
+    sluice_stream_interrupt_on (sluice_stream_t *stream, void *socket);
+
+// ---------------------------------------------------------------------------------------------
+//  Tasks: actors that do one job (writer, reader) and report its result once
+
+typedef struct {
+    zactor_t *actor;
+    bool done;
+    sluice_err_t result;
+} sluice_task_t;
+
+//  Start `fn` as an actor; args must stay valid until the actor signals (zactor_new returns).
+sluice_err_t
+    sluice_task_start (sluice_task_t *task, zactor_fn *fn, void *args);
+//  Wait for the task's result (timeout_ms < 0: no limit); SLUICE_ETIMEOUT while it runs.
+sluice_err_t
+    sluice_task_wait (sluice_task_t *task, int timeout_ms);
+//  Stop the actor ($TERM) and wait for it to end.
+void
+    sluice_task_stop (sluice_task_t *task);
+
+//  Actor side. Pause ms while staying responsive: false when $TERM arrived (stop now).
+bool
+    sluice_task_pause (zsock_t *pipe, int ms);
+//  Report the result, then wait for $TERM (an actor must not return before it).
+void
+    sluice_task_finish (zsock_t *pipe, sluice_err_t result, bool terminated);

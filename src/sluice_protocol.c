@@ -1,0 +1,316 @@
+/*  sluice_protocol.c - the wire codec shared by every actor and client.
+
+    Hot path: actors receive with ZMQ_DONTWAIT until the socket is empty (no poll per message)
+    and move zmq_msg_t frames instead of copying them.
+*/
+#include "sluice_internal.h"
+#include <errno.h>
+#include <string.h>
+
+const char *
+sluice_command_name (int command)
+{
+    switch (command) {
+        case SLUICE_CMD_WRITE:    return "WRITE";
+        case SLUICE_CMD_READ:     return "READ";
+        case SLUICE_CMD_CLOSE:    return "CLOSE";
+        case SLUICE_CMD_STATUS:   return "STATUS";
+        case SLUICE_CMD_REQUEST:  return "REQUEST";
+        case SLUICE_CMD_SHUTDOWN: return "SHUTDOWN";
+        case SLUICE_CMD_WAIT:     return "WAIT";
+        default:                  return NULL;
+    }
+}
+
+static void
+s_put32 (uint8_t *p, uint32_t v)
+{
+    p [0] = (uint8_t) (v >> 24); p [1] = (uint8_t) (v >> 16);
+    p [2] = (uint8_t) (v >> 8);  p [3] = (uint8_t) v;
+}
+
+static uint32_t
+s_get32 (const uint8_t *p)
+{
+    return ((uint32_t) p [0] << 24) | ((uint32_t) p [1] << 16)
+         | ((uint32_t) p [2] << 8) | (uint32_t) p [3];
+}
+
+void
+sluice_header_encode (const sluice_header_t *header, uint8_t *out)
+{
+    out [0] = header->version;
+    out [1] = header->command;
+    out [2] = header->flags;
+    out [3] = header->status;
+    s_put32 (out + 4, header->timeout_ms);
+    s_put32 (out + 8, (uint32_t) (header->request_id >> 32));
+    s_put32 (out + 12, (uint32_t) header->request_id);
+    s_put32 (out + 16, header->count);
+}
+
+sluice_err_t
+sluice_header_decode (const void *data, size_t size, sluice_header_t *header)
+{
+    const uint8_t *p = (const uint8_t *) data;
+    memset (header, 0, sizeof *header);
+    //  Decode what is there, so a truncated request still gets its id echoed when possible
+    if (size >= 1) header->version = p [0];
+    if (size >= 2) header->command = p [1];
+    if (size >= 3) header->flags = p [2];
+    if (size >= 4) header->status = p [3];
+    if (size >= 8) header->timeout_ms = s_get32 (p + 4);
+    if (size >= 16) header->request_id = ((uint64_t) s_get32 (p + 8) << 32) | s_get32 (p + 12);
+    if (size >= 20) header->count = s_get32 (p + 16);
+    if (size >= 1 && header->version != SLUICE_PROTOCOL_VERSION)
+        return SLUICE_EVERSION;
+    if (size != SLUICE_HEADER_SIZE)
+        return SLUICE_EPROTO;
+    return SLUICE_OK;
+}
+
+static void
+s_drain_rest (void *socket)
+{
+    int more = 1;
+    zmq_msg_t junk;
+    zmq_msg_init (&junk);
+    while (more) {
+        if (zmq_msg_recv (&junk, socket, 0) == -1)
+            break;
+        more = zmq_msg_more (&junk);
+    }
+    zmq_msg_close (&junk);
+}
+
+static int
+s_flag (sluice_request_t *req, sluice_err_t error, const char *reason)
+{
+    if (req->error == SLUICE_OK) {
+        req->error = error;
+        req->reason = reason;
+    }
+    return 1;
+}
+
+int
+sluice_request_recv (void *router, sluice_request_t *req)
+{
+    req->has_body = false;
+    req->error = SLUICE_OK;
+    req->reason = NULL;
+    zmq_msg_init (&req->identity);
+    zmq_msg_init (&req->body);
+    memset (&req->header, 0, sizeof req->header);
+
+    if (zmq_msg_recv (&req->identity, router, ZMQ_DONTWAIT) == -1) {
+        int saved = errno;
+        zmq_msg_close (&req->identity);
+        zmq_msg_init (&req->identity);
+        errno = saved;
+        return saved == EAGAIN ? 0 : -1;
+    }
+    //  A multipart message arrives whole, so the remaining frames never block
+    if (!zmq_msg_more (&req->identity))
+        return s_flag (req, SLUICE_EPROTO, "empty message: expected a 20-byte header frame");
+
+    zmq_msg_t header;
+    zmq_msg_init (&header);
+    if (zmq_msg_recv (&header, router, 0) == -1) {
+        zmq_msg_close (&header);
+        return -1;
+    }
+    sluice_err_t rc = sluice_header_decode (zmq_msg_data (&header), zmq_msg_size (&header),
+                                            &req->header);
+    bool more = zmq_msg_more (&header);
+    zmq_msg_close (&header);
+    if (rc == SLUICE_EVERSION)
+        s_flag (req, rc, "unsupported protocol version: this actor speaks version 1");
+    else
+    if (rc != SLUICE_OK)
+        s_flag (req, rc, "header frame must be exactly 20 bytes");
+    else
+    if (req->header.status != 0)
+        s_flag (req, SLUICE_EPROTO, "status byte of a request must be 0");
+
+    if (more) {
+        if (zmq_msg_recv (&req->body, router, 0) == -1)
+            return -1;
+        req->has_body = true;
+        if (zmq_msg_more (&req->body)) {
+            s_drain_rest (router);
+            s_flag (req, SLUICE_EPROTO, "too many frames: a request has a header and at most one body frame");
+        }
+    }
+    return 1;
+}
+
+void
+sluice_request_fini (sluice_request_t *req)
+{
+    zmq_msg_close (&req->identity);
+    zmq_msg_close (&req->body);
+    zmq_msg_init (&req->identity);
+    zmq_msg_init (&req->body);
+    req->has_body = false;
+}
+
+int
+sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *header,
+                   zmq_msg_t *frames, size_t count)
+{
+    //  With ROUTER_MANDATORY the routing frame is where an unroutable peer (EHOSTUNREACH) or a
+    //  full pipe (EAGAIN) is reported; once it is accepted the rest of the message is queued
+    //  whole. Send a copy first so that a failure leaves the caller's identity intact.
+    zmq_msg_t routing;
+    zmq_msg_init (&routing);
+    zmq_msg_copy (&routing, identity);
+    if (zmq_msg_send (&routing, router, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+        int saved = errno;
+        zmq_msg_close (&routing);
+        errno = saved;
+        return -1;
+    }
+    uint8_t bytes [SLUICE_HEADER_SIZE];
+    sluice_header_t reply = *header;
+    reply.version = SLUICE_PROTOCOL_VERSION;
+    reply.count = (uint32_t) count;
+    sluice_header_encode (&reply, bytes);
+    int rc = zmq_send (router, bytes, sizeof bytes, (count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    for (size_t index = 0; rc != -1 && index < count; index++)
+        rc = zmq_msg_send (&frames [index], router,
+                           (index + 1 < count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    if (rc == -1) {
+        //  Only possible when the context is terminating: nothing to recover
+        zsys_error ("sluice: reply lost after routing frame: %s", zmq_strerror (errno));
+        return -1;
+    }
+    zmq_msg_close (identity);
+    zmq_msg_init (identity);
+    return 0;
+}
+
+int
+sluice_reply_text (void *router, zmq_msg_t *identity, const sluice_header_t *request,
+                   uint8_t flags, const char *text, size_t size)
+{
+    sluice_header_t header = *request;
+    header.flags = flags;
+    header.timeout_ms = 0;
+    header.status = SLUICE_OK;
+    zmq_msg_t body;
+    zmq_msg_init_size (&body, size);
+    if (size)
+        memcpy (zmq_msg_data (&body), text, size);
+    int rc = sluice_reply_send (router, identity, &header, &body, 1);
+    zmq_msg_close (&body);
+    return rc;
+}
+
+int
+sluice_reply_error (void *router, zmq_msg_t *identity, const sluice_header_t *request,
+                    sluice_err_t status, const char *reason)
+{
+    sluice_header_t header = *request;
+    header.flags = 0;
+    header.timeout_ms = 0;
+    header.status = (uint8_t) status;
+    if (!reason)
+        reason = sluice_strerror (status);
+    zmq_msg_t body;
+    size_t size = strlen (reason);
+    zmq_msg_init_size (&body, size);
+    memcpy (zmq_msg_data (&body), reason, size);
+    int rc = sluice_reply_send (router, identity, &header, &body, 1);
+    zmq_msg_close (&body);
+    if (rc == -1)
+        zsys_debug ("sluice: error reply (%s) undeliverable: %s",
+                    sluice_strerror (status), zmq_strerror (errno));
+    return rc;
+}
+
+zsock_t *
+sluice_router_new (const char *endpoint)
+{
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    if (!router)
+        return NULL;
+    //  Never drop a reply silently: an unroutable peer is an error we act on
+    zsock_set_router_mandatory (router, 1);
+    if (zsock_bind (router, "%s", endpoint) == -1) {
+        int saved = errno;
+        zsock_destroy (&router);
+        errno = saved;
+        return NULL;
+    }
+    return router;
+}
+
+char *
+sluice_bound_endpoint (zsock_t *sock, const char *requested)
+{
+    char *last = zsock_last_endpoint (sock);
+    if (last && *last)
+        return last;
+    zstr_free (&last);
+    return strdup (requested);
+}
+
+long
+sluice_poll_timeout (int64_t deadline)
+{
+    if (deadline == INT64_MAX)
+        return -1;
+    int64_t wait = deadline - zclock_mono ();
+    return wait > 0 ? (long) wait : 0;
+}
+
+static const char *
+s_find_value (const char *text, size_t size, const char *key, size_t *value_size)
+{
+    size_t key_size = strlen (key);
+    const char *end = text + size;
+    const char *line = text;
+    while (line < end) {
+        const char *eol = memchr (line, '\n', (size_t) (end - line));
+        if (!eol)
+            eol = end;
+        if ((size_t) (eol - line) > key_size && memcmp (line, key, key_size) == 0
+        &&  line [key_size] == '=') {
+            *value_size = (size_t) (eol - line) - key_size - 1;
+            return line + key_size + 1;
+        }
+        line = eol + 1;
+    }
+    return NULL;
+}
+
+uint64_t
+sluice_status_u64 (const char *text, size_t size, const char *key, uint64_t fallback)
+{
+    size_t value_size;
+    const char *value = s_find_value (text, size, key, &value_size);
+    if (!value || value_size == 0 || value_size > 20)
+        return fallback;
+    uint64_t result = 0;
+    for (size_t index = 0; index < value_size; index++) {
+        if (value [index] < '0' || value [index] > '9')
+            return fallback;
+        result = result * 10 + (uint64_t) (value [index] - '0');
+    }
+    return result;
+}
+
+bool
+sluice_status_str (const char *text, size_t size, const char *key, char *out, size_t out_size)
+{
+    size_t value_size;
+    const char *value = s_find_value (text, size, key, &value_size);
+    if (!value || out_size == 0)
+        return false;
+    if (value_size >= out_size)
+        value_size = out_size - 1;
+    memcpy (out, value, value_size);
+    out [value_size] = 0;
+    return true;
+}
