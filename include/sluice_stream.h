@@ -109,6 +109,25 @@ const char *
 bool
     sluice_stream_was_parked (sluice_stream_t *self);
 
+//  Pipelined writes: let up to `window` writes be in flight before a write waits for the
+//  oldest acknowledgement (default 1: every write waits for its own reply, as in the seed).
+//  The buffer still admits each chunk only when there is room, so its bound holds; a window
+//  only saves the round trip. An error on a write in flight (closed, timed out) is returned by
+//  the next write, sluice_stream_flush, or any other call, and then that call did not run.
+//  Any call other than a write first waits for the writes in flight.
+sluice_err_t
+    sluice_stream_set_window (sluice_stream_t *self, size_t window);
+
+//  Wait until every write in flight is acknowledged; returns the first error among them.
+sluice_err_t
+    sluice_stream_flush (sluice_stream_t *self);
+
+//  Batched reads: one READ request takes up to `batch` queued chunks (default 1, at most
+//  SLUICE_MAX_BATCH); later reads return them from the stream without a round trip. Chunks
+//  held this way have left the buffer: they count as read.
+sluice_err_t
+    sluice_stream_set_batch (sluice_stream_t *self, size_t batch);
+
 //  How long a call waits for a reply beyond its own timeout before deciding the actor is gone
 //  (SLUICE_ETRANSPORT). Default 2000 ms.
 void

@@ -30,8 +30,8 @@ sluice_conn_init (sluice_conn_t *conn, const char *endpoint)
     return SLUICE_OK;
 }
 
-static void
-s_release_frames (sluice_conn_t *conn)
+void
+sluice_conn_release_frames (sluice_conn_t *conn)
 {
     for (size_t index = 0; index < conn->frame_count; index++)
         zmq_msg_close (&conn->frames [index]);
@@ -41,7 +41,7 @@ s_release_frames (sluice_conn_t *conn)
 void
 sluice_conn_fini (sluice_conn_t *conn)
 {
-    s_release_frames (conn);
+    sluice_conn_release_frames (conn);
     free (conn->frames);
     conn->frames = NULL;
     conn->frame_capacity = 0;
@@ -83,9 +83,8 @@ s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, si
     return SLUICE_OK;
 }
 
-//  Receive the reply to request `id`, discarding stale ones, until `deadline` (zclock_mono).
-static sluice_err_t
-s_receive (sluice_conn_t *conn, uint64_t id, int64_t deadline)
+sluice_err_t
+sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
 {
     void *dealer = zsock_resolve (conn->dealer);
     while (true) {
@@ -104,7 +103,7 @@ s_receive (sluice_conn_t *conn, uint64_t id, int64_t deadline)
         if (rc == 0)
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "no reply from the actor in time");
 
-        s_release_frames (conn);
+        sluice_conn_release_frames (conn);
         zmq_msg_t header_msg;
         zmq_msg_init (&header_msg);
         if (zmq_msg_recv (&header_msg, dealer, 0) == -1) {
@@ -133,7 +132,8 @@ s_receive (sluice_conn_t *conn, uint64_t id, int64_t deadline)
             conn->frame_count++;
             more = zmq_msg_more (frame);
         }
-        if (decoded != SLUICE_OK || conn->reply.request_id != id)
+        if (decoded != SLUICE_OK || conn->reply.request_id < low_id
+        ||  conn->reply.request_id > high_id)
             continue;       //  not ours: a late reply to an abandoned request, or garbage
         if (conn->reply.count != conn->frame_count)
             return sluice_conn_fail (conn, SLUICE_EPROTO, "reply announced %u frames, carried %zu",
@@ -154,13 +154,18 @@ sluice_conn_interrupt_on (sluice_conn_t *conn, void *socket)
     conn->interrupt = socket;
 }
 
+int64_t
+sluice_conn_deadline (sluice_conn_t *conn, int timeout_ms)
+{
+    return timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms + conn->grace_ms;
+}
+
 sluice_err_t
-sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
-                  uint32_t count, const void *body, size_t size)
+sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                  uint32_t count, const void *body, size_t size, uint64_t *id)
 {
     if (!conn->dealer)
         return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
-    s_release_frames (conn);
     sluice_header_t header = {
         .version = SLUICE_PROTOCOL_VERSION,
         .command = command,
@@ -169,12 +174,20 @@ sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
         .request_id = conn->next_id++,
         .count = count,
     };
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX
-                     : zclock_mono () + timeout_ms + conn->grace_ms;
-    long send_timeout = sluice_poll_timeout (deadline);
-    zsock_set_sndtimeo (conn->dealer, (int) send_timeout);
-    sluice_err_t rc = s_send (conn, &header, body, size, body != NULL);
+    zsock_set_sndtimeo (conn->dealer, (int) sluice_poll_timeout (sluice_conn_deadline (conn, timeout_ms)));
+    *id = header.request_id;
+    return s_send (conn, &header, body, size, body != NULL);
+}
+
+sluice_err_t
+sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                  uint32_t count, const void *body, size_t size)
+{
+    sluice_conn_release_frames (conn);
+    uint64_t id;
+    int64_t deadline = sluice_conn_deadline (conn, timeout_ms);
+    sluice_err_t rc = sluice_conn_send (conn, command, flags, timeout_ms, count, body, size, &id);
     if (rc != SLUICE_OK)
         return rc;
-    return s_receive (conn, header.request_id, deadline);
+    return sluice_conn_receive (conn, id, id, deadline);
 }

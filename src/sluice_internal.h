@@ -136,6 +136,21 @@ sluice_err_t
     sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
                       uint32_t count, const void *body, size_t size);
 
+//  The same in two steps, for pipelining. send assigns the request id; receive takes the next
+//  reply whose id is in [low_id, high_id] (others are discarded), waiting until `deadline`
+//  (zclock_mono ms, INT64_MAX = none); conn->reply and conn->frames then hold it.
+sluice_err_t
+    sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                      uint32_t count, const void *body, size_t size, uint64_t *id);
+sluice_err_t
+    sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline);
+//  Deadline for the reply to a request with this timeout: timeout + grace, or INT64_MAX.
+int64_t
+    sluice_conn_deadline (sluice_conn_t *conn, int timeout_ms);
+//  Close the frames of the last reply.
+void
+    sluice_conn_release_frames (sluice_conn_t *conn);
+
 //  Record a caller-side error with a formatted reason; returns err.
 sluice_err_t
     sluice_conn_fail (sluice_conn_t *conn, sluice_err_t err, const char *format, ...);

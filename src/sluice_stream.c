@@ -8,12 +8,29 @@ struct sluice_stream_t {
     size_t text_capacity;
     bool was_parked;
     bool ended;                 //  sluice_stream_next reached the end of this reader's stream
+    //  Pipelined writes
+    size_t window;              //  writes allowed in flight (1 = synchronous)
+    size_t in_flight;
+    uint64_t first_in_flight;   //  request id of the oldest write in flight
+    uint64_t last_in_flight;    //  and of the newest
+    int64_t flight_deadline;    //  when the last reply in flight is due (INT64_MAX = never)
+    sluice_err_t deferred;      //  first error among acknowledged writes, not yet reported
+    char deferred_text [512];
+    //  Batched reads: chunks of the last READ reply not yet handed out
+    size_t batch;
+    zmq_msg_t *held;
+    size_t held_capacity;
+    size_t held_count;
+    size_t held_next;
+    uint8_t held_flags;         //  flags of that reply (FINAL applies to its last chunk)
 };
 
 sluice_stream_t *
 sluice_stream_new (const char *endpoint)
 {
     sluice_stream_t *self = (sluice_stream_t *) zmalloc (sizeof *self);
+    self->window = 1;
+    self->batch = 1;
     if (sluice_conn_init (&self->conn, endpoint) != SLUICE_OK) {
         sluice_conn_fini (&self->conn);
         free (self);
@@ -28,16 +45,72 @@ sluice_stream_destroy (sluice_stream_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_stream_t *self = *self_p;
+    for (size_t index = self->held_next; index < self->held_count; index++)
+        zmq_msg_close (&self->held [index]);
+    free (self->held);
     sluice_conn_fini (&self->conn);
     free (self->text);
     free (self);
     *self_p = NULL;
 }
 
+//  Take one acknowledgement of a write in flight; keeps the first error for later.
+static sluice_err_t
+s_reap_one (sluice_stream_t *self)
+{
+    //  Replies may come out of order (a write timing out ahead of admitted ones): take any id
+    //  in the range; ids below first_in_flight were answered already.
+    sluice_err_t rc = sluice_conn_receive (&self->conn, self->first_in_flight,
+                                           self->last_in_flight, self->flight_deadline);
+    if (rc == SLUICE_EINTR || rc == SLUICE_ETRANSPORT || rc == SLUICE_ENOMEM)
+        return rc;      //  nothing was received: the writes are still in flight
+    self->in_flight--;
+    if (self->conn.reply.request_id == self->first_in_flight)
+        self->first_in_flight++;
+    if (self->in_flight == 0)
+        self->flight_deadline = INT64_MIN;
+    self->was_parked = self->was_parked || (self->conn.reply.flags & SLUICE_FLAG_PARKED);
+    if (rc != SLUICE_OK && self->deferred == SLUICE_OK) {
+        self->deferred = rc;
+        snprintf (self->deferred_text, sizeof self->deferred_text, "%s", self->conn.error_text);
+    }
+    return SLUICE_OK;
+}
+
+//  Report (once) the first error of the writes acknowledged so far.
+static sluice_err_t
+s_report_deferred (sluice_stream_t *self)
+{
+    sluice_err_t rc = self->deferred;
+    if (rc != SLUICE_OK) {
+        self->deferred = SLUICE_OK;
+        sluice_conn_fail (&self->conn, rc, "%s", self->deferred_text);
+    }
+    return rc;
+}
+
+sluice_err_t
+sluice_stream_flush (sluice_stream_t *self)
+{
+    while (self->in_flight) {
+        sluice_err_t rc = s_reap_one (self);
+        if (rc != SLUICE_OK)
+            return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+    }
+    if (s_report_deferred (self) != SLUICE_OK)
+        return self->conn.error;
+    return sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
+}
+
 static sluice_err_t
 s_call (sluice_stream_t *self, uint8_t command, uint8_t flags, int timeout_ms, uint32_t count,
         const void *body, size_t size)
 {
+    if (self->in_flight || self->deferred) {
+        sluice_err_t rc = sluice_stream_flush (self);
+        if (rc != SLUICE_OK)
+            return rc;
+    }
     self->was_parked = false;
     sluice_err_t rc = sluice_conn_call (&self->conn, command, flags, timeout_ms, count, body, size);
     self->was_parked = (self->conn.reply.flags & SLUICE_FLAG_PARKED) != 0;
@@ -50,9 +123,36 @@ sluice_stream_write_timeout (sluice_stream_t *self, const void *data, size_t siz
 {
     if (!data && size)
         return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "data is NULL");
+    uint8_t flags = is_final ? SLUICE_FLAG_FINAL : 0;
     //  A body pointer is what marks the chunk frame as present, even for an empty chunk
-    return s_call (self, SLUICE_CMD_WRITE, is_final ? SLUICE_FLAG_FINAL : 0, timeout_ms, 0,
-                   data ? data : "", size);
+    if (!data)
+        data = "";
+    if (self->window <= 1)
+        return s_call (self, SLUICE_CMD_WRITE, flags, timeout_ms, 0, data, size);
+
+    //  Pipelined: wait only while the window is full
+    self->was_parked = false;
+    while (self->in_flight >= self->window) {
+        sluice_err_t rc = s_reap_one (self);
+        if (rc != SLUICE_OK)
+            return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+    }
+    if (s_report_deferred (self) != SLUICE_OK)
+        return self->conn.error;
+    uint64_t id;
+    sluice_err_t rc = sluice_conn_send (&self->conn, SLUICE_CMD_WRITE, flags, timeout_ms, 0,
+                                        data, size, &id);
+    if (rc != SLUICE_OK)
+        return rc;
+    self->last_in_flight = id;
+    if (self->in_flight++ == 0) {
+        self->first_in_flight = id;
+        self->flight_deadline = INT64_MIN;
+    }
+    int64_t deadline = sluice_conn_deadline (&self->conn, timeout_ms);
+    if (deadline > self->flight_deadline)
+        self->flight_deadline = deadline;
+    return sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
 }
 
 sluice_err_t
@@ -96,13 +196,35 @@ sluice_stream_read_timeout (sluice_stream_t *self, sluice_chunk_t *chunk, int ti
     if (!chunk)
         return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "chunk is NULL");
     memset (chunk, 0, sizeof *chunk);
-    sluice_err_t rc = s_call (self, SLUICE_CMD_READ, 0, timeout_ms, 1, NULL, 0);
-    if (rc != SLUICE_OK)
-        return rc;
-    if (self->conn.frame_count != 1)
-        return sluice_conn_fail (&self->conn, SLUICE_EPROTO, "READ reply with %zu chunks, asked for 1",
-                                 self->conn.frame_count);
-    return s_take_chunk (self, &self->conn.frames [0], self->conn.reply.flags, chunk);
+    if (self->held_next == self->held_count) {
+        sluice_err_t rc = s_call (self, SLUICE_CMD_READ, 0, timeout_ms, (uint32_t) self->batch,
+                                  NULL, 0);
+        if (rc != SLUICE_OK)
+            return rc;
+        if (self->conn.frame_count < 1 || self->conn.frame_count > self->batch)
+            return sluice_conn_fail (&self->conn, SLUICE_EPROTO,
+                                     "READ reply with %zu chunks, asked for 1..%zu",
+                                     self->conn.frame_count, self->batch);
+        //  Keep the reply's frames: swap arrays with the connection, nothing is copied
+        zmq_msg_t *frames = self->conn.frames;
+        size_t capacity = self->conn.frame_capacity;
+        self->conn.frames = self->held;
+        self->conn.frame_capacity = self->held_capacity;
+        self->held = frames;
+        self->held_capacity = capacity;
+        self->held_count = self->conn.frame_count;
+        self->conn.frame_count = 0;
+        self->held_next = 0;
+        self->held_flags = self->conn.reply.flags;
+    }
+    else
+        sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
+    zmq_msg_t *frame = &self->held [self->held_next++];
+    bool last = self->held_next == self->held_count;
+    uint8_t flags = last ? self->held_flags : (self->held_flags & SLUICE_FLAG_PARKED);
+    sluice_err_t rc = s_take_chunk (self, frame, flags, chunk);
+    zmq_msg_close (frame);
+    return rc;
 }
 
 sluice_err_t
@@ -173,6 +295,25 @@ bool
 sluice_stream_was_parked (sluice_stream_t *self)
 {
     return self->was_parked;
+}
+
+sluice_err_t
+sluice_stream_set_window (sluice_stream_t *self, size_t window)
+{
+    if (window < 1)
+        return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "window must be at least 1");
+    //  A smaller window takes effect as writes in flight are acknowledged
+    self->window = window;
+    return SLUICE_OK;
+}
+
+sluice_err_t
+sluice_stream_set_batch (sluice_stream_t *self, size_t batch)
+{
+    if (batch < 1 || batch > SLUICE_MAX_BATCH)
+        return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "batch must be 1..%d", SLUICE_MAX_BATCH);
+    self->batch = batch;
+    return SLUICE_OK;
 }
 
 void
