@@ -50,6 +50,7 @@ typedef struct {
     uint64_t written;
     uint64_t read;
     s_waiter_t *arriving;         //  the request s_park is settling, until it is freed
+    bool drain_watch;             //  the owner waits for closed-and-empty
     bool terminated;
 } s_buffer_t;
 
@@ -433,12 +434,24 @@ s_handle_pipe (s_buffer_t *self)
     else
     if (command && streq (command, "CLOSE")) {
         s_close (self);
-        zsock_signal (self->pipe, 0);
+        zstr_send (self->pipe, "CLOSED");
     }
+    else
+    if (command && streq (command, "DRAINED"))
+        self->drain_watch = true;       //  answered by s_check_drained
     else
         zsys_error ("sluice buffer: invalid pipe command '%s'", command ? command : "");
     zstr_free (&command);
     zmsg_destroy (&msg);
+}
+
+static void
+s_check_drained (s_buffer_t *self)
+{
+    if (self->drain_watch && self->closed && self->queued == 0) {
+        self->drain_watch = false;
+        zstr_send (self->pipe, "DRAINED");
+    }
 }
 
 static void
@@ -478,6 +491,7 @@ s_buffer_run (s_buffer_t *self)
         if (self->events && (items [count - 1].revents & ZMQ_POLLIN))
             sluice_publisher_handle (self->events);
         s_expire (self);
+        s_check_drained (self);
     }
 }
 
@@ -534,7 +548,36 @@ struct sluice_buffer_t {
     zactor_t *actor;
     char *endpoint;
     char *events_endpoint;
+    bool drain_asked;       //  a DRAINED request is pending in the actor
+    bool drained;
 };
+
+//  Read the actor's pipe until `expected` arrives or the deadline passes; a DRAINED notice
+//  met on the way is remembered.
+static sluice_err_t
+s_pipe_expect (sluice_buffer_t *self, const char *expected, int timeout_ms)
+{
+    zmq_pollitem_t item = { zsock_resolve (self->actor), 0, ZMQ_POLLIN, 0 };
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    while (true) {
+        int rc = zmq_poll (&item, 1, sluice_poll_timeout (deadline));
+        if (rc == 0)
+            return SLUICE_ETIMEOUT;
+        if (rc == -1)
+            return zmq_errno () == EINTR ? SLUICE_EINTR : SLUICE_ETRANSPORT;
+        char *word = zstr_recv (self->actor);
+        if (!word)
+            return SLUICE_ETRANSPORT;
+        bool found = streq (word, expected);
+        if (streq (word, "DRAINED")) {
+            self->drained = true;
+            self->drain_asked = false;
+        }
+        zstr_free (&word);
+        if (found)
+            return SLUICE_OK;
+    }
+}
 
 sluice_buffer_t *
 sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err)
@@ -610,9 +653,22 @@ sluice_buffer_events_endpoint (sluice_buffer_t *self)
 sluice_err_t
 sluice_buffer_close (sluice_buffer_t *self)
 {
-    if (zstr_send (self->actor, "CLOSE") == -1 || zsock_wait (self->actor) == -1)
+    if (zstr_send (self->actor, "CLOSE") == -1)
         return SLUICE_ETRANSPORT;
-    return SLUICE_OK;
+    return s_pipe_expect (self, "CLOSED", SLUICE_FOREVER);
+}
+
+sluice_err_t
+sluice_buffer_wait_drained (sluice_buffer_t *self, int timeout_ms)
+{
+    if (self->drained)
+        return SLUICE_OK;
+    if (!self->drain_asked) {
+        if (zstr_send (self->actor, "DRAINED") == -1)
+            return SLUICE_ETRANSPORT;
+        self->drain_asked = true;
+    }
+    return s_pipe_expect (self, "DRAINED", timeout_ms);
 }
 
 void *

@@ -58,6 +58,12 @@ const char *
 sluice_err_t
     sluice_buffer_close (sluice_buffer_t *self);
 
+//  Wait until the buffer is closed and its queue is empty (every chunk handed to a reader),
+//  or timeout_ms passes (SLUICE_ETIMEOUT; SLUICE_FOREVER = no limit). For a clean shutdown:
+//  sluice_buffer_close, then sluice_buffer_wait_drained, then sluice_buffer_destroy.
+sluice_err_t
+    sluice_buffer_wait_drained (sluice_buffer_t *self, int timeout_ms);
+
 //  The underlying zactor_t (a zsock-compatible handle), e.g. for zpoller. Owned by the buffer.
 void *
     sluice_buffer_actor_handle (sluice_buffer_t *self);

@@ -11,6 +11,9 @@
 extern "C" {
 #endif
 
+//  Timeout value meaning "no deadline", for every call that takes timeout_ms.
+#define SLUICE_FOREVER  (-1)
+
 typedef enum {
     SLUICE_OK         = 0,   //  success
     SLUICE_ECLOSED    = 1,   //  the buffer is closed: writes are refused

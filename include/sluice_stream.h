@@ -20,9 +20,6 @@
 extern "C" {
 #endif
 
-//  Timeout value meaning "no deadline".
-#define SLUICE_FOREVER  (-1)
-
 typedef struct sluice_stream_t sluice_stream_t;
 
 //  One chunk as read. `text` points at `size` bytes followed by a NUL byte (so text chunks

@@ -1,0 +1,256 @@
+/*  sluice_model.h - the model-server actor, its pluggable model interface, and its client.
+
+    A sluice_model_server_t is a czmq actor (its own thread) owning a ROUTER socket at
+    `endpoint` and, optionally, an XPUB events socket at `events_endpoint` (sluice_events.h).
+    At start it loads its model on a separate load thread, so the actor keeps serving while the
+    load runs: inference requests that arrive meanwhile are parked (their replies deferred) and
+    all dispatched at once when the model is ready; later requests are dispatched at once.
+    Inference runs on a pool of worker actors, concurrently. A failed load answers every parked
+    and every later request with SLUICE_ELOADFAIL and the load's reason; a shutdown refuses new
+    requests (SLUICE_ESHUTDOWN) while the accepted ones complete. docs/PROTOCOL.md ("Model
+    server") describes the wire protocol; sluice_model_client_t below speaks it.
+
+        loading --> ready --> draining --> stopped
+           \--> failed --/
+           \------------> draining (the load is cancelled; parked requests are refused)
+
+    Threads: the server handle is for the thread that created it. The actor serves any number
+    of clients in any processes. A sluice_model_client_t is NOT thread-safe: one per thread.
+    The model functions run on the server's own threads (see sluice_model_iface_t).
+*/
+#ifndef SLUICE_MODEL_H_INCLUDED
+#define SLUICE_MODEL_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "sluice_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------
+//  The pluggable model
+
+//  Handed to the model's functions by the server: lets a long load or inference wait without
+//  blocking the server's shutdown. Owned by the server; valid during the call only.
+typedef struct sluice_model_ctx_t sluice_model_ctx_t;
+
+//  Wait up to timeout_ms (< 0: no limit) for `fd` to become readable (fd < 0: only wait).
+//  Returns 1 when fd is readable, 0 when the time is up, -1 when the server is being destroyed:
+//  then give up at once (return a failure) - the server is waiting for this thread to end.
+int
+    sluice_model_wait (sluice_model_ctx_t *ctx, int fd, int timeout_ms);
+
+//  Sleep ms milliseconds unless the server is being destroyed. Returns false when cancelled.
+bool
+    sluice_model_sleep (sluice_model_ctx_t *ctx, int ms);
+
+//  True once the server has asked this thread to stop.
+bool
+    sluice_model_cancelled (sluice_model_ctx_t *ctx);
+
+//  A model, as the server sees it. The server copies this struct (and `name`) at start; the
+//  config it points at is borrowed and must outlive the server.
+typedef struct {
+    //  Model name: reported in events, status and WAIT replies. Required.
+    const char *name;
+    //  Opaque configuration passed to each function below. May be NULL.
+    void *config;
+
+    //  Load the model; runs once, on the server's load thread. On success return SLUICE_OK
+    //  and set *model (any value, NULL allowed: the server only hands it back). On failure
+    //  return any other sluice_err_t and write a one-line reason into reason (reason_size
+    //  bytes, NUL-terminated); every waiting request gets it. Required.
+    sluice_err_t (*load) (sluice_model_ctx_t *ctx, void *config, void **model,
+                          char *reason, size_t reason_size);
+
+    //  Run one inference; runs on a worker thread, CONCURRENTLY with other calls on the same
+    //  model (so it must be thread-safe for that). payload is the request's body (size bytes,
+    //  followed by a NUL byte the server adds, so text payloads can be used as strings). On
+    //  success return SLUICE_OK and set *response to a malloc'd buffer of *response_size bytes,
+    //  which the server frees. On failure return any other sluice_err_t: the request gets that
+    //  status, with *response (malloc'd, if set) as the reason text. Required.
+    sluice_err_t (*infer) (sluice_model_ctx_t *ctx, void *config, void *model,
+                           const void *payload, size_t size,
+                           char **response, size_t *response_size);
+
+    //  Release a loaded model; runs once on the server's thread when the server is destroyed,
+    //  after every inference has returned. Optional (NULL: nothing to release).
+    void (*unload) (void *config, void *model);
+} sluice_model_iface_t;
+
+//  The simulated model, the default. Use it as config of sluice_model_sim_load/_infer/_unload
+//  to build a model that wraps it (e.g. to print something before each inference).
+typedef struct {
+    const char *name;          //  model name; NULL = "sim-model"
+    int load_ms;               //  simulated load time
+    int infer_ms;              //  simulated inference time per request
+    const char *fail_reason;   //  not NULL: the load fails after load_ms with this reason
+} sluice_model_sim_t;
+
+#define SLUICE_MODEL_SIM_DEFAULT_NAME  "sim-model"
+
+//  The simulated model's functions; config is a sluice_model_sim_t *. The model handle is a
+//  copy of the name; a response is "Response <payload> from <name>".
+sluice_err_t
+    sluice_model_sim_load (sluice_model_ctx_t *ctx, void *config, void **model,
+                           char *reason, size_t reason_size);
+sluice_err_t
+    sluice_model_sim_infer (sluice_model_ctx_t *ctx, void *config, void *model,
+                            const void *payload, size_t size,
+                            char **response, size_t *response_size);
+void
+    sluice_model_sim_unload (void *config, void *model);
+
+// ---------------------------------------------------------------------------------------------
+//  The server
+
+#define SLUICE_MODEL_DEFAULT_WORKERS      4
+#define SLUICE_MODEL_DEFAULT_MAX_PENDING  100000            //  parked + queued + in flight
+#define SLUICE_MODEL_DEFAULT_MAX_PAYLOAD  (1024 * 1024)     //  bytes
+
+typedef struct {
+    const char *endpoint;          //  where the ROUTER binds: inproc://, tcp://, ipc:// (required)
+    const char *events_endpoint;   //  where the events XPUB binds, or NULL for none
+    const sluice_model_iface_t *model;   //  the model; NULL = the simulated model `sim`
+    sluice_model_sim_t sim;        //  used when model is NULL (copied at start)
+    size_t workers;                //  inference workers; 0 = SLUICE_MODEL_DEFAULT_WORKERS
+    size_t max_pending;            //  admission limit (parked + queued + in flight + WAITs);
+                                   //  beyond it requests get SLUICE_EBUSY; 0 = default
+    size_t max_payload;            //  largest request payload; 0 = default
+} sluice_model_server_opts_t;
+
+typedef struct sluice_model_server_t sluice_model_server_t;
+struct _zsock_t;      //  czmq socket (zsock_t)
+
+//  Start a model server: bind its sockets (synchronously) and begin loading the model.
+//  Returns NULL on failure and, when err is not NULL, sets *err (SLUICE_EINVAL for bad
+//  options, SLUICE_ETRANSPORT when a bind fails, SLUICE_ENOMEM). The caller owns the result.
+sluice_model_server_t *
+    sluice_model_server_new (const sluice_model_server_opts_t *opts, sluice_err_t *err);
+
+//  Stop the actor at once and free it: a running load or inference is cancelled (see
+//  sluice_model_wait), pending requests get no reply (shut down first for a clean end), the
+//  model is unloaded. Sets *self_p to NULL; does nothing when it already is NULL.
+void
+    sluice_model_server_destroy (sluice_model_server_t **self_p);
+
+//  The endpoint the ROUTER is bound to, with a tcp wildcard port resolved. Owned by the
+//  server; valid until it is destroyed.
+const char *
+    sluice_model_server_endpoint (sluice_model_server_t *self);
+
+//  Same for the events XPUB; NULL when there is none.
+const char *
+    sluice_model_server_events_endpoint (sluice_model_server_t *self);
+
+//  Begin a graceful shutdown from the owning thread, as a SHUTDOWN command would: new
+//  requests are refused, parked ones get SLUICE_ESHUTDOWN, accepted ones complete, then the
+//  server reports STOPPED. Idempotent.
+sluice_err_t
+    sluice_model_server_shutdown (sluice_model_server_t *self);
+
+//  The actor function itself, for callers that compose with zactor_new directly. args is a
+//  const sluice_model_server_opts_t *, copied (with the model interface and the simulated
+//  model's strings) before the actor signals; the sockets are then bound, and the load
+//  started, by the "BIND" command (see actors/sluice_model_server.c).
+void
+    sluice_model_server_actor (struct _zsock_t *pipe, void *args);
+
+// ---------------------------------------------------------------------------------------------
+//  The client
+
+typedef enum {
+    SLUICE_MODEL_LOADING  = 0,
+    SLUICE_MODEL_READY    = 1,
+    SLUICE_MODEL_FAILED   = 2,
+    SLUICE_MODEL_DRAINING = 3,
+    SLUICE_MODEL_STOPPED  = 4,
+    SLUICE_MODEL_UNKNOWN  = 5     //  a status text this client does not understand
+} sluice_model_state_t;
+
+//  "loading", "ready", "failed", "draining", "stopped" (the status wire spelling); "unknown".
+const char *
+    sluice_model_state_name (sluice_model_state_t state);
+
+typedef struct {
+    sluice_model_state_t state;
+    char model[128];          //  model name
+    char reason[256];         //  failure reason ("" unless failed)
+    uint64_t parked;          //  requests waiting for the load to end
+    uint64_t queued;          //  accepted requests waiting for a free worker
+    uint64_t inflight;        //  requests being inferred on a worker
+    uint64_t waiting;         //  WAIT commands parked
+    uint64_t served;          //  requests answered with a response
+    uint64_t failed;          //  requests answered with an error (busy, timeout, ...)
+    uint64_t max_pending;
+    uint64_t workers;
+} sluice_model_status_t;
+
+typedef struct sluice_model_client_t sluice_model_client_t;
+
+//  Connect to a model server. Returns NULL when the endpoint is invalid. Connecting is
+//  asynchronous: a server that is not there yet is waited for by each call's timeout.
+//  The caller owns the result.
+sluice_model_client_t *
+    sluice_model_client_new (const char *endpoint);
+
+//  Disconnect and free. Sets *self_p to NULL.
+void
+    sluice_model_client_destroy (sluice_model_client_t **self_p);
+
+//  Send one inference request and wait for its response: while the model loads it waits
+//  (parked at the server), once ready it is served at once (or behind busy workers).
+//  On SLUICE_OK, *response_out (when response_out is not NULL) is a malloc'd NUL-terminated
+//  copy of the response: the caller frees it. On error *response_out is NULL and
+//  sluice_model_client_error_text says why (e.g. the load's failure reason).
+sluice_err_t
+    sluice_model_client_request (sluice_model_client_t *self, const void *payload, size_t size,
+                                 char **response_out);
+
+//  Same, giving up when the request is still waiting (parked or queued) after timeout_ms
+//  (SLUICE_FOREVER: no limit; 0: only if it can be dispatched at once): the server then
+//  answers SLUICE_ETIMEOUT and never runs it. An inference already started runs to its end.
+sluice_err_t
+    sluice_model_client_request_timeout (sluice_model_client_t *self, const void *payload,
+                                         size_t size, int timeout_ms, char **response_out);
+
+//  Block until loading has ended: SLUICE_OK when the model is ready, SLUICE_ELOADFAIL (error
+//  text: the reason) when it failed, SLUICE_ESHUTDOWN when the server is shutting down,
+//  SLUICE_ETIMEOUT after timeout_ms (SLUICE_FOREVER: no limit). The server parks the call and
+//  answers it when the load ends: no polling.
+sluice_err_t
+    sluice_model_client_wait_ready (sluice_model_client_t *self, int timeout_ms);
+
+//  Ask the server for its state and counters.
+sluice_err_t
+    sluice_model_client_status (sluice_model_client_t *self, sluice_model_status_t *status);
+
+//  Begin a graceful shutdown (idempotent): returns once the server has started draining.
+sluice_err_t
+    sluice_model_client_shutdown (sluice_model_client_t *self);
+
+//  The error of the last call, and the text the server sent with it ("" when none). The text
+//  is owned by the client and valid until the next call.
+sluice_err_t
+    sluice_model_client_error (sluice_model_client_t *self);
+const char *
+    sluice_model_client_error_text (sluice_model_client_t *self);
+
+//  True when the server deferred the last request (parked during the load, or queued behind
+//  busy workers) before serving it.
+bool
+    sluice_model_client_was_parked (sluice_model_client_t *self);
+
+//  How long a call waits for a reply beyond its own timeout before deciding the server is
+//  gone (SLUICE_ETRANSPORT). Inference time counts against it: raise it for slow models.
+//  Default 2000 ms (calls without a timeout wait without limit).
+void
+    sluice_model_client_set_grace (sluice_model_client_t *self, int grace_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
