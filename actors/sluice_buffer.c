@@ -37,10 +37,16 @@ typedef struct {
     zsock_t *router;
     sluice_publisher_t *events;
     sluice_buffer_opts_t opts;
-    //  The queue: a ring of capacity slots
+    //  The queue: a ring. It holds capacity chunks, and grows past that only when chunks of a
+    //  vanished reader come back (they go first, and writers wait until it is below capacity)
     s_slot_t *ring;
+    size_t ring_size;
     size_t head;
     size_t queued;
+    //  Acknowledged delivery: READ replies not yet acknowledged, by reader identity
+    zhashx_t *deliveries;         //  identity key -> s_reader_t
+    size_t unacked;               //  chunks held in them
+    int64_t next_sweep;           //  when to probe for vanished peers (INT64_MAX = idle)
     //  Waiters, oldest first
     zlistx_t *writers;
     zlistx_t *readers;
@@ -54,13 +60,49 @@ typedef struct {
     bool terminated;
 } s_buffer_t;
 
+#define S_SWEEP_MS  1000     //  probe interval for vanished peers while any request waits
+
+typedef struct {
+    uint64_t reply_id;            //  the READ reply these chunks went out in
+    zmq_msg_t *chunks;            //  copies (ZeroMQ shares the data: no bytes are copied)
+    size_t count;
+    bool last_final;
+} s_delivery_t;
+
+typedef struct {
+    zmq_msg_t identity;
+    zlistx_t *deliveries;         //  s_delivery_t, oldest first
+} s_reader_t;
+
 // ---------------------------------------------------------------------------------------------
 //  Queue
 
 static void
+s_ring_reserve (s_buffer_t *self)
+{
+    if (self->queued < self->ring_size)
+        return;
+    size_t size = self->ring_size * 2;
+    s_slot_t *ring = (s_slot_t *) calloc (size, sizeof *ring);
+    assert (ring);
+    for (size_t index = 0; index < self->queued; index++) {
+        s_slot_t *from = &self->ring [(self->head + index) % self->ring_size];
+        zmq_msg_init (&ring [index].data);
+        zmq_msg_move (&ring [index].data, &from->data);
+        zmq_msg_close (&from->data);
+        ring [index].is_final = from->is_final;
+    }
+    free (self->ring);
+    self->ring = ring;
+    self->ring_size = size;
+    self->head = 0;
+}
+
+static void
 s_push_tail (s_buffer_t *self, zmq_msg_t *data, bool is_final)
 {
-    s_slot_t *slot = &self->ring [(self->head + self->queued) % self->opts.capacity];
+    s_ring_reserve (self);
+    s_slot_t *slot = &self->ring [(self->head + self->queued) % self->ring_size];
     zmq_msg_init (&slot->data);
     zmq_msg_move (&slot->data, data);
     slot->is_final = is_final;
@@ -70,7 +112,8 @@ s_push_tail (s_buffer_t *self, zmq_msg_t *data, bool is_final)
 static void
 s_push_head (s_buffer_t *self, zmq_msg_t *data, bool is_final)
 {
-    self->head = (self->head + self->opts.capacity - 1) % self->opts.capacity;
+    s_ring_reserve (self);
+    self->head = (self->head + self->ring_size - 1) % self->ring_size;
     s_slot_t *slot = &self->ring [self->head];
     zmq_msg_init (&slot->data);
     zmq_msg_move (&slot->data, data);
@@ -85,7 +128,7 @@ s_pop_head (s_buffer_t *self, zmq_msg_t *data)
     zmq_msg_init (data);
     zmq_msg_move (data, &slot->data);
     zmq_msg_close (&slot->data);
-    self->head = (self->head + 1) % self->opts.capacity;
+    self->head = (self->head + 1) % self->ring_size;
     self->queued--;
     return slot->is_final;
 }
@@ -140,6 +183,95 @@ s_parked_flag (s_waiter_t *waiter)
 }
 
 // ---------------------------------------------------------------------------------------------
+//  Acknowledged delivery. A reader that asks for it (READ with FLAG_ACK) names, in each READ,
+//  the last reply it received. Chunks of replies it acknowledges are released; chunks of any
+//  later reply it did not receive (abandoned after a client-side timeout, or lost with the
+//  connection) go back to the head of the queue, as do all its chunks once it has vanished.
+
+static void
+s_identity_key (zmq_msg_t *identity, char *key)
+{
+    static const char hex [] = "0123456789abcdef";
+    const uint8_t *bytes = (const uint8_t *) zmq_msg_data (identity);
+    size_t size = zmq_msg_size (identity);
+    for (size_t index = 0; index < size && index < 255; index++) {
+        key [index * 2] = hex [bytes [index] >> 4];
+        key [index * 2 + 1] = hex [bytes [index] & 15];
+    }
+    key [(size < 255 ? size : 255) * 2] = 0;
+}
+
+static void
+s_delivery_destroy (void **item)
+{
+    s_delivery_t *delivery = (s_delivery_t *) *item;
+    for (size_t index = 0; index < delivery->count; index++)
+        zmq_msg_close (&delivery->chunks [index]);
+    free (delivery->chunks);
+    free (delivery);
+    *item = NULL;
+}
+
+static void
+s_reader_destroy (void **item)
+{
+    s_reader_t *reader = (s_reader_t *) *item;
+    zlistx_destroy (&reader->deliveries);
+    zmq_msg_close (&reader->identity);
+    free (reader);
+    *item = NULL;
+}
+
+static void
+s_record_delivery (s_buffer_t *self, zmq_msg_t *identity, uint64_t reply_id,
+                   zmq_msg_t *copies, size_t count, bool last_final)
+{
+    char key [512];
+    s_identity_key (identity, key);
+    s_reader_t *reader = (s_reader_t *) zhashx_lookup (self->deliveries, key);
+    if (!reader) {
+        reader = (s_reader_t *) zmalloc (sizeof *reader);
+        zmq_msg_init (&reader->identity);
+        zmq_msg_copy (&reader->identity, identity);
+        reader->deliveries = zlistx_new ();
+        zlistx_set_destructor (reader->deliveries, s_delivery_destroy);
+        zhashx_insert (self->deliveries, key, reader);
+    }
+    s_delivery_t *delivery = (s_delivery_t *) zmalloc (sizeof *delivery);
+    delivery->reply_id = reply_id;
+    delivery->chunks = copies;
+    delivery->count = count;
+    delivery->last_final = last_final;
+    zlistx_add_end (reader->deliveries, delivery);
+    self->unacked += count;
+}
+
+//  Release what the reader acknowledged (reply ids up to ack_id) and requeue the rest; with
+//  ack_id 0 and `vanished`, requeue everything. Newest first, so the oldest ends at the head.
+static void
+s_settle_deliveries (s_buffer_t *self, const char *key, uint64_t ack_id, bool vanished)
+{
+    s_reader_t *reader = (s_reader_t *) zhashx_lookup (self->deliveries, key);
+    if (!reader)
+        return;
+    s_delivery_t *delivery;
+    while ((delivery = (s_delivery_t *) zlistx_last (reader->deliveries))) {
+        bool acknowledged = !vanished && delivery->reply_id <= ack_id;
+        if (!acknowledged) {
+            for (size_t index = delivery->count; index > 0; index--)
+                s_push_head (self, &delivery->chunks [index - 1],
+                             delivery->last_final && index == delivery->count);
+            self->read -= delivery->count;
+            zsys_debug ("sluice buffer: %zu unacknowledged chunk(s) back to the head of the queue",
+                        delivery->count);
+        }
+        self->unacked -= delivery->count;
+        zlistx_delete (reader->deliveries, zlistx_cursor (reader->deliveries));
+    }
+    zhashx_delete (self->deliveries, key);
+}
+
+// ---------------------------------------------------------------------------------------------
 //  The one serving routine
 
 //  Admit the oldest writer. Its chunk is enqueued only once its OK is on the way, so a writer
@@ -179,9 +311,27 @@ s_serve_reader (s_buffer_t *self)
     reply.flags = s_parked_flag (reader) | (is_final ? SLUICE_FLAG_FINAL : 0);
     reply.timeout_ms = 0;
     reply.status = SLUICE_OK;
+    bool acknowledged = reader->request.flags & SLUICE_FLAG_ACK;
+    zmq_msg_t *copies = NULL;
+    if (acknowledged) {
+        copies = (zmq_msg_t *) calloc (count, sizeof *copies);
+        assert (copies);
+        for (size_t index = 0; index < count; index++) {
+            zmq_msg_init (&copies [index]);
+            zmq_msg_copy (&copies [index], &self->batch [index]);
+        }
+    }
+    zmq_msg_t identity;         //  kept for the delivery record
+    zmq_msg_init (&identity);
+    if (acknowledged)
+        zmq_msg_copy (&identity, &reader->identity);
     if (sluice_reply_send (zsock_resolve (self->router), &reader->identity, &reply,
-                           self->batch, count) == 0)
+                           self->batch, count) == 0) {
         self->read += count;
+        if (acknowledged)
+            s_record_delivery (self, &identity, reply.request_id, copies, count, is_final);
+        copies = NULL;
+    }
     else {
         zsys_debug ("sluice buffer: reader gone (%s): %zu chunk(s) back to the head of the queue",
                     zmq_strerror (errno), count);
@@ -190,6 +340,12 @@ s_serve_reader (s_buffer_t *self)
             s_push_head (self, &self->batch [index - 1], final);
         }
     }
+    if (copies) {
+        for (size_t index = 0; index < count; index++)
+            zmq_msg_close (&copies [index]);
+        free (copies);
+    }
+    zmq_msg_close (&identity);
     for (size_t index = 0; index < count; index++)
         zmq_msg_close (&self->batch [index]);
     s_waiter_free (self, &reader);
@@ -258,10 +414,10 @@ s_send_status (s_buffer_t *self, sluice_request_t *req)
     char text [512];
     int size = snprintf (text, sizeof text,
         "capacity=%zu\nqueued=%zu\nparked_writers=%zu\nparked_readers=%zu\nclosed=%d\n"
-        "written=%" PRIu64 "\nread=%" PRIu64 "\nmax_chunk_size=%zu\nmax_parked=%zu\n",
+        "written=%" PRIu64 "\nread=%" PRIu64 "\nunacked=%zu\nmax_chunk_size=%zu\nmax_parked=%zu\n",
         self->opts.capacity, self->queued, zlistx_size (self->writers),
         zlistx_size (self->readers), self->closed ? 1 : 0, self->written, self->read,
-        self->opts.max_chunk_size, self->opts.max_parked);
+        self->unacked, self->opts.max_chunk_size, self->opts.max_parked);
     if (sluice_reply_text (zsock_resolve (self->router), &req->identity, &req->header, 0,
                            text, (size_t) size) == -1)
         zsys_debug ("sluice buffer: status reply undeliverable: %s", zmq_strerror (errno));
@@ -299,19 +455,28 @@ s_check (s_buffer_t *self, sluice_request_t *req, sluice_err_t *status)
             }
             return NULL;
         case SLUICE_CMD_READ:
-            if (req->has_body)
-                return "READ takes no body frame";
+            if (header->flags & ~SLUICE_FLAG_ACK)
+                return "READ accepts only the ACK flag";
+            if ((header->flags & SLUICE_FLAG_ACK) && (!req->has_body || zmq_msg_size (&req->body) != 8))
+                return "READ with the ACK flag needs an 8-byte body: the last reply id received";
+            if (!(header->flags & SLUICE_FLAG_ACK) && req->has_body)
+                return "READ without the ACK flag takes no body frame";
             if (header->count < 1 || header->count > SLUICE_MAX_BATCH)
                 return "READ count must be 1..1024";
             return NULL;
+        case SLUICE_CMD_ACK:
+            if (!req->has_body || zmq_msg_size (&req->body) != 8)
+                return "ACK needs an 8-byte body: the last reply id received";
+            return NULL;
         case SLUICE_CMD_CLOSE:
         case SLUICE_CMD_STATUS:
+        case SLUICE_CMD_PING:
             if (req->has_body)
                 return "this command takes no body frame";
             return NULL;
         default:
             *status = SLUICE_ECOMMAND;
-            return "unknown command: the buffer serves WRITE, READ, CLOSE and STATUS";
+            return "unknown command: the buffer serves WRITE, READ, CLOSE, STATUS, ACK and PING";
     }
 }
 
@@ -322,7 +487,7 @@ s_park (s_buffer_t *self, sluice_request_t *req)
     zmq_msg_init (&waiter->identity);
     zmq_msg_move (&waiter->identity, &req->identity);
     zmq_msg_init (&waiter->chunk);
-    if (req->has_body)
+    if (req->header.command == SLUICE_CMD_WRITE)
         zmq_msg_move (&waiter->chunk, &req->body);
     waiter->request = req->header;
     bool is_write = req->header.command == SLUICE_CMD_WRITE;
@@ -346,6 +511,25 @@ s_park (s_buffer_t *self, sluice_request_t *req)
         s_answer_error (self, waiter, SLUICE_EBUSY, "too many parked requests: try again later");
 }
 
+static uint64_t
+s_get64 (const uint8_t *bytes)
+{
+    uint64_t value = 0;
+    for (int index = 0; index < 8; index++)
+        value = (value << 8) | bytes [index];
+    return value;
+}
+
+static void
+s_acknowledge (s_buffer_t *self, sluice_request_t *req)
+{
+    if (zhashx_size (self->deliveries) == 0)
+        return;
+    char key [512];
+    s_identity_key (&req->identity, key);
+    s_settle_deliveries (self, key, s_get64 ((const uint8_t *) zmq_msg_data (&req->body)), false);
+}
+
 static void
 s_handle_request (s_buffer_t *self, sluice_request_t *req)
 {
@@ -364,8 +548,21 @@ s_handle_request (s_buffer_t *self, sluice_request_t *req)
                 s_park (self, req);
             break;
         case SLUICE_CMD_READ:
+            if (req->header.flags & SLUICE_FLAG_ACK)
+                s_acknowledge (self, req);
             s_park (self, req);
             break;
+        case SLUICE_CMD_ACK:
+            s_acknowledge (self, req);
+            s_settle (self);
+            break;          //  no reply: the reader may be gone already
+        case SLUICE_CMD_PING: {
+            sluice_header_t reply = req->header;
+            reply.timeout_ms = 0;
+            if (sluice_reply_send (router, &req->identity, &reply, NULL, 0) == -1)
+                zsys_debug ("sluice buffer: ping reply undeliverable: %s", zmq_strerror (errno));
+            break;
+        }
         case SLUICE_CMD_CLOSE: {
             s_close (self);
             sluice_header_t reply = req->header;
@@ -445,6 +642,85 @@ s_handle_pipe (s_buffer_t *self)
     zmsg_destroy (&msg);
 }
 
+//  Is the peer still there? A probe is a header with the reserved request id 0, which clients
+//  ignore; with ROUTER_MANDATORY an unroutable peer fails at once. A peer whose queue is full
+//  (EAGAIN) is alive.
+static bool
+s_peer_alive (s_buffer_t *self, zmq_msg_t *identity, zhashx_t *verdicts, const char *key)
+{
+    void *known = zhashx_lookup (verdicts, key);
+    if (known)
+        return known == (void *) 1;
+    sluice_header_t probe = { .command = SLUICE_CMD_PING, .request_id = SLUICE_PROBE_ID };
+    zmq_msg_t routing;
+    zmq_msg_init (&routing);
+    zmq_msg_copy (&routing, identity);
+    bool alive = sluice_reply_send (zsock_resolve (self->router), &routing, &probe, NULL, 0) == 0
+              || errno != EHOSTUNREACH;
+    zmq_msg_close (&routing);
+    zhashx_insert (verdicts, key, alive ? (void *) 1 : (void *) 2);
+    return alive;
+}
+
+static void
+s_sweep_list (s_buffer_t *self, zlistx_t *list, zhashx_t *verdicts)
+{
+    char key [512];
+    s_waiter_t *waiter = (s_waiter_t *) zlistx_first (list);
+    while (waiter) {
+        s_waiter_t *next = (s_waiter_t *) zlistx_next (list);
+        s_identity_key (&waiter->identity, key);
+        if (!s_peer_alive (self, &waiter->identity, verdicts, key)) {
+            //  The waiter's node is detached, not the cursor's neighbour: iteration stays valid
+            s_waiter_remove (self, waiter);
+            s_waiter_free (self, &waiter);
+        }
+        waiter = next;
+    }
+}
+
+//  Remove the parked requests of peers that have gone (heartbeats disconnect dead and hung
+//  tcp peers) and requeue the unacknowledged chunks of vanished readers.
+static void
+s_sweep (s_buffer_t *self)
+{
+    zhashx_t *verdicts = zhashx_new ();
+    zhashx_set_key_duplicator (verdicts, (zhashx_duplicator_fn *) strdup);
+    s_sweep_list (self, self->writers, verdicts);
+    s_sweep_list (self, self->readers, verdicts);
+    zlistx_t *gone = zlistx_new ();
+    zlistx_set_destructor (gone, (zlistx_destructor_fn *) zstr_free);
+    s_reader_t *reader = (s_reader_t *) zhashx_first (self->deliveries);
+    while (reader) {
+        const char *key = (const char *) zhashx_cursor (self->deliveries);
+        if (!s_peer_alive (self, &reader->identity, verdicts, key))
+            zlistx_add_end (gone, strdup (key));
+        reader = (s_reader_t *) zhashx_next (self->deliveries);
+    }
+    for (char *key = (char *) zlistx_first (gone); key; key = (char *) zlistx_next (gone))
+        s_settle_deliveries (self, key, 0, true);
+    zlistx_destroy (&gone);
+    zhashx_destroy (&verdicts);
+    s_settle (self);
+}
+
+static void
+s_schedule_sweep (s_buffer_t *self)
+{
+    bool waiting = zlistx_size (self->writers) || zlistx_size (self->readers)
+                || zhashx_size (self->deliveries);
+    if (!waiting)
+        self->next_sweep = INT64_MAX;
+    else
+    if (self->next_sweep == INT64_MAX)
+        self->next_sweep = zclock_mono () + S_SWEEP_MS;
+    else
+    if (zclock_mono () >= self->next_sweep) {
+        s_sweep (self);
+        self->next_sweep = zclock_mono () + S_SWEEP_MS;
+    }
+}
+
 static void
 s_check_drained (s_buffer_t *self)
 {
@@ -468,7 +744,10 @@ s_buffer_run (s_buffer_t *self)
         if (self->events)
             items [count++] = (zmq_pollitem_t) { sluice_publisher_socket (self->events), 0, ZMQ_POLLIN, 0 };
         s_waiter_t *soonest = (s_waiter_t *) zlistx_first (self->deadlines);
-        long timeout = sluice_poll_timeout (soonest ? soonest->deadline : INT64_MAX);
+        int64_t wake = soonest ? soonest->deadline : INT64_MAX;
+        if (self->next_sweep < wake)
+            wake = self->next_sweep;
+        long timeout = sluice_poll_timeout (wake);
         if (zmq_poll (items, count, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -491,6 +770,7 @@ s_buffer_run (s_buffer_t *self)
         if (self->events && (items [count - 1].revents & ZMQ_POLLIN))
             sluice_publisher_handle (self->events);
         s_expire (self);
+        s_schedule_sweep (self);
         s_check_drained (self);
     }
 }
@@ -510,6 +790,7 @@ s_buffer_destroy (s_buffer_t *self)
     zlistx_destroy (&self->writers);
     zlistx_destroy (&self->readers);
     zlistx_destroy (&self->deadlines);
+    zhashx_destroy (&self->deliveries);
     while (self->queued) {
         zmq_msg_t data;
         s_pop_head (self, &data);
@@ -530,7 +811,11 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
     self.opts = *(const sluice_buffer_opts_t *) args;
     //  The endpoints are given again with BIND; the caller's strings die after the signal
     self.opts.endpoint = self.opts.events_endpoint = NULL;
-    self.ring = (s_slot_t *) calloc (self.opts.capacity, sizeof *self.ring);
+    self.ring_size = self.opts.capacity;
+    self.ring = (s_slot_t *) calloc (self.ring_size, sizeof *self.ring);
+    self.deliveries = zhashx_new ();
+    zhashx_set_destructor (self.deliveries, s_reader_destroy);
+    self.next_sweep = INT64_MAX;
     self.batch = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self.batch);
     self.writers = zlistx_new ();
     self.readers = zlistx_new ();

@@ -224,11 +224,12 @@ sluice_err_t
 sluice_err_t
     sluice_model_client_wait_ready (sluice_model_client_t *self, int timeout_ms);
 
-//  Ask the server for its state and counters.
+//  Ask the server for its state and counters (answered at once: waits up to the grace period).
 sluice_err_t
     sluice_model_client_status (sluice_model_client_t *self, sluice_model_status_t *status);
 
-//  Begin a graceful shutdown (idempotent): returns once the server has started draining.
+//  Begin a graceful shutdown (idempotent): returns once the server has started draining
+//  (waits up to the grace period for the answer).
 sluice_err_t
     sluice_model_client_shutdown (sluice_model_client_t *self);
 

@@ -34,11 +34,19 @@ extern "C" {
 #define SLUICE_CMD_REQUEST   5   //  model server: one inference request
 #define SLUICE_CMD_SHUTDOWN  6   //  model server: graceful shutdown
 #define SLUICE_CMD_WAIT      7   //  model server: reply once loading has ended (ready/failed)
+#define SLUICE_CMD_ACK       8   //  buffer: acknowledge READ replies received (no reply)
+#define SLUICE_CMD_PING      9   //  any actor: liveness check, answered at once
 
 //  Flags (one byte)
 #define SLUICE_FLAG_FINAL   0x01  //  WRITE: chunk is final; READ reply: last chunk is final
 #define SLUICE_FLAG_EOS     0x02  //  READ reply: end of stream (closed and drained)
 #define SLUICE_FLAG_PARKED  0x04  //  reply: the request was deferred before being served
+#define SLUICE_FLAG_ACK     0x08  //  READ: acknowledged delivery; body = 8-byte id of the last
+                                  //  READ reply received (0 = none)
+
+//  request_id 0 is reserved: an actor sends a header with request_id 0 to probe whether a peer
+//  is still there; clients ignore it.
+#define SLUICE_PROBE_ID      0
 
 //  Readable name of a command code ("WRITE", ...), or NULL when unknown.
 const char *

@@ -130,6 +130,13 @@ sluice_err_t
 void
     sluice_stream_set_grace (sluice_stream_t *self, int grace_ms);
 
+//  A call that waits longer than liveness_ms (default 5000) pings the actor, and fails with
+//  SLUICE_ETRANSPORT if it does not answer within the grace period: a buffer that died or
+//  hangs never blocks a caller forever, even without a timeout (noticed within about
+//  liveness + grace = 7 s by default). 0 turns the check off.
+void
+    sluice_stream_set_liveness (sluice_stream_t *self, int liveness_ms);
+
 #ifdef __cplusplus
 }
 #endif

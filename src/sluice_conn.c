@@ -15,6 +15,7 @@ sluice_conn_init (sluice_conn_t *conn, const char *endpoint)
 {
     memset (conn, 0, sizeof *conn);
     conn->grace_ms = SLUICE_DEFAULT_GRACE_MS;
+    conn->liveness_ms = SLUICE_LIVENESS_MS;
     //  Ids start at a random point so that a new incarnation of a client that reuses a
     //  routing id cannot match replies meant for the old one.
     conn->next_id = ((uint64_t) randof (0x7fffffff) << 32) | 1;
@@ -23,6 +24,7 @@ sluice_conn_init (sluice_conn_t *conn, const char *endpoint)
     conn->dealer = zsock_new (ZMQ_DEALER);
     if (!conn->dealer)
         return SLUICE_ETRANSPORT;
+    sluice_socket_heartbeat (conn->dealer, SLUICE_HEARTBEAT_MS);
     if (zsock_connect (conn->dealer, "%s", endpoint) == -1) {
         zsock_destroy (&conn->dealer);
         return SLUICE_EINVAL;
@@ -87,12 +89,18 @@ sluice_err_t
 sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
 {
     void *dealer = zsock_resolve (conn->dealer);
+    //  A long wait is a parked request; make sure the actor is still there to answer it
+    uint64_t ping_id = 0;
+    int64_t ping_due = INT64_MAX;
+    int64_t quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
     while (true) {
         zmq_pollitem_t items [2] = {
             { dealer, 0, ZMQ_POLLIN, 0 },
             { conn->interrupt, 0, ZMQ_POLLIN, 0 },
         };
-        int rc = zmq_poll (items, conn->interrupt ? 2 : 1, sluice_poll_timeout (deadline));
+        int64_t check = ping_id ? ping_due : quiet_until;
+        int rc = zmq_poll (items, conn->interrupt ? 2 : 1,
+                           sluice_poll_timeout (check < deadline ? check : deadline));
         if (rc > 0 && !(items [0].revents & ZMQ_POLLIN))
             return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted by the owning actor");
         if (rc == -1) {
@@ -100,8 +108,25 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
                 return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while waiting for a reply");
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "poll failed: %s", zmq_strerror (zmq_errno ()));
         }
-        if (rc == 0)
-            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "no reply from the actor in time");
+        if (rc == 0) {
+            int64_t now = zclock_mono ();
+            if (now >= deadline)
+                return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "no reply from the actor in time");
+            if (ping_id && now >= ping_due)
+                return sluice_conn_fail (conn, SLUICE_ETRANSPORT,
+                                         "the actor does not answer a ping: gone or hung");
+            if (!ping_id && now >= quiet_until) {
+                uint8_t bytes [SLUICE_HEADER_SIZE];
+                sluice_header_t ping = { .version = SLUICE_PROTOCOL_VERSION,
+                                         .command = SLUICE_CMD_PING, .request_id = conn->next_id++ };
+                sluice_header_encode (&ping, bytes);
+                //  Queued even while disconnected (the DEALER keeps its pipe); never blocks
+                zmq_send (dealer, bytes, sizeof bytes, ZMQ_DONTWAIT);
+                ping_id = ping.request_id;
+                ping_due = now + conn->grace_ms;
+            }
+            continue;
+        }
 
         sluice_conn_release_frames (conn);
         zmq_msg_t header_msg;
@@ -131,6 +156,12 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
             }
             conn->frame_count++;
             more = zmq_msg_more (frame);
+        }
+        if (ping_id && decoded == SLUICE_OK && conn->reply.request_id == ping_id) {
+            //  Any answer to the ping, even an error from an older actor, proves it is alive
+            ping_id = 0;
+            quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
+            continue;
         }
         if (decoded != SLUICE_OK || conn->reply.request_id < low_id
         ||  conn->reply.request_id > high_id)

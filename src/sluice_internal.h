@@ -121,7 +121,19 @@ typedef struct {
     sluice_err_t error;        //  result of the last call
     char error_text[512];      //  the actor's reason for it, or ours
     void *interrupt;           //  raw socket whose input ends a wait (SLUICE_EINTR), or NULL
+    int liveness_ms;           //  while waiting, ping the actor after this long without a word
 } sluice_conn_t;
+
+//  Liveness on tcp: ZeroMQ heartbeats every interval, a peer silent for 3 intervals is
+//  disconnected. Clients also ping an actor that has been silent for SLUICE_LIVENESS_MS while
+//  they wait, and give up after the grace period without an answer.
+#define SLUICE_HEARTBEAT_MS   1000
+#define SLUICE_LIVENESS_MS    5000
+#define SLUICE_BACKLOG        1024
+
+//  Set heartbeats on a tcp socket (no effect on inproc).
+void
+    sluice_socket_heartbeat (zsock_t *sock, int interval_ms);
 
 sluice_err_t
     sluice_conn_init (sluice_conn_t *conn, const char *endpoint);

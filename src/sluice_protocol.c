@@ -18,6 +18,8 @@ sluice_command_name (int command)
         case SLUICE_CMD_REQUEST:  return "REQUEST";
         case SLUICE_CMD_SHUTDOWN: return "SHUTDOWN";
         case SLUICE_CMD_WAIT:     return "WAIT";
+        case SLUICE_CMD_ACK:      return "ACK";
+        case SLUICE_CMD_PING:     return "PING";
         default:                  return NULL;
     }
 }
@@ -229,6 +231,14 @@ sluice_reply_error (void *router, zmq_msg_t *identity, const sluice_header_t *re
     return rc;
 }
 
+void
+sluice_socket_heartbeat (zsock_t *sock, int interval_ms)
+{
+    zsock_set_heartbeat_ivl (sock, interval_ms);
+    zsock_set_heartbeat_timeout (sock, interval_ms * 3);
+    zsock_set_heartbeat_ttl (sock, interval_ms * 3);
+}
+
 zsock_t *
 sluice_router_new (const char *endpoint)
 {
@@ -237,6 +247,10 @@ sluice_router_new (const char *endpoint)
         return NULL;
     //  Never drop a reply silently: an unroutable peer is an error we act on
     zsock_set_router_mandatory (router, 1);
+    //  Dead or hung tcp peers are disconnected, so their parked requests can be swept
+    sluice_socket_heartbeat (router, SLUICE_HEARTBEAT_MS);
+    //  Many clients connecting at once (the default backlog of 100 serialises them)
+    zsock_set_backlog (router, SLUICE_BACKLOG);
     if (zsock_bind (router, "%s", endpoint) == -1) {
         int saved = errno;
         zsock_destroy (&router);

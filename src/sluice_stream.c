@@ -23,7 +23,17 @@ struct sluice_stream_t {
     size_t held_count;
     size_t held_next;
     uint8_t held_flags;         //  flags of that reply (FINAL applies to its last chunk)
+    //  Acknowledged delivery: the id of the last READ reply received, sent with the next READ
+    uint64_t last_read_id;
+    bool unacknowledged;        //  a READ reply has been received and not acknowledged yet
 };
+
+static void
+s_put64 (uint8_t *bytes, uint64_t value)
+{
+    for (int index = 7; index >= 0; index--, value >>= 8)
+        bytes [index] = (uint8_t) value;
+}
 
 sluice_stream_t *
 sluice_stream_new (const char *endpoint)
@@ -45,6 +55,16 @@ sluice_stream_destroy (sluice_stream_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_stream_t *self = *self_p;
+    if (self->unacknowledged && self->held_next == self->held_count && self->conn.dealer) {
+        //  Everything received was handed out: say so, or the buffer would requeue it when it
+        //  notices we are gone. Linger so the ACK leaves before the socket closes.
+        uint8_t ack [8];
+        s_put64 (ack, self->last_read_id);
+        uint64_t id;
+        zsock_set_linger (self->conn.dealer, 500);
+        zsock_set_sndtimeo (self->conn.dealer, 0);
+        sluice_conn_send (&self->conn, SLUICE_CMD_ACK, 0, 0, 0, ack, sizeof ack, &id);
+    }
     for (size_t index = self->held_next; index < self->held_count; index++)
         zmq_msg_close (&self->held [index]);
     free (self->held);
@@ -197,10 +217,14 @@ sluice_stream_read_timeout (sluice_stream_t *self, sluice_chunk_t *chunk, int ti
         return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "chunk is NULL");
     memset (chunk, 0, sizeof *chunk);
     if (self->held_next == self->held_count) {
-        sluice_err_t rc = s_call (self, SLUICE_CMD_READ, 0, timeout_ms, (uint32_t) self->batch,
-                                  NULL, 0);
+        uint8_t ack [8];
+        s_put64 (ack, self->last_read_id);
+        sluice_err_t rc = s_call (self, SLUICE_CMD_READ, SLUICE_FLAG_ACK, timeout_ms,
+                                  (uint32_t) self->batch, ack, sizeof ack);
         if (rc != SLUICE_OK)
             return rc;
+        self->last_read_id = self->conn.reply.request_id;
+        self->unacknowledged = true;
         if (self->conn.frame_count < 1 || self->conn.frame_count > self->batch)
             return sluice_conn_fail (&self->conn, SLUICE_EPROTO,
                                      "READ reply with %zu chunks, asked for 1..%zu",
@@ -320,6 +344,12 @@ void
 sluice_stream_set_grace (sluice_stream_t *self, int grace_ms)
 {
     self->conn.grace_ms = grace_ms < 0 ? 0 : grace_ms;
+}
+
+void
+sluice_stream_set_liveness (sluice_stream_t *self, int liveness_ms)
+{
+    self->conn.liveness_ms = liveness_ms < 0 ? 0 : liveness_ms;
 }
 
 void

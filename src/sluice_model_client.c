@@ -1,0 +1,172 @@
+/*  sluice_model_client.c - a client connection to a model server (see sluice_model.h).
+
+    A thin layer over sluice_conn_t: one DEALER, one request at a time, replies matched by
+    request id. Waiting is always done by the server (parked replies), never by polling here.
+*/
+#include "sluice_internal.h"
+#include <string.h>
+
+struct sluice_model_client_t {
+    sluice_conn_t conn;
+    bool parked;                  //  the last reply carried SLUICE_FLAG_PARKED
+};
+
+sluice_model_client_t *
+sluice_model_client_new (const char *endpoint)
+{
+    sluice_model_client_t *self = (sluice_model_client_t *) zmalloc (sizeof *self);
+    if (sluice_conn_init (&self->conn, endpoint) != SLUICE_OK) {
+        sluice_conn_fini (&self->conn);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+sluice_model_client_destroy (sluice_model_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sluice_model_client_t *self = *self_p;
+    sluice_conn_fini (&self->conn);
+    free (self);
+    *self_p = NULL;
+}
+
+//  One call; remembers whether the server deferred it.
+static sluice_err_t
+s_call (sluice_model_client_t *self, uint8_t command, int timeout_ms, const void *body,
+        size_t size)
+{
+    self->parked = false;
+    uint64_t id = self->conn.next_id;
+    sluice_err_t rc = sluice_conn_call (&self->conn, command, 0, timeout_ms, 0, body, size);
+    //  Only a reply to this very request tells (a local failure leaves an older header)
+    if (self->conn.reply.request_id == id)
+        self->parked = (self->conn.reply.flags & SLUICE_FLAG_PARKED) != 0;
+    return rc;
+}
+
+//  The single text frame of the last reply, or an EPROTO failure.
+static sluice_err_t
+s_text (sluice_model_client_t *self, const char **text, size_t *size)
+{
+    if (self->conn.frame_count != 1)
+        return sluice_conn_fail (&self->conn, SLUICE_EPROTO,
+                                 "reply carried %zu frames, expected 1", self->conn.frame_count);
+    *text = (const char *) zmq_msg_data (&self->conn.frames [0]);
+    *size = zmq_msg_size (&self->conn.frames [0]);
+    return SLUICE_OK;
+}
+
+sluice_err_t
+sluice_model_client_request_timeout (sluice_model_client_t *self, const void *payload,
+                                     size_t size, int timeout_ms, char **response_out)
+{
+    if (response_out)
+        *response_out = NULL;
+    if (!payload && size)
+        return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "payload is NULL");
+    //  sluice_conn_call sends a body frame only for a non-NULL body: an empty payload is "".
+    sluice_err_t rc = s_call (self, SLUICE_CMD_REQUEST, timeout_ms, payload ? payload : "", size);
+    if (rc != SLUICE_OK)
+        return rc;
+    const char *text = "";
+    size_t text_size = 0;
+    rc = s_text (self, &text, &text_size);
+    if (rc != SLUICE_OK || !response_out)
+        return rc;
+    char *copy = (char *) malloc (text_size + 1);
+    if (!copy)
+        return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
+    if (text_size)
+        memcpy (copy, text, text_size);
+    copy [text_size] = 0;
+    *response_out = copy;
+    return SLUICE_OK;
+}
+
+sluice_err_t
+sluice_model_client_request (sluice_model_client_t *self, const void *payload, size_t size,
+                             char **response_out)
+{
+    return sluice_model_client_request_timeout (self, payload, size, SLUICE_FOREVER,
+                                                response_out);
+}
+
+sluice_err_t
+sluice_model_client_wait_ready (sluice_model_client_t *self, int timeout_ms)
+{
+    return s_call (self, SLUICE_CMD_WAIT, timeout_ms, NULL, 0);
+}
+
+static sluice_model_state_t
+s_state_from (const char *name)
+{
+    for (int state = SLUICE_MODEL_LOADING; state < SLUICE_MODEL_UNKNOWN; state++)
+        if (streq (name, sluice_model_state_name ((sluice_model_state_t) state)))
+            return (sluice_model_state_t) state;
+    return SLUICE_MODEL_UNKNOWN;
+}
+
+sluice_err_t
+sluice_model_client_status (sluice_model_client_t *self, sluice_model_status_t *status)
+{
+    if (!status)
+        return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "status is NULL");
+    memset (status, 0, sizeof *status);
+    //  Answered at once: timeout 0 bounds the wait by the grace period alone
+    sluice_err_t rc = s_call (self, SLUICE_CMD_STATUS, 0, NULL, 0);
+    if (rc != SLUICE_OK)
+        return rc;
+    const char *text = "";
+    size_t size = 0;
+    rc = s_text (self, &text, &size);
+    if (rc != SLUICE_OK)
+        return rc;
+    char state [32] = "";
+    sluice_status_str (text, size, "state", state, sizeof state);
+    status->state = s_state_from (state);
+    sluice_status_str (text, size, "model", status->model, sizeof status->model);
+    sluice_status_str (text, size, "reason", status->reason, sizeof status->reason);
+    status->parked = sluice_status_u64 (text, size, "parked", 0);
+    status->queued = sluice_status_u64 (text, size, "queued", 0);
+    status->inflight = sluice_status_u64 (text, size, "inflight", 0);
+    status->waiting = sluice_status_u64 (text, size, "waiting", 0);
+    status->served = sluice_status_u64 (text, size, "served", 0);
+    status->failed = sluice_status_u64 (text, size, "failed", 0);
+    status->max_pending = sluice_status_u64 (text, size, "max_pending", 0);
+    status->workers = sluice_status_u64 (text, size, "workers", 0);
+    return SLUICE_OK;
+}
+
+sluice_err_t
+sluice_model_client_shutdown (sluice_model_client_t *self)
+{
+    return s_call (self, SLUICE_CMD_SHUTDOWN, 0, NULL, 0);
+}
+
+sluice_err_t
+sluice_model_client_error (sluice_model_client_t *self)
+{
+    return self->conn.error;
+}
+
+const char *
+sluice_model_client_error_text (sluice_model_client_t *self)
+{
+    return self->conn.error_text;
+}
+
+bool
+sluice_model_client_was_parked (sluice_model_client_t *self)
+{
+    return self->parked;
+}
+
+void
+sluice_model_client_set_grace (sluice_model_client_t *self, int grace_ms)
+{
+    self->conn.grace_ms = grace_ms < 0 ? 0 : grace_ms;
+}
