@@ -167,19 +167,19 @@ s_waiter_remove (s_buffer_t *self, s_waiter_t *waiter)
     waiter->fifo_handle = waiter->deadline_handle = NULL;
 }
 
+static uint8_t
+s_parked_flag (s_waiter_t *waiter)
+{
+    return waiter->parked ? SLUICE_FLAG_PARKED : 0;
+}
+
 static void
 s_answer_error (s_buffer_t *self, s_waiter_t *waiter, sluice_err_t status, const char *reason)
 {
     s_waiter_remove (self, waiter);
     sluice_reply_error (zsock_resolve (self->router), &waiter->identity, &waiter->request,
-                        status, reason);
+                        s_parked_flag (waiter), status, reason);
     s_waiter_free (self, &waiter);
-}
-
-static uint8_t
-s_parked_flag (s_waiter_t *waiter)
-{
-    return waiter->parked ? SLUICE_FLAG_PARKED : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -537,12 +537,12 @@ s_handle_request (s_buffer_t *self, sluice_request_t *req)
     sluice_err_t status;
     const char *reason = s_check (self, req, &status);
     if (reason)
-        sluice_reply_error (router, &req->identity, &req->header, status, reason);
+        sluice_reply_error (router, &req->identity, &req->header, 0, status, reason);
     else
     switch (req->header.command) {
         case SLUICE_CMD_WRITE:
             if (self->closed)
-                sluice_reply_error (router, &req->identity, &req->header, SLUICE_ECLOSED,
+                sluice_reply_error (router, &req->identity, &req->header, 0, SLUICE_ECLOSED,
                                     "buffer is closed: write refused");
             else
                 s_park (self, req);
@@ -586,7 +586,8 @@ static int
 s_bind (s_buffer_t *self, const char *endpoint, const char *events_endpoint,
         char **bound, char **bound_events)
 {
-    self->router = sluice_router_new (endpoint);
+    //  A close answers every parked request at once: one client's replies must all fit
+    self->router = sluice_router_new (endpoint, self->opts.max_parked + 1000);
     if (!self->router) {
         zsys_error ("sluice buffer: cannot bind %s: %s", endpoint, zmq_strerror (errno));
         return -1;

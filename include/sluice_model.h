@@ -185,6 +185,8 @@ typedef struct {
     uint64_t waiting;         //  WAIT commands parked
     uint64_t served;          //  requests answered with a response
     uint64_t failed;          //  requests answered with an error (busy, timeout, ...)
+    uint64_t malformed;       //  commands refused as malformed
+    uint64_t abandoned;       //  waiting requests dropped because their client vanished
     uint64_t max_pending;
     uint64_t workers;
 } sluice_model_status_t;

@@ -64,20 +64,23 @@ int
                        zmq_msg_t *frames, size_t count);
 
 //  Reply to `req` with an error status and a text frame naming the problem; the identity is
-//  consumed. Returns as sluice_reply_send (a failure here is logged and otherwise ignored:
-//  there is no one left to tell).
+//  consumed. flags: SLUICE_FLAG_PARKED when the request had been deferred, else 0. Returns as
+//  sluice_reply_send (a failure here is logged and otherwise ignored: there is no one left
+//  to tell).
 int
     sluice_reply_error (void *router, zmq_msg_t *identity, const sluice_header_t *request,
-                        sluice_err_t status, const char *reason);
+                        uint8_t flags, sluice_err_t status, const char *reason);
 
 //  Reply with one text body frame (status replies, model responses).
 int
     sluice_reply_text (void *router, zmq_msg_t *identity, const sluice_header_t *request,
                        uint8_t flags, const char *text, size_t size);
 
-//  New ROUTER bound at endpoint with ROUTER_MANDATORY; NULL on failure (errno kept).
+//  New ROUTER bound at endpoint with ROUTER_MANDATORY, tcp heartbeats, a large listen backlog
+//  and the given send high-water mark (replies one peer may have queued: an actor that can
+//  release N parked requests at once needs N plus room); NULL on failure (errno kept).
 zsock_t *
-    sluice_router_new (const char *endpoint);
+    sluice_router_new (const char *endpoint, size_t sndhwm);
 
 //  The endpoint a socket is bound to, with a tcp wildcard port resolved; freshly allocated.
 char *

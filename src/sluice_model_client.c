@@ -136,6 +136,8 @@ sluice_model_client_status (sluice_model_client_t *self, sluice_model_status_t *
     status->waiting = sluice_status_u64 (text, size, "waiting", 0);
     status->served = sluice_status_u64 (text, size, "served", 0);
     status->failed = sluice_status_u64 (text, size, "failed", 0);
+    status->malformed = sluice_status_u64 (text, size, "malformed", 0);
+    status->abandoned = sluice_status_u64 (text, size, "abandoned", 0);
     status->max_pending = sluice_status_u64 (text, size, "max_pending", 0);
     status->workers = sluice_status_u64 (text, size, "workers", 0);
     return SLUICE_OK;

@@ -5,6 +5,7 @@
 */
 #include "sluice_internal.h"
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 const char *
@@ -211,10 +212,10 @@ sluice_reply_text (void *router, zmq_msg_t *identity, const sluice_header_t *req
 
 int
 sluice_reply_error (void *router, zmq_msg_t *identity, const sluice_header_t *request,
-                    sluice_err_t status, const char *reason)
+                    uint8_t flags, sluice_err_t status, const char *reason)
 {
     sluice_header_t header = *request;
-    header.flags = 0;
+    header.flags = flags;
     header.timeout_ms = 0;
     header.status = (uint8_t) status;
     if (!reason)
@@ -240,7 +241,7 @@ sluice_socket_heartbeat (zsock_t *sock, int interval_ms)
 }
 
 zsock_t *
-sluice_router_new (const char *endpoint)
+sluice_router_new (const char *endpoint, size_t sndhwm)
 {
     zsock_t *router = zsock_new (ZMQ_ROUTER);
     if (!router)
@@ -251,6 +252,8 @@ sluice_router_new (const char *endpoint)
     sluice_socket_heartbeat (router, SLUICE_HEARTBEAT_MS);
     //  Many clients connecting at once (the default backlog of 100 serialises them)
     zsock_set_backlog (router, SLUICE_BACKLOG);
+    //  Set before the bind: an endpoint copies the socket's options when it is bound
+    zsock_set_sndhwm (router, sndhwm > INT_MAX ? INT_MAX : (int) sndhwm);
     if (zsock_bind (router, "%s", endpoint) == -1) {
         int saved = errno;
         zsock_destroy (&router);
