@@ -24,11 +24,15 @@ else ifeq ($(BUILD),asan)
 else ifeq ($(BUILD),tsan)
   OPT := -O1 -g
   SAN := -fsanitize=thread
+else ifeq ($(BUILD),fuzz)
+  CC  := clang
+  OPT := -O1 -g -fno-omit-frame-pointer
+  SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 else ifeq ($(BUILD),bench)
   OPT := -O3 -DNDEBUG -march=native
   SAN :=
 else
-  $(error BUILD must be release, asan, tsan or bench)
+  $(error BUILD must be release, asan, tsan, fuzz or bench)
 endif
 ALL_CFLAGS = $(BASE) $(OPT) $(SAN) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
@@ -43,7 +47,7 @@ EXAMPLES  := $(patsubst examples/%.c,$(OUT)/bin/%,$(wildcard examples/*.c))
 TESTS     := $(patsubst tests/%.c,$(OUT)/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all build lib examples tests deps demo test check install uninstall clean \
-        tsan valgrind bench
+        tsan valgrind bench fuzz
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -54,7 +58,7 @@ ifeq ($(BUILD),release)
 endif
 
 lib: $(STATIC) $(SHARED)
-examples: $(EXAMPLES)
+examples: $(EXAMPLES) $(OUT)/bin/sluice
 tests: $(TESTS)
 
 deps:
@@ -76,6 +80,12 @@ $(OUT)/bin/%: examples/%.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
 
+# bin/sluice, the command line: every src/cli/*.c in one program; linked into bin/ as well.
+EXAMPLES += $(OUT)/bin/sluice
+$(OUT)/bin/sluice: $(wildcard src/cli/*.c) $(wildcard src/cli/*.h) $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/cli $(ALL_LDFLAGS) $(wildcard src/cli/*.c) -o $@ $(STATIC) $(PKG_LIBS)
+
 $(OUT)/tests/%: tests/%.c $(STATIC) $(HEADERS) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS) $(CRIT_LIBS)
@@ -84,6 +94,29 @@ $(OUT)/tests/%: tests/%.c $(STATIC) $(HEADERS) $(wildcard tests/*.h)
 demo: all
 	./bin/llm_stream
 	@if [ -x bin/model_server ]; then ./bin/model_server; fi
+
+# Benchmarks (bench/README.md): each bench/*.c is one program, built with the BUILD=bench flags
+# against build/bench/lib/libsluice.a (whole archive: the bench probes optional symbols) and
+# run. `make bench QUICK=1` runs the short version. The table goes to stdout, JSON to
+# build/bench/results.json.
+BENCH_OUT    := build/bench
+BENCH_PROGS  := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
+BENCH_CFLAGS  = -std=gnu11 $(WARN) -Iinclude -O3 -DNDEBUG -march=native $(PKG_CFLAGS) $(CFLAGS)
+BENCH_LIBS    = -Wl,--whole-archive $(BENCH_OUT)/lib/libsluice.a -Wl,--no-whole-archive \
+                $(PKG_LIBS) -lm
+BENCH_ARGS    = $(if $(filter-out 0,$(QUICK)),--quick)
+
+bench: deps
+	@$(MAKE) --no-print-directory BUILD=bench lib
+	@mkdir -p $(BENCH_OUT)/bin
+	@for p in $(BENCH_PROGS); do \
+	  echo "$(CC) ... bench/$$p.c -o $(BENCH_OUT)/bin/$$p"; \
+	  $(CC) $(BENCH_CFLAGS) $(LDFLAGS) bench/$$p.c -o $(BENCH_OUT)/bin/$$p $(BENCH_LIBS) || exit 1; \
+	done
+	@for p in $(BENCH_PROGS); do \
+	  json=$(BENCH_OUT)/$$p.json; [ $$p = bench ] && json=$(BENCH_OUT)/results.json; \
+	  timeout $(TIMEOUT) $(BENCH_OUT)/bin/$$p $(BENCH_ARGS) --json $$json || exit 1; \
+	done
 
 # Every test, in the normal build and under AddressSanitizer + UBSan.
 test: deps
@@ -119,3 +152,25 @@ uninstall:
 
 clean:
 	rm -rf build bin
+
+# libFuzzer targets (fuzz/README.md): the protocol decoder and a whole buffer actor. Each runs
+# FUZZ_SECONDS (default 60) from its seed corpus in fuzz/corpus/NAME; new inputs it finds go to
+# build/fuzz/corpus-NAME, crashes to build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+
+fuzz:
+	@SLUICE_DEPS_EXTRA="clang libclang-rt-14-dev" bash scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=fuzz lib
+	@for t in $(FUZZ_TARGETS); do \
+	  clang -std=gnu11 $(WARN) -Iinclude -Isrc -O1 -g -fsanitize=fuzzer,address,undefined \
+	    $(PKG_CFLAGS) fuzz/$$t.c -o build/fuzz/$$t build/fuzz/lib/libsluice.a $(PKG_LIBS) || exit 1; \
+	done
+	@for t in $(FUZZ_TARGETS); do \
+	  name=$${t#fuzz_}; mkdir -p build/fuzz/corpus-$$name; \
+	  echo "== $$t for $(FUZZ_SECONDS) s"; \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=20 \
+	    -artifact_prefix=build/fuzz/ -print_final_stats=1 \
+	    build/fuzz/corpus-$$name fuzz/corpus/$$name > build/fuzz/$$t.log 2>&1; rc=$$?; \
+	  tail -n 12 build/fuzz/$$t.log; [ $$rc -eq 0 ] || { echo "$$t FAILED (log: build/fuzz/$$t.log)"; exit 1; }; \
+	done
