@@ -57,6 +57,7 @@ typedef struct {
     uint64_t read;
     s_waiter_t *arriving;         //  the request s_park is settling, until it is freed
     bool drain_watch;             //  the owner waits for closed-and-empty
+    bool secured;                 //  CURVE applied: holds the process's authenticator
     bool terminated;
 } s_buffer_t;
 
@@ -393,16 +394,20 @@ s_settle (s_buffer_t *self)
 }
 
 static void
+s_answer_timeout (s_buffer_t *self, s_waiter_t *waiter)
+{
+    s_answer_error (self, waiter, SLUICE_ETIMEOUT,
+                    waiter->request.command == SLUICE_CMD_WRITE
+                    ? "timed out: buffer full, chunk not written" : "timed out: buffer empty");
+}
+
+static void
 s_expire (s_buffer_t *self)
 {
     int64_t now = zclock_mono ();
     s_waiter_t *waiter;
-    while ((waiter = (s_waiter_t *) zlistx_first (self->deadlines)) && waiter->deadline <= now) {
-        bool is_write = waiter->request.command == SLUICE_CMD_WRITE;
-        s_answer_error (self, waiter, SLUICE_ETIMEOUT,
-                        is_write ? "timed out: buffer full, chunk not written"
-                                 : "timed out: buffer empty");
-    }
+    while ((waiter = (s_waiter_t *) zlistx_first (self->deadlines)) && waiter->deadline <= now)
+        s_answer_timeout (self, waiter);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,7 +509,13 @@ s_park (s_buffer_t *self, sluice_request_t *req)
     if (!self->arriving)
         return;      //  served (and freed) by s_settle
     self->arriving = NULL;
-    //  Still waiting: it is deferred from here on, unless there are too many waiters
+    //  Still waiting. Timeout 0 means "now or never": answer before any later message could
+    //  serve it
+    if (waiter->request.timeout_ms == 0) {
+        s_answer_timeout (self, waiter);
+        return;
+    }
+    //  Deferred from here on, unless there are too many waiters
     waiter->parked = true;
     size_t parked = zlistx_size (self->writers) + zlistx_size (self->readers);
     if (parked > self->opts.max_parked)
@@ -582,28 +593,34 @@ s_handle_request (s_buffer_t *self, sluice_request_t *req)
 // ---------------------------------------------------------------------------------------------
 //  Actor
 
-static int
+static sluice_err_t
 s_bind (s_buffer_t *self, const char *endpoint, const char *events_endpoint,
         char **bound, char **bound_events)
 {
-    //  A close answers every parked request at once: one client's replies must all fit
-    self->router = sluice_router_new (endpoint, self->opts.max_parked + 1000);
-    if (!self->router) {
-        zsys_error ("sluice buffer: cannot bind %s: %s", endpoint, zmq_strerror (errno));
-        return -1;
-    }
+    sluice_router_opts_t router_opts = {
+        //  A close answers every parked request at once: one client's replies must all fit
+        .sndhwm = self->opts.max_parked + 1000,
+        //  A chunk a little over the maximum gets ETOOBIG; a huge one is not even received
+        .maxmsgsize = (int64_t) self->opts.max_chunk_size + 4096,
+        .curve = self->opts.curve,
+    };
+    sluice_err_t rc;
+    self->router = sluice_router_new (endpoint, &router_opts, &rc, &self->secured);
+    self->opts.curve = NULL;        //  the caller's settings live only during sluice_buffer_new
+    if (!self->router)
+        return rc;
     *bound = sluice_bound_endpoint (self->router, endpoint);
     if (events_endpoint && *events_endpoint) {
         self->events = sluice_publisher_new (events_endpoint);
         if (!self->events) {
             zsys_error ("sluice buffer: cannot bind events %s: %s", events_endpoint,
                         zmq_strerror (errno));
-            return -1;
+            return SLUICE_ETRANSPORT;
         }
         *bound_events = strdup (sluice_publisher_endpoint (self->events));
         sluice_publisher_send (self->events, SLUICE_EVENT_OPEN, "");
     }
-    return 0;
+    return SLUICE_OK;
 }
 
 static void
@@ -622,8 +639,9 @@ s_handle_pipe (s_buffer_t *self)
         char *endpoint = zmsg_popstr (msg);
         char *events = zmsg_popstr (msg);
         char *bound = NULL, *bound_events = NULL;
-        int rc = self->router ? -1 : s_bind (self, endpoint, events, &bound, &bound_events);
-        zsock_send (self->pipe, "iss", rc, bound ? bound : "", bound_events ? bound_events : "");
+        sluice_err_t rc = self->router ? SLUICE_EINVAL
+                        : s_bind (self, endpoint, events, &bound, &bound_events);
+        zsock_send (self->pipe, "iss", (int) rc, bound ? bound : "", bound_events ? bound_events : "");
         zstr_free (&endpoint);
         zstr_free (&events);
         zstr_free (&bound);
@@ -801,6 +819,8 @@ s_buffer_destroy (s_buffer_t *self)
     free (self->batch);
     sluice_publisher_destroy (&self->events);
     zsock_destroy (&self->router);
+    if (self->secured)
+        sluice_curve_release ();
 }
 
 void
@@ -890,16 +910,16 @@ sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err)
         return NULL;
     }
     //  Binding can fail, and zactor_new cannot report it: do it as a synchronous command
-    int rc = -1;
+    int rc = SLUICE_ETRANSPORT;
     char *bound = NULL, *bound_events = NULL;
     if (zstr_sendx (self->actor, "BIND", opts->endpoint,
                     opts->events_endpoint ? opts->events_endpoint : "", NULL) == 0)
         zsock_recv (self->actor, "iss", &rc, &bound, &bound_events);
-    if (rc != 0) {
+    if (rc != SLUICE_OK) {
         zstr_free (&bound);
         zstr_free (&bound_events);
         sluice_buffer_destroy (&self);
-        *err = SLUICE_ETRANSPORT;
+        *err = (sluice_err_t) rc;
         return NULL;
     }
     self->endpoint = bound;

@@ -334,6 +334,8 @@ typedef struct {
     size_t worker_count;
     size_t max_pending;
     size_t max_payload;
+    const sluice_curve_t *curve;    //  caller's CURVE settings, only until the bind
+    bool secured;                   //  CURVE applied: holds the process's authenticator
 
     sluice_model_state_t state;
     char reason [S_REASON_SIZE];  //  load failure reason (one line)
@@ -876,12 +878,17 @@ static sluice_err_t
 s_bind (s_server_t *self, const char *endpoint, const char *events_endpoint,
         char **bound, char **bound_events)
 {
-    //  Every parked request may be answered in one burst when the load ends
-    self->router = sluice_router_new (endpoint, self->max_pending + 1000);
-    if (!self->router) {
-        zsys_error ("sluice model server: cannot bind %s: %s", endpoint, zmq_strerror (errno));
-        return SLUICE_ETRANSPORT;
-    }
+    sluice_router_opts_t router_opts = {
+        //  Every parked request may be answered in one burst when the load ends
+        .sndhwm = self->max_pending + 1000,
+        .maxmsgsize = (int64_t) self->max_payload + 4096,
+        .curve = self->curve,
+    };
+    sluice_err_t rc;
+    self->router = sluice_router_new (endpoint, &router_opts, &rc, &self->secured);
+    self->curve = NULL;             //  the caller's settings live only during _new
+    if (!self->router)
+        return rc;
     *bound = sluice_bound_endpoint (self->router, endpoint);
     if (events_endpoint && *events_endpoint) {
         self->events = sluice_publisher_new (events_endpoint);
@@ -908,6 +915,15 @@ s_bind (s_server_t *self, const char *endpoint, const char *events_endpoint,
     return self->loader ? SLUICE_OK : SLUICE_ENOMEM;
 }
 
+static void
+s_close_router (s_server_t *self)
+{
+    zsock_destroy (&self->router);
+    if (self->secured)
+        sluice_curve_release ();
+    self->secured = false;
+}
+
 //  Undo a failed s_bind.
 static void
 s_unbind (s_server_t *self)
@@ -921,7 +937,7 @@ s_unbind (s_server_t *self)
     self->idle = NULL;
     self->idle_count = 0;
     sluice_publisher_destroy (&self->events);
-    zsock_destroy (&self->router);
+    s_close_router (self);
 }
 
 static void
@@ -1060,7 +1076,7 @@ s_server_destroy (s_server_t *self)
     if (self->model_loaded && self->model.iface.unload)
         self->model.iface.unload (self->model.iface.config, self->model.model);
     sluice_publisher_destroy (&self->events);
-    zsock_destroy (&self->router);
+    s_close_router (self);
     free (self->workers);
     free (self->idle);
     free (self->items);
@@ -1099,6 +1115,7 @@ sluice_model_server_actor (zsock_t *pipe, void *args)
     self.worker_count = opts->workers ? opts->workers : SLUICE_MODEL_DEFAULT_WORKERS;
     self.max_pending = opts->max_pending ? opts->max_pending : SLUICE_MODEL_DEFAULT_MAX_PENDING;
     self.max_payload = opts->max_payload ? opts->max_payload : SLUICE_MODEL_DEFAULT_MAX_PAYLOAD;
+    self.curve = opts->curve;
     self.state = SLUICE_MODEL_LOADING;
     self.next_sweep = INT64_MAX;
     self.parked = zlistx_new ();

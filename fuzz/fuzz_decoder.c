@@ -25,7 +25,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     zsys_init ();
     zsys_set_logstream (NULL);
     atexit (s_cleanup);
-    s_router = sluice_router_new ("inproc://fuzz-decoder", 1000);
+    sluice_err_t err;
+    bool secured;
+    s_router = sluice_router_new ("inproc://fuzz-decoder", &(sluice_router_opts_t) { .sndhwm = 1000 },
+                                  &err, &secured);
     s_dealer = zsock_new_dealer ("inproc://fuzz-decoder");
     if (!s_router || !s_dealer)
         abort ();

@@ -9,11 +9,13 @@
 
 #include "sluice_error.h"
 #include "sluice_protocol.h"
+#include "sluice_curve.h"
 #include "sluice_events.h"
 #include "sluice_buffer.h"
 #include "sluice_stream.h"
 #include "sluice_writer.h"
 #include "sluice_reader.h"
 #include "sluice_model.h"
+#include "sluice_stage.h"
 
 #endif

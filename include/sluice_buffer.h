@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include "sluice_error.h"
+#include "sluice_curve.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,13 +30,15 @@ typedef struct {
     size_t capacity;              //  chunks the queue holds, >= 1 (required)
     size_t max_chunk_size;        //  largest chunk accepted; 0 = SLUICE_BUFFER_DEFAULT_MAX_CHUNK
     size_t max_parked;            //  parked requests beyond this get SLUICE_EBUSY; 0 = default
+    const sluice_curve_t *curve;  //  CURVE on the request endpoint, or NULL (read during _new)
 } sluice_buffer_opts_t;
 
 typedef struct sluice_buffer_t sluice_buffer_t;
 struct _zsock_t;      //  czmq socket (zsock_t)
 
 //  Start a buffer actor and bind its sockets. Returns NULL on failure and, when err is not
-//  NULL, sets *err (SLUICE_EINVAL for bad options, SLUICE_ETRANSPORT when a bind fails).
+//  NULL, sets *err (SLUICE_EINVAL for bad options or refused CURVE settings, SLUICE_ETRANSPORT
+//  when a bind fails).
 //  The caller owns the result and destroys it with sluice_buffer_destroy.
 sluice_buffer_t *
     sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err);

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "sluice_error.h"
+#include "sluice_curve.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -120,6 +121,7 @@ typedef struct {
     size_t max_pending;            //  admission limit (parked + queued + in flight + WAITs);
                                    //  beyond it requests get SLUICE_EBUSY; 0 = default
     size_t max_payload;            //  largest request payload; 0 = default
+    const sluice_curve_t *curve;   //  CURVE on the request endpoint, or NULL (read during _new)
 } sluice_model_server_opts_t;
 
 typedef struct sluice_model_server_t sluice_model_server_t;
@@ -198,6 +200,10 @@ typedef struct sluice_model_client_t sluice_model_client_t;
 //  The caller owns the result.
 sluice_model_client_t *
     sluice_model_client_new (const char *endpoint);
+
+//  Same, over CURVE (sluice_curve.h). NULL when the endpoint or security settings are invalid.
+sluice_model_client_t *
+    sluice_model_client_new_secure (const char *endpoint, const sluice_curve_t *curve);
 
 //  Disconnect and free. Sets *self_p to NULL.
 void

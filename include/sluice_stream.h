@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "sluice_error.h"
+#include "sluice_curve.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +49,11 @@ typedef struct {
 //  The caller owns the result.
 sluice_stream_t *
     sluice_stream_new (const char *endpoint);
+
+//  Same, over CURVE (sluice_curve.h: server_key, and cert when the server authenticates).
+//  Returns NULL when the endpoint or the security settings are invalid (logged).
+sluice_stream_t *
+    sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve);
 
 //  Disconnect and free. Sets *self_p to NULL.
 void

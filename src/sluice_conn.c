@@ -13,6 +13,12 @@
 sluice_err_t
 sluice_conn_init (sluice_conn_t *conn, const char *endpoint)
 {
+    return sluice_conn_init_secure (conn, endpoint, NULL);
+}
+
+sluice_err_t
+sluice_conn_init_secure (sluice_conn_t *conn, const char *endpoint, const sluice_curve_t *curve)
+{
     memset (conn, 0, sizeof *conn);
     conn->grace_ms = SLUICE_DEFAULT_GRACE_MS;
     conn->liveness_ms = SLUICE_LIVENESS_MS;
@@ -25,6 +31,12 @@ sluice_conn_init (sluice_conn_t *conn, const char *endpoint)
     if (!conn->dealer)
         return SLUICE_ETRANSPORT;
     sluice_socket_heartbeat (conn->dealer, SLUICE_HEARTBEAT_MS);
+    char why [256];
+    if (sluice_curve_client (conn->dealer, curve, why, sizeof why) == -1) {
+        zsys_error ("sluice: cannot connect to %s: %s", endpoint, why);
+        zsock_destroy (&conn->dealer);
+        return SLUICE_EINVAL;
+    }
     if (zsock_connect (conn->dealer, "%s", endpoint) == -1) {
         zsock_destroy (&conn->dealer);
         return SLUICE_EINVAL;

@@ -76,15 +76,36 @@ int
     sluice_reply_text (void *router, zmq_msg_t *identity, const sluice_header_t *request,
                        uint8_t flags, const char *text, size_t size);
 
-//  New ROUTER bound at endpoint with ROUTER_MANDATORY, tcp heartbeats, a large listen backlog
-//  and the given send high-water mark (replies one peer may have queued: an actor that can
-//  release N parked requests at once needs N plus room); NULL on failure (errno kept).
+//  How an actor's ROUTER is set up; every option must be set before the bind (an endpoint
+//  copies the socket's options when it is bound).
+typedef struct {
+    size_t sndhwm;                //  replies one peer may have queued: an actor that can release
+                                  //  N parked requests at once needs N plus room
+    int64_t maxmsgsize;           //  larger inbound frames disconnect the peer (tcp); 0 = none
+    const sluice_curve_t *curve;  //  CURVE server settings, or NULL
+} sluice_router_opts_t;
+
+//  New ROUTER bound at endpoint with ROUTER_MANDATORY, tcp heartbeats and a large listen
+//  backlog. NULL on failure, with *err SLUICE_EINVAL (security settings refused, logged) or
+//  SLUICE_ETRANSPORT (bind failed, errno kept). *secured tells whether CURVE was applied
+//  (then call sluice_curve_release when the socket is gone).
 zsock_t *
-    sluice_router_new (const char *endpoint, size_t sndhwm);
+    sluice_router_new (const char *endpoint, const sluice_router_opts_t *opts,
+                       sluice_err_t *err, bool *secured);
 
 //  The endpoint a socket is bound to, with a tcp wildcard port resolved; freshly allocated.
 char *
     sluice_bound_endpoint (zsock_t *sock, const char *requested);
+
+//  CURVE (sluice_curve.h). Apply to a socket before bind / connect: 0 when curve asks for
+//  nothing, 1 when applied, -1 when refused (why says why). A server that applied it holds
+//  the process's authenticator until sluice_curve_release.
+int
+    sluice_curve_server (zsock_t *sock, const sluice_curve_t *curve, char *why, size_t why_size);
+int
+    sluice_curve_client (zsock_t *sock, const sluice_curve_t *curve, char *why, size_t why_size);
+void
+    sluice_curve_release (void);
 
 //  ms until the next deadline for zmq_poll: -1 when there is none (INT64_MAX).
 long
@@ -138,6 +159,10 @@ typedef struct {
 void
     sluice_socket_heartbeat (zsock_t *sock, int interval_ms);
 
+//  Connect; curve may be NULL (plaintext). SLUICE_EINVAL on a bad endpoint or curve setting.
+sluice_err_t
+    sluice_conn_init_secure (sluice_conn_t *conn, const char *endpoint, const sluice_curve_t *curve);
+//  Same, plaintext.
 sluice_err_t
     sluice_conn_init (sluice_conn_t *conn, const char *endpoint);
 void

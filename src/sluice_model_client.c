@@ -14,8 +14,14 @@ struct sluice_model_client_t {
 sluice_model_client_t *
 sluice_model_client_new (const char *endpoint)
 {
+    return sluice_model_client_new_secure (endpoint, NULL);
+}
+
+sluice_model_client_t *
+sluice_model_client_new_secure (const char *endpoint, const sluice_curve_t *curve)
+{
     sluice_model_client_t *self = (sluice_model_client_t *) zmalloc (sizeof *self);
-    if (sluice_conn_init (&self->conn, endpoint) != SLUICE_OK) {
+    if (sluice_conn_init_secure (&self->conn, endpoint, curve) != SLUICE_OK) {
         sluice_conn_fini (&self->conn);
         free (self);
         return NULL;

@@ -241,8 +241,11 @@ sluice_socket_heartbeat (zsock_t *sock, int interval_ms)
 }
 
 zsock_t *
-sluice_router_new (const char *endpoint, size_t sndhwm)
+sluice_router_new (const char *endpoint, const sluice_router_opts_t *opts, sluice_err_t *err,
+                   bool *secured)
 {
+    *secured = false;
+    *err = SLUICE_ETRANSPORT;
     zsock_t *router = zsock_new (ZMQ_ROUTER);
     if (!router)
         return NULL;
@@ -252,14 +255,28 @@ sluice_router_new (const char *endpoint, size_t sndhwm)
     sluice_socket_heartbeat (router, SLUICE_HEARTBEAT_MS);
     //  Many clients connecting at once (the default backlog of 100 serialises them)
     zsock_set_backlog (router, SLUICE_BACKLOG);
-    //  Set before the bind: an endpoint copies the socket's options when it is bound
-    zsock_set_sndhwm (router, sndhwm > INT_MAX ? INT_MAX : (int) sndhwm);
+    zsock_set_sndhwm (router, opts->sndhwm > INT_MAX ? INT_MAX : (int) opts->sndhwm);
+    if (opts->maxmsgsize > 0)
+        zsock_set_maxmsgsize (router, (int) (opts->maxmsgsize > INT_MAX ? INT_MAX : opts->maxmsgsize));
+    char why [256];
+    int curve = sluice_curve_server (router, opts->curve, why, sizeof why);
+    if (curve == -1) {
+        zsys_error ("sluice: refusing to start %s: %s", endpoint, why);
+        zsock_destroy (&router);
+        *err = SLUICE_EINVAL;
+        return NULL;
+    }
     if (zsock_bind (router, "%s", endpoint) == -1) {
         int saved = errno;
+        zsys_error ("sluice: cannot bind %s: %s", endpoint, zmq_strerror (saved));
         zsock_destroy (&router);
+        if (curve == 1)
+            sluice_curve_release ();
         errno = saved;
         return NULL;
     }
+    *secured = curve == 1;
+    *err = SLUICE_OK;
     return router;
 }
 

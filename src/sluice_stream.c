@@ -38,10 +38,16 @@ s_put64 (uint8_t *bytes, uint64_t value)
 sluice_stream_t *
 sluice_stream_new (const char *endpoint)
 {
+    return sluice_stream_new_secure (endpoint, NULL);
+}
+
+sluice_stream_t *
+sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
+{
     sluice_stream_t *self = (sluice_stream_t *) zmalloc (sizeof *self);
     self->window = 1;
     self->batch = 1;
-    if (sluice_conn_init (&self->conn, endpoint) != SLUICE_OK) {
+    if (sluice_conn_init_secure (&self->conn, endpoint, curve) != SLUICE_OK) {
         sluice_conn_fini (&self->conn);
         free (self);
         return NULL;
