@@ -23,6 +23,12 @@ for dir in "$@"; do
     f=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
     c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${c:-0}))
+    # Criterion 2.4 counts a test as passed even when LeakSanitizer or UBSan reported at its
+    # exit: a report anywhere fails the binary.
+    if echo "$out" | grep -qE 'ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:'; then
+      echo "$out" | grep -E -A12 'ERROR: (LeakSanitizer|AddressSanitizer)|runtime error:' | head -n 40
+      rc=99
+    fi
     if [ $rc -ne 0 ] || [ -z "$line" ]; then
       bad+=("$t (exit $rc)")
       [ -z "$line" ] && failed=$((failed + 1))

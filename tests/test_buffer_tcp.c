@@ -1,0 +1,8 @@
+/*  test_buffer_tcp.c - the core buffer suite of buffer_cases.h over tcp://127.0.0.1.
+
+    Each buffer binds tcp://127.0.0.1:* (a free port chosen by the kernel) and the clients
+    connect to the port sluice_buffer_endpoint () reports, so tests never collide on ports.
+*/
+#define T_TCP 1
+#define CASES_SUITE buffer_tcp
+#include "buffer_cases.h"

@@ -1,0 +1,399 @@
+/*  test_stage.c - the transform stage actor, in process: two buffers, one stage between them.
+
+    Each test owns an input and an output buffer (inproc, named after the test) and a client
+    on each. Waiting is done on replies and on the stage itself (sluice_stage_wait, its actor
+    handle), bounded by T_WAIT_MS as a liveness limit; nothing sleeps.
+*/
+#include "common.h"
+#include "sluice_stage.h"
+
+typedef struct {
+    sluice_buffer_t *in_buf, *out_buf;
+    char in [256], out [256];
+    sluice_stream_t *writer;       //  into the input
+    sluice_stream_t *reader;       //  from the output
+    sluice_stage_t *stage;
+} s_stage_fx_t;
+
+static s_stage_fx_t fx;
+
+static void
+s_init (void)
+{
+    memset (&fx, 0, sizeof fx);
+    t_fx_init ();
+}
+
+static void
+s_fini (void)
+{
+    //  Closing wakes whatever a failed test left parked
+    sluice_stage_destroy (&fx.stage);
+    if (fx.in_buf)
+        sluice_buffer_close (fx.in_buf);
+    if (fx.out_buf)
+        sluice_buffer_close (fx.out_buf);
+    sluice_stream_destroy (&fx.writer);
+    sluice_stream_destroy (&fx.reader);
+    sluice_buffer_destroy (&fx.in_buf);
+    sluice_buffer_destroy (&fx.out_buf);
+    t_fx_fini ();
+}
+
+TestSuite (stage, .init = s_init, .fini = s_fini, .timeout = T_SUITE_TIMEOUT);
+
+static sluice_buffer_t *
+s_buffer (char *endpoint, size_t size, const char *what, size_t capacity)
+{
+    snprintf (endpoint, size, "inproc://stage-%s-%s",
+              criterion_current_test ? criterion_current_test->name : "test", what);
+    sluice_err_t err = SLUICE_EINTERNAL;
+    sluice_buffer_t *buffer = sluice_buffer_new (&(sluice_buffer_opts_t) {
+        .endpoint = endpoint, .capacity = capacity }, &err);
+    cr_assert_not_null (buffer, "buffer %s: %s", endpoint, sluice_strerror (err));
+    return buffer;
+}
+
+//  Both buffers and their clients; the stage is started by the test.
+static void
+s_buffers (size_t in_capacity, size_t out_capacity)
+{
+    fx.in_buf = s_buffer (fx.in, sizeof fx.in, "in", in_capacity);
+    fx.out_buf = s_buffer (fx.out, sizeof fx.out, "out", out_capacity);
+    fx.writer = sluice_stream_new (fx.in);
+    fx.reader = sluice_stream_new (fx.out);
+    cr_assert (fx.writer && fx.reader);
+}
+
+static void
+s_start (sluice_stage_fn *transform, void *user, bool keep_output_open)
+{
+    sluice_err_t err = SLUICE_EINTERNAL;
+    fx.stage = sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = fx.in, .output = fx.out, .transform = transform, .user = user,
+        .keep_output_open = keep_output_open }, &err);
+    cr_assert_not_null (fx.stage, "sluice_stage_new: %s", sluice_strerror (err));
+    cr_assert_eq (err, SLUICE_OK);
+}
+
+//  Ask `stream`'s buffer for its status until `cond` (on st) holds; fail after T_WAIT_MS.
+#define S_WAIT_STATUS(stream, st, cond) do {                                                 \
+    int64_t s_deadline_ = zclock_mono () + T_WAIT_MS;                                        \
+    for (;;) {                                                                               \
+        cr_assert_eq (sluice_stream_status ((stream), &(st)), SLUICE_OK);                    \
+        if (cond) break;                                                                     \
+        cr_assert (zclock_mono () < s_deadline_, "gave up waiting for %s", #cond);           \
+    }                                                                                        \
+} while (0)
+
+static void
+s_write (const char *text, bool final)
+{
+    sluice_err_t rc = sluice_stream_write_timeout (fx.writer, text, strlen (text), final, T_WAIT_MS);
+    cr_assert_eq (rc, SLUICE_OK, "write '%s': %s (%s)", text, sluice_strerror (rc),
+                  sluice_stream_error_text (fx.writer));
+}
+
+static void
+s_close_input (void)
+{
+    sluice_err_t rc = sluice_stream_close (fx.writer);
+    cr_assert_eq (rc, SLUICE_OK, "close: %s", sluice_strerror (rc));
+}
+
+static sluice_err_t
+s_wait_stage (void)
+{
+    sluice_err_t rc = sluice_stage_wait (fx.stage, T_WAIT_MS);
+    cr_assert_neq (rc, SLUICE_ETIMEOUT, "the stage did not finish");
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Transforms used by the tests
+
+//  Drop every chunk that starts with 'x'; keep the rest, upper-cased.
+static sluice_stage_verdict_t
+s_drop_x (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
+{
+    if (in_size && in [0] == 'x')
+        return SLUICE_STAGE_DROP;
+    return sluice_stage_upper (user, in, in_size, out);
+}
+
+//  Counts its calls in *user, passes the chunk through.
+static sluice_stage_verdict_t
+s_count_pass (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
+{
+    (*(size_t *) user)++;
+    return SLUICE_STAGE_PASS;
+}
+
+//  Fails on "boom".
+static sluice_stage_verdict_t
+s_fail_on_boom (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
+{
+    if (in_size == 4 && memcmp (in, "boom", 4) == 0)
+        return SLUICE_STAGE_FAIL;
+    return SLUICE_STAGE_PASS;
+}
+
+//  Each chunk twice, with a separator, built in pieces: append and reserve.
+static sluice_stage_verdict_t
+s_double (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
+{
+    if (!sluice_stage_out_append (out, in, in_size) || !sluice_stage_out_append (out, "|", 1))
+        return SLUICE_STAGE_FAIL;
+    char *room = sluice_stage_out_reserve (out, in_size);
+    if (!room)
+        return SLUICE_STAGE_FAIL;
+    memcpy (room, in, in_size);
+    return SLUICE_STAGE_KEEP;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Test (stage, transforms_in_order_and_closes_the_output_at_end_of_input)
+{
+    s_buffers (4, 4);
+    s_start (sluice_stage_upper, NULL, false);
+    const char *tokens [] = { "Hello", " world", "!", "", " héllo 42" };
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens [0]; i++)
+        s_write (tokens [i], false);
+    s_close_input ();
+    T_EXPECT_CHUNK (fx.reader, "HELLO");
+    T_EXPECT_CHUNK (fx.reader, " WORLD");
+    T_EXPECT_CHUNK (fx.reader, "!");
+    T_EXPECT_CHUNK (fx.reader, "");
+    T_EXPECT_CHUNK (fx.reader, " HéLLO 42");      //  UTF-8 bytes untouched
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK, "%s", sluice_stage_error_text (fx.stage));
+    cr_expect_str_empty (sluice_stage_error_text (fx.stage));
+    cr_expect_eq (sluice_stage_consumed (fx.stage), 5);
+    cr_expect_eq (sluice_stage_produced (fx.stage), 5);
+}
+
+Test (stage, backpressure_crosses_the_stage)
+{
+    //  Output of capacity 1 and nobody reading: the stage holds one chunk in the output and
+    //  one parked write, then stops reading, so the input fills up and its writer parks.
+    s_buffers (2, 1);
+    s_start (sluice_stage_lower, NULL, false);
+    t_op_t op;
+    for (int i = 0; i < 4; i++)
+        s_write ("ABC", false);
+    sluice_buffer_status_t st;
+    S_WAIT_STATUS (fx.reader, st, st.parked_writers == 1);
+    cr_expect_eq (st.queued, 1);
+    //  The input: 4 written, 2 taken by the stage (one in the output, one parked there)
+    S_WAIT_STATUS (fx.writer, st, st.queued == 2);
+    //  A fifth write parks on the full input
+    memset (&op, 0, sizeof op);
+    t_op_write (&op, "ABC", false, SLUICE_FOREVER);
+    snprintf (t_fx.endpoint, sizeof t_fx.endpoint, "%s", fx.in);
+    t_fx.cli = fx.writer;
+    t_park_op (&op, 1);
+    t_fx.cli = NULL;
+    //  Reading the output lets everything through, in order
+    for (int i = 0; i < 5; i++)
+        T_EXPECT_CHUNK (fx.reader, "abc");
+    t_join_all ();
+    cr_expect_eq (op.rc, SLUICE_OK, "parked write: %s", sluice_strerror (op.rc));
+    cr_expect (op.parked, "the fifth write was not held back");
+    s_close_input ();
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+}
+
+Test (stage, dropped_chunks_are_not_written_and_a_dropped_final_still_ends_the_stream)
+{
+    s_buffers (8, 8);
+    s_start (s_drop_x, NULL, false);
+    s_write ("a", false);
+    s_write ("x-secret", false);
+    s_write ("b", false);
+    s_write ("x-final", true);        //  dropped, but it is the end of the stream
+    T_EXPECT_CHUNK (fx.reader, "A");
+    T_EXPECT_CHUNK (fx.reader, "B");
+    T_EXPECT_CHUNK_F (fx.reader, "", true);
+    T_EXPECT_EOS (fx.reader);         //  and the output was closed
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+    cr_expect_eq (sluice_stage_consumed (fx.stage), 4);
+    cr_expect_eq (sluice_stage_produced (fx.stage), 3);
+}
+
+Test (stage, a_final_chunk_is_propagated_final_and_ends_the_stage)
+{
+    s_buffers (8, 8);
+    s_start (sluice_stage_upper, NULL, false);
+    s_write ("one", false);
+    s_write ("two", true);
+    s_write ("after the end", false);   //  for another reader of the input: not the stage's
+    T_EXPECT_CHUNK (fx.reader, "ONE");
+    T_EXPECT_CHUNK_F (fx.reader, "TWO", true);
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+    T_EXPECT_CHUNK (fx.writer, "after the end");
+}
+
+Test (stage, pass_copies_binary_chunks_unchanged)
+{
+    s_buffers (4, 4);
+    size_t calls = 0;
+    s_start (s_count_pass, &calls, false);
+    unsigned char data [3000];
+    t_pattern (data, sizeof data, 7);
+    cr_assert_eq (sluice_stream_write_timeout (fx.writer, data, sizeof data, false, T_WAIT_MS), SLUICE_OK);
+    s_close_input ();
+    sluice_chunk_t chunk;
+    T_READ (fx.reader, chunk);
+    cr_assert_eq (chunk.size, sizeof data);
+    cr_expect (memcmp (chunk.text, data, sizeof data) == 0, "binary chunk altered");
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+    cr_expect_eq (calls, 1);
+}
+
+Test (stage, output_built_with_append_and_reserve)
+{
+    s_buffers (4, 4);
+    s_start (s_double, NULL, false);
+    s_write ("ab", false);
+    s_write ("", false);
+    char big [5000];
+    memset (big, 'z', sizeof big - 1);
+    big [sizeof big - 1] = 0;
+    s_write (big, false);
+    s_close_input ();
+    T_EXPECT_CHUNK (fx.reader, "ab|ab");
+    T_EXPECT_CHUNK (fx.reader, "|");
+    sluice_chunk_t chunk;
+    T_READ (fx.reader, chunk);
+    cr_assert_eq (chunk.size, 2 * strlen (big) + 1, "output of %zu bytes", chunk.size);
+    cr_expect_eq (chunk.text [strlen (big)], '|');
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+}
+
+Test (stage, mask_replaces_whole_listed_words_only)
+{
+    s_buffers (8, 8);
+    const char *words [] = { "darn", "heck", NULL };
+    s_start (sluice_stage_mask, (void *) words, false);
+    s_write ("oh darn it", false);
+    s_write ("DARN, Heck!", false);
+    s_write ("darned darn_it undarn", false);
+    s_write ("darn", false);
+    s_close_input ();
+    T_EXPECT_CHUNK (fx.reader, "oh **** it");
+    T_EXPECT_CHUNK (fx.reader, "****, ****!");
+    T_EXPECT_CHUNK (fx.reader, "darned ****_it undarn");
+    T_EXPECT_CHUNK (fx.reader, "****");
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+}
+
+Test (stage, keep_output_open_leaves_the_output_open)
+{
+    s_buffers (4, 4);
+    s_start (sluice_stage_upper, NULL, true);
+    s_write ("a", false);
+    s_close_input ();
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+    T_EXPECT_CHUNK (fx.reader, "A");
+    sluice_buffer_status_t st;
+    cr_assert_eq (sluice_stream_status (fx.reader, &st), SLUICE_OK);
+    cr_expect (!st.closed, "keep_output_open: the output was closed");
+    T_EXPECT_EMPTY (fx.reader);
+}
+
+Test (stage, a_failing_transform_stops_the_stage_and_closes_the_output)
+{
+    s_buffers (8, 8);
+    s_start (s_fail_on_boom, NULL, false);
+    s_write ("fine", false);
+    s_write ("boom", false);
+    s_write ("never", false);
+    T_EXPECT_CHUNK (fx.reader, "fine");
+    T_EXPECT_EOS (fx.reader);          //  downstream is not left waiting
+    cr_expect_eq (s_wait_stage (), SLUICE_EINTERNAL);
+    cr_expect (strstr (sluice_stage_error_text (fx.stage), "transform") != NULL,
+               "error text: '%s'", sluice_stage_error_text (fx.stage));
+    //  The failing chunk and what followed it stay in the input
+    T_EXPECT_CHUNK (fx.writer, "never");
+}
+
+Test (stage, output_closed_under_the_stage_is_reported)
+{
+    s_buffers (4, 4);
+    sluice_buffer_close (fx.out_buf);
+    s_start (sluice_stage_upper, NULL, false);
+    s_write ("lost", false);
+    cr_expect_eq (s_wait_stage (), SLUICE_ECLOSED);
+    cr_expect (strstr (sluice_stage_error_text (fx.stage), "output") != NULL,
+               "error text: '%s'", sluice_stage_error_text (fx.stage));
+}
+
+Test (stage, actor_handle_becomes_readable_when_done)
+{
+    s_buffers (4, 4);
+    s_start (sluice_stage_upper, NULL, false);
+    void *handle = sluice_stage_actor_handle (fx.stage);
+    cr_assert_not_null (handle);
+    cr_expect_eq (sluice_stage_wait (fx.stage, 0), SLUICE_ETIMEOUT, "done before its input ended");
+    s_close_input ();
+    zmq_pollitem_t item = { zsock_resolve (handle), 0, ZMQ_POLLIN, 0 };
+    cr_assert_eq (zmq_poll (&item, 1, T_WAIT_MS), 1, "the handle never became readable");
+    cr_expect_eq (sluice_stage_wait (fx.stage, 0), SLUICE_OK);
+    cr_expect_eq (sluice_stage_wait (fx.stage, 0), SLUICE_OK, "the result is kept");
+    T_EXPECT_EOS (fx.reader);
+}
+
+Test (stage, destroy_interrupts_a_blocked_stage_and_leaves_the_output_open)
+{
+    s_buffers (4, 1);
+    s_start (sluice_stage_upper, NULL, false);
+    //  Blocked reading an empty input
+    sluice_buffer_status_t st;
+    S_WAIT_STATUS (fx.writer, st, st.parked_readers == 1);
+    sluice_stage_destroy (&fx.stage);
+    cr_assert_null (fx.stage);
+    cr_assert_eq (sluice_stream_status (fx.reader, &st), SLUICE_OK);
+    cr_expect (!st.closed);
+
+    //  Blocked writing into a full output
+    s_start (sluice_stage_upper, NULL, false);
+    s_write ("a", false);
+    s_write ("b", false);
+    S_WAIT_STATUS (fx.reader, st, st.parked_writers == 1);
+    sluice_stage_destroy (&fx.stage);
+    cr_assert_eq (sluice_stream_status (fx.reader, &st), SLUICE_OK);
+    cr_expect (!st.closed);
+    sluice_stage_destroy (&fx.stage);       //  NULL: nothing
+}
+
+Test (stage, invalid_options)
+{
+    sluice_err_t err = SLUICE_OK;
+    cr_expect_null (sluice_stage_new (NULL, &err));
+    cr_expect_eq (err, SLUICE_EINVAL);
+    err = SLUICE_OK;
+    cr_expect_null (sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = "inproc://a", .output = "inproc://b" }, &err));
+    cr_expect_eq (err, SLUICE_EINVAL, "no transform: %s", sluice_strerror (err));
+    err = SLUICE_OK;
+    cr_expect_null (sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = "inproc://a", .transform = sluice_stage_upper }, &err));
+    cr_expect_eq (err, SLUICE_EINVAL, "no output: %s", sluice_strerror (err));
+    cr_expect_null (sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = "", .output = "inproc://b", .transform = sluice_stage_upper }, NULL));
+
+    //  An endpoint the client cannot connect to: the stage starts and reports it
+    fx.stage = sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = "nosuchtransport://x", .output = "inproc://b",
+        .transform = sluice_stage_upper }, &err);
+    cr_assert_not_null (fx.stage);
+    cr_expect_eq (s_wait_stage (), SLUICE_EINVAL);
+    cr_expect (strstr (sluice_stage_error_text (fx.stage), "nosuchtransport") != NULL,
+               "error text: '%s'", sluice_stage_error_text (fx.stage));
+}
