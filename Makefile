@@ -86,6 +86,9 @@ $(OUT)/bin/sluice: $(wildcard src/cli/*.c) $(wildcard src/cli/*.h) $(STATIC) $(H
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc/cli $(ALL_LDFLAGS) $(wildcard src/cli/*.c) -o $@ $(STATIC) $(PKG_LIBS)
 
+# The multi-process tests start bin/sluice of the same build
+$(OUT)/tests/test_cli: $(OUT)/bin/sluice
+
 $(OUT)/tests/%: tests/%.c $(STATIC) $(HEADERS) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS) $(CRIT_LIBS)

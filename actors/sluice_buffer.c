@@ -743,7 +743,8 @@ s_schedule_sweep (s_buffer_t *self)
 static void
 s_check_drained (s_buffer_t *self)
 {
-    if (self->drain_watch && self->closed && self->queued == 0) {
+    //  Drained means every chunk reached a reader for good: none queued, none unacknowledged
+    if (self->drain_watch && self->closed && self->queued == 0 && self->unacked == 0) {
         self->drain_watch = false;
         zstr_send (self->pipe, "DRAINED");
     }

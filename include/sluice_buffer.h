@@ -61,7 +61,8 @@ const char *
 sluice_err_t
     sluice_buffer_close (sluice_buffer_t *self);
 
-//  Wait until the buffer is closed and its queue is empty (every chunk handed to a reader),
+//  Wait until the buffer is closed, its queue is empty and every chunk handed out has been
+//  acknowledged by its reader (readers that ask for acknowledged delivery, as sluice_stream does),
 //  or timeout_ms passes (SLUICE_ETIMEOUT; SLUICE_FOREVER = no limit). For a clean shutdown:
 //  sluice_buffer_close, then sluice_buffer_wait_drained, then sluice_buffer_destroy.
 sluice_err_t

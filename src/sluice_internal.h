@@ -203,7 +203,6 @@ uint64_t
 bool
     sluice_status_str (const char *text, size_t size, const char *key, char *out, size_t out_size);
 
-#endif
 
 // ---------------------------------------------------------------------------------------------
 //  Interruptible clients: while a call waits for its reply it also watches `socket` (an
@@ -239,3 +238,5 @@ bool
 //  Report the result, then wait for $TERM (an actor must not return before it).
 void
     sluice_task_finish (zsock_t *pipe, sluice_err_t result, bool terminated);
+
+#endif

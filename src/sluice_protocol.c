@@ -255,6 +255,8 @@ sluice_router_new (const char *endpoint, const sluice_router_opts_t *opts, sluic
     sluice_socket_heartbeat (router, SLUICE_HEARTBEAT_MS);
     //  Many clients connecting at once (the default backlog of 100 serialises them)
     zsock_set_backlog (router, SLUICE_BACKLOG);
+    //  Replies sent just before the actor stops (a close, a shutdown) still leave over tcp
+    zsock_set_linger (router, 1000);
     zsock_set_sndhwm (router, opts->sndhwm > INT_MAX ? INT_MAX : (int) opts->sndhwm);
     if (opts->maxmsgsize > 0)
         zsock_set_maxmsgsize (router, (int) (opts->maxmsgsize > INT_MAX ? INT_MAX : opts->maxmsgsize));

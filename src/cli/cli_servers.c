@@ -1,0 +1,446 @@
+/*  cli_servers.c - actors as processes: buffer, model-server, stage.
+
+    Each blocks SIGINT/SIGTERM before any thread exists and takes them from a signalfd polled
+    together with the actor's own handle, so the main thread sleeps until something happens:
+    no periodic wake-ups, and no window in which a signal can be missed.
+*/
+#include "cli.h"
+
+//  Wait for a signal (returns its number), input on `socket` (returns 0), or the deadline
+//  (zclock_mono ms, INT64_MAX: none; returns -1). socket may be NULL, a czmq handle (zsock_t,
+//  zactor_t) or a raw libzmq socket.
+static int
+s_wait (int signals, void *handle, int64_t deadline)
+{
+    void *socket = handle ? zsock_resolve (handle) : NULL;
+    while (true) {
+        zmq_pollitem_t items [2] = {
+            { NULL, signals, ZMQ_POLLIN, 0 },
+            { socket, 0, ZMQ_POLLIN, 0 },
+        };
+        int rc = zmq_poll (items, socket ? 2 : 1, sluice_poll_timeout (deadline));
+        if (rc == -1 && zmq_errno () == EINTR)
+            continue;
+        if (rc <= 0)
+            return -1;
+        if (items [0].revents & ZMQ_POLLIN) {
+            int signal = sluice_cli_signal_take (signals);
+            if (signal)
+                return signal;
+        }
+        if (socket && (items [1].revents & ZMQ_POLLIN))
+            return 0;
+    }
+}
+
+static void
+s_print_listening (const char *endpoint, const char *events)
+{
+    //  The first line is the contract for scripts and tests that bind port * or 0
+    printf ("listening on %s\n", endpoint);
+    if (events)
+        printf ("events on %s\n", events);
+    fflush (stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+//  buffer
+
+static void
+s_buffer_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: sluice buffer --bind ENDPOINT --capacity N [options]\n"
+        "Run a bounded stream buffer until SIGINT or SIGTERM. Prints \"listening on ENDPOINT\"\n"
+        "(the port resolved when bound to port * or 0) as the first line on stdout.\n"
+        "On SIGINT/SIGTERM the buffer closes: parked and later writers get the closed error,\n"
+        "readers drain what is queued and then get end of stream; the process exits once the\n"
+        "buffer is drained, or after --drain-timeout (exit 3). A second signal stops at once.\n"
+        "  -b, --bind ENDPOINT     where to listen, e.g. tcp://*:5555 (required)\n"
+        "  -n, --capacity N        chunks the buffer holds (required)\n"
+        "  -e, --events ENDPOINT   also publish state events (OPEN, CLOSED) there\n"
+        "  -m, --max-chunk BYTES   largest chunk accepted (default %d)\n"
+        "  -p, --max-parked N      parked requests beyond this are refused (default %d)\n"
+        "  -d, --drain-timeout MS  how long readers may take to drain at shutdown (default %d)\n"
+        "  -h, --help\n"
+        "Exit: 0 stopped and drained, 1 error, 2 usage, 3 drain timed out.\n",
+        SLUICE_BUFFER_DEFAULT_MAX_CHUNK, SLUICE_BUFFER_DEFAULT_MAX_PARKED,
+        SLUICE_CLI_DEFAULT_DRAIN);
+}
+
+int
+sluice_cli_buffer (int argc, char **argv)
+{
+    static const struct option options [] = {
+        { "bind",          required_argument, NULL, 'b' },
+        { "capacity",      required_argument, NULL, 'n' },
+        { "events",        required_argument, NULL, 'e' },
+        { "max-chunk",     required_argument, NULL, 'm' },
+        { "max-parked",    required_argument, NULL, 'p' },
+        { "drain-timeout", required_argument, NULL, 'd' },
+        { "help",          no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    sluice_buffer_opts_t opts = { NULL };
+    long capacity = 0, max_chunk = 0, max_parked = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
+    int option;
+    while ((option = getopt_long (argc, argv, "b:n:e:m:p:d:h", options, NULL)) != -1) {
+        switch (option) {
+            case 'b': opts.endpoint = optarg; break;
+            case 'e': opts.events_endpoint = optarg; break;
+            case 'n':
+                if (!sluice_cli_option_int ("buffer", "capacity", optarg, 1, 1L << 24, &capacity))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'm':
+                if (!sluice_cli_option_int ("buffer", "max-chunk", optarg, 1, INT32_MAX, &max_chunk))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'p':
+                if (!sluice_cli_option_int ("buffer", "max-parked", optarg, 1, INT32_MAX, &max_parked))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'd':
+                if (!sluice_cli_option_int ("buffer", "drain-timeout", optarg, 0, INT32_MAX, &drain))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'h': s_buffer_usage (stdout); return SLUICE_EXIT_OK;
+            default:  return sluice_cli_bad_option ("buffer", argc, argv);
+        }
+    }
+    if (optind < argc)
+        return sluice_cli_usage_error ("buffer", "unexpected argument '%s'", argv [optind]);
+    if (!opts.endpoint)
+        return sluice_cli_usage_error ("buffer", "--bind ENDPOINT is required");
+    if (!capacity)
+        return sluice_cli_usage_error ("buffer", "--capacity N is required");
+    opts.capacity = (size_t) capacity;
+    opts.max_chunk_size = (size_t) max_chunk;
+    opts.max_parked = (size_t) max_parked;
+
+    int signals = sluice_cli_server_init ();
+    if (signals == -1) {
+        fprintf (stderr, "sluice buffer: cannot take signals: %s\n", strerror (errno));
+        return SLUICE_EXIT_ERROR;
+    }
+    sluice_err_t err;
+    sluice_buffer_t *buffer = sluice_buffer_new (&opts, &err);
+    if (!buffer) {
+        close (signals);
+        return sluice_cli_fail ("buffer", err == SLUICE_EINVAL ? SLUICE_ETRANSPORT : err, NULL,
+                                "cannot bind %s%s%s", opts.endpoint,
+                                opts.events_endpoint ? " / " : "",
+                                opts.events_endpoint ? opts.events_endpoint : "");
+    }
+    s_print_listening (sluice_buffer_endpoint (buffer), sluice_buffer_events_endpoint (buffer));
+
+    //  Serve until a signal; the actor does all the work on its own thread
+    s_wait (signals, NULL, INT64_MAX);
+
+    int exit_code = SLUICE_EXIT_OK;
+    err = sluice_buffer_close (buffer);
+    if (err != SLUICE_OK)
+        exit_code = sluice_cli_fail ("buffer", err, NULL, "close");
+    else {
+        //  Readers drain; the actor tells when the queue is empty (its pipe becomes readable)
+        int64_t deadline = zclock_mono () + drain;
+        while ((err = sluice_buffer_wait_drained (buffer, 0)) == SLUICE_ETIMEOUT) {
+            int woke = s_wait (signals, sluice_buffer_actor_handle (buffer), deadline);
+            if (woke > 0) {
+                fprintf (stderr, "sluice buffer: second signal: stopping without draining\n");
+                exit_code = SLUICE_EXIT_ERROR;
+                break;
+            }
+            if (woke < 0) {
+                err = sluice_buffer_wait_drained (buffer, 0);
+                if (err == SLUICE_ETIMEOUT)
+                    exit_code = sluice_cli_fail ("buffer", err, NULL,
+                        "readers did not drain the buffer within %ld ms", drain);
+                break;
+            }
+        }
+        if (err != SLUICE_OK && err != SLUICE_ETIMEOUT && exit_code == SLUICE_EXIT_OK)
+            exit_code = sluice_cli_fail ("buffer", err, NULL, "waiting for the buffer to drain");
+    }
+    sluice_buffer_destroy (&buffer);
+    close (signals);
+    return exit_code;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  model-server
+
+static void
+s_model_server_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: sluice model-server --bind ENDPOINT [options]\n"
+        "Run a model server (the simulated model) until SIGINT or SIGTERM. Prints \"listening on\n"
+        "ENDPOINT\" as the first line on stdout. The model loads at start; requests sent meanwhile\n"
+        "wait and are served once it is ready. On SIGINT/SIGTERM the server shuts down\n"
+        "gracefully: new and waiting requests are refused, requests being inferred complete;\n"
+        "then it exits (after --drain-timeout at most, exit 3). A second signal stops at once.\n"
+        "It also exits once a client has shut it down (`sluice close`) and it has stopped.\n"
+        "  -b, --bind ENDPOINT     where to listen, e.g. tcp://*:5560 (required)\n"
+        "  -e, --events ENDPOINT   also publish state events (LOADING, READY, ...) there\n"
+        "  -l, --load-time MS      simulated load time (default 0)\n"
+        "  -i, --infer-time MS     simulated inference time per request (default 0)\n"
+        "  -w, --workers N         concurrent inferences (default %d)\n"
+        "  -m, --model NAME        model name (default %s)\n"
+        "  -f, --fail REASON       make the load fail: every request gets REASON\n"
+        "  -p, --max-pending N     requests beyond this are refused as busy (default %d)\n"
+        "  -d, --drain-timeout MS  how long in-flight requests may take at shutdown (default %d)\n"
+        "  -h, --help\n"
+        "Exit: 0 stopped, 1 error, 2 usage, 3 drain timed out.\n",
+        SLUICE_MODEL_DEFAULT_WORKERS, SLUICE_MODEL_SIM_DEFAULT_NAME,
+        SLUICE_MODEL_DEFAULT_MAX_PENDING, SLUICE_CLI_DEFAULT_DRAIN);
+}
+
+//  A subscription to the server's STOPPED event. The server replays its current state to every
+//  new subscriber, so no event can be missed, however late we subscribe.
+static zsock_t *
+s_subscribe_stopped (const char *events)
+{
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    if (!sub || zsock_connect (sub, "%s", events) == -1) {
+        zsock_destroy (&sub);
+        return NULL;
+    }
+    zsock_set_subscribe (sub, SLUICE_EVENT_STOPPED);
+    return sub;
+}
+
+//  Wait for STOPPED, a signal or the deadline: SLUICE_OK, SLUICE_EINTR (a signal),
+//  SLUICE_ETIMEOUT or SLUICE_ETRANSPORT.
+static sluice_err_t
+s_wait_stopped (int signals, zsock_t *sub, int64_t deadline)
+{
+    while (true) {
+        int woke = s_wait (signals, sub, deadline);
+        if (woke != 0)
+            return woke > 0 ? SLUICE_EINTR : SLUICE_ETIMEOUT;
+        char *name = NULL, *detail = NULL;
+        if (zstr_recvx (sub, &name, &detail, NULL) == -1)
+            return SLUICE_ETRANSPORT;
+        bool stopped = name && streq (name, SLUICE_EVENT_STOPPED);
+        zstr_free (&name);
+        zstr_free (&detail);
+        if (stopped)
+            return SLUICE_OK;
+    }
+}
+
+int
+sluice_cli_model_server (int argc, char **argv)
+{
+    static const struct option options [] = {
+        { "bind",          required_argument, NULL, 'b' },
+        { "events",        required_argument, NULL, 'e' },
+        { "load-time",     required_argument, NULL, 'l' },
+        { "infer-time",    required_argument, NULL, 'i' },
+        { "workers",       required_argument, NULL, 'w' },
+        { "model",         required_argument, NULL, 'm' },
+        { "fail",          required_argument, NULL, 'f' },
+        { "max-pending",   required_argument, NULL, 'p' },
+        { "drain-timeout", required_argument, NULL, 'd' },
+        { "help",          no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    sluice_model_server_opts_t opts;
+    memset (&opts, 0, sizeof opts);
+    long load = 0, infer = 0, workers = 0, max_pending = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
+    int option;
+    while ((option = getopt_long (argc, argv, "b:e:l:i:w:m:f:p:d:h", options, NULL)) != -1) {
+        switch (option) {
+            case 'b': opts.endpoint = optarg; break;
+            case 'e': opts.events_endpoint = optarg; break;
+            case 'm': opts.sim.name = optarg; break;
+            case 'f': opts.sim.fail_reason = optarg; break;
+            case 'l':
+                if (!sluice_cli_option_int ("model-server", "load-time", optarg, 0, INT32_MAX, &load))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'i':
+                if (!sluice_cli_option_int ("model-server", "infer-time", optarg, 0, INT32_MAX, &infer))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'w':
+                if (!sluice_cli_option_int ("model-server", "workers", optarg, 1, 1024, &workers))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'p':
+                if (!sluice_cli_option_int ("model-server", "max-pending", optarg, 1, INT32_MAX, &max_pending))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'd':
+                if (!sluice_cli_option_int ("model-server", "drain-timeout", optarg, 0, INT32_MAX, &drain))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'h': s_model_server_usage (stdout); return SLUICE_EXIT_OK;
+            default:  return sluice_cli_bad_option ("model-server", argc, argv);
+        }
+    }
+    if (optind < argc)
+        return sluice_cli_usage_error ("model-server", "unexpected argument '%s'", argv [optind]);
+    if (!opts.endpoint)
+        return sluice_cli_usage_error ("model-server", "--bind ENDPOINT is required");
+    opts.sim.load_ms = (int) load;
+    opts.sim.infer_ms = (int) infer;
+    opts.workers = (size_t) workers;
+    opts.max_pending = (size_t) max_pending;
+    //  The end of a graceful shutdown is told by the STOPPED event: without an events socket
+    //  of the user's, use one of our own, in-process
+    char own_events [64];
+    bool user_events = opts.events_endpoint != NULL;
+    if (!user_events) {
+        snprintf (own_events, sizeof own_events, "inproc://sluice-model-server-events-%d", (int) getpid ());
+        opts.events_endpoint = own_events;
+    }
+
+    int signals = sluice_cli_server_init ();
+    if (signals == -1) {
+        fprintf (stderr, "sluice model-server: cannot take signals: %s\n", strerror (errno));
+        return SLUICE_EXIT_ERROR;
+    }
+    sluice_err_t err;
+    sluice_model_server_t *server = sluice_model_server_new (&opts, &err);
+    if (!server) {
+        close (signals);
+        return sluice_cli_fail ("model-server", err, NULL, "cannot start on %s%s%s",
+                                opts.endpoint, user_events ? " / " : "",
+                                user_events ? opts.events_endpoint : "");
+    }
+    const char *events = sluice_model_server_events_endpoint (server);
+    s_print_listening (sluice_model_server_endpoint (server), user_events ? events : NULL);
+
+    //  Serve until a signal, or until a client has shut the server down and it has stopped.
+    //  (A wildcard events bind, tcp://*:port, resolves to 0.0.0.0: Linux connects it locally.)
+    int exit_code = SLUICE_EXIT_OK;
+    zsock_t *sub = events ? s_subscribe_stopped (events) : NULL;
+    if (!sub) {
+        exit_code = sluice_cli_fail ("model-server", SLUICE_ETRANSPORT, NULL,
+                                     "cannot subscribe to its own events at %s", events ? events : "");
+        sluice_model_server_destroy (&server);
+        close (signals);
+        return exit_code;
+    }
+    err = s_wait_stopped (signals, sub, INT64_MAX);
+    if (err == SLUICE_EINTR) {
+        err = sluice_model_server_shutdown (server);
+        if (err == SLUICE_OK)
+            err = s_wait_stopped (signals, sub, zclock_mono () + drain);
+        if (err == SLUICE_EINTR) {
+            fprintf (stderr, "sluice model-server: second signal: stopping without draining\n");
+            exit_code = SLUICE_EXIT_ERROR;
+        }
+        else
+        if (err == SLUICE_ETIMEOUT)
+            exit_code = sluice_cli_fail ("model-server", err, NULL,
+                                         "requests in flight did not complete within %ld ms", drain);
+    }
+    if (err != SLUICE_OK && exit_code == SLUICE_EXIT_OK)
+        exit_code = sluice_cli_fail ("model-server", err, NULL, "waiting for the server to stop");
+    zsock_destroy (&sub);
+    sluice_model_server_destroy (&server);
+    close (signals);
+    return exit_code;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  stage
+
+static void
+s_stage_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: sluice stage --input ENDPOINT --output ENDPOINT --transform NAME [options]\n"
+        "Run a transform stage: read the buffer at --input, transform each chunk, write it to\n"
+        "the buffer at --output. At the end of the input (closed and drained, or a final chunk)\n"
+        "the output is closed and the process exits. SIGINT/SIGTERM stop it at once, leaving\n"
+        "the output open.\n"
+        "  -i, --input ENDPOINT    the buffer read (required)\n"
+        "  -o, --output ENDPOINT   the buffer written (required)\n"
+        "  -x, --transform NAME    %s (required)\n"
+        "  -W, --word WORD         mask: a word to mask (repeat)\n"
+        "  -k, --keep-open         do not close the output at the end of the input\n"
+        "  -h, --help\n"
+        "Exit: 0 input ended and output closed, 1 error, 2 usage, 4 the output was closed\n"
+        "under the stage; a signal: 0.\n", sluice_cli_transform_names ());
+}
+
+int
+sluice_cli_stage (int argc, char **argv)
+{
+    static const struct option options [] = {
+        { "input",     required_argument, NULL, 'i' },
+        { "output",    required_argument, NULL, 'o' },
+        { "transform", required_argument, NULL, 'x' },
+        { "word",      required_argument, NULL, 'W' },
+        { "keep-open", no_argument,       NULL, 'k' },
+        { "help",      no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    sluice_stage_opts_t opts;
+    memset (&opts, 0, sizeof opts);
+    const sluice_cli_transform_t *transform = NULL;
+    //  At most argc words: the list is NULL-terminated
+    const char **words = (const char **) calloc ((size_t) argc + 1, sizeof (char *));
+    size_t word_count = 0;
+    int option, exit_code = SLUICE_EXIT_OK;
+    while (exit_code == SLUICE_EXIT_OK
+       &&  (option = getopt_long (argc, argv, "i:o:x:W:kh", options, NULL)) != -1) {
+        switch (option) {
+            case 'i': opts.input = optarg; break;
+            case 'o': opts.output = optarg; break;
+            case 'W': words [word_count++] = optarg; break;
+            case 'k': opts.keep_output_open = true; break;
+            case 'x':
+                transform = sluice_cli_transform_find (optarg);
+                if (!transform)
+                    exit_code = sluice_cli_usage_error ("stage", "unknown transform '%s' (one of %s)",
+                                                        optarg, sluice_cli_transform_names ());
+                break;
+            case 'h': s_stage_usage (stdout); free (words); return SLUICE_EXIT_OK;
+            default:  exit_code = sluice_cli_bad_option ("stage", argc, argv); break;
+        }
+    }
+    if (exit_code == SLUICE_EXIT_OK) {
+        if (optind < argc)
+            exit_code = sluice_cli_usage_error ("stage", "unexpected argument '%s'", argv [optind]);
+        else
+        if (!opts.input || !opts.output || !transform)
+            exit_code = sluice_cli_usage_error ("stage", "--input, --output and --transform are required");
+        else
+        if (word_count && !transform->takes_words)
+            exit_code = sluice_cli_usage_error ("stage", "--word is for --transform mask");
+    }
+    if (exit_code != SLUICE_EXIT_OK) {
+        free (words);
+        return exit_code;
+    }
+    opts.transform = transform->fn;
+    opts.user = transform->takes_words ? (void *) words : NULL;
+
+    int signals = sluice_cli_server_init ();
+    if (signals == -1) {
+        fprintf (stderr, "sluice stage: cannot take signals: %s\n", strerror (errno));
+        free (words);
+        return SLUICE_EXIT_ERROR;
+    }
+    sluice_err_t err;
+    sluice_stage_t *stage = sluice_stage_new (&opts, &err);
+    if (!stage)
+        exit_code = sluice_cli_fail ("stage", err, NULL, "cannot start (%s -> %s)", opts.input, opts.output);
+    else {
+        while ((err = sluice_stage_wait (stage, 0)) == SLUICE_ETIMEOUT)
+            if (s_wait (signals, sluice_stage_actor_handle (stage), INT64_MAX) != 0)
+                break;      //  a signal: stop now
+        if (err != SLUICE_OK && err != SLUICE_ETIMEOUT)
+            exit_code = sluice_cli_fail ("stage", err, sluice_stage_error_text (stage),
+                                         "%s -> %s", opts.input, opts.output);
+        sluice_stage_destroy (&stage);
+    }
+    close (signals);
+    free (words);
+    return exit_code;
+}
