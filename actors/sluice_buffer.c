@@ -852,9 +852,7 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
 //  Handle
 
 struct sluice_buffer_t {
-    zactor_t *actor;
-    char *endpoint;
-    char *events_endpoint;
+    sluice_server_t server;
     bool drain_asked;       //  a DRAINED request is pending in the actor
     bool drained;
 };
@@ -864,7 +862,7 @@ struct sluice_buffer_t {
 static sluice_err_t
 s_pipe_expect (sluice_buffer_t *self, const char *expected, int timeout_ms)
 {
-    zmq_pollitem_t item = { zsock_resolve (self->actor), 0, ZMQ_POLLIN, 0 };
+    zmq_pollitem_t item = { zsock_resolve (self->server.actor), 0, ZMQ_POLLIN, 0 };
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
     while (true) {
         int rc = zmq_poll (&item, 1, sluice_poll_timeout (deadline));
@@ -872,7 +870,7 @@ s_pipe_expect (sluice_buffer_t *self, const char *expected, int timeout_ms)
             return SLUICE_ETIMEOUT;
         if (rc == -1)
             return zmq_errno () == EINTR ? SLUICE_EINTR : SLUICE_ETRANSPORT;
-        char *word = zstr_recv (self->actor);
+        char *word = zstr_recv (self->server.actor);
         if (!word)
             return SLUICE_ETRANSPORT;
         bool found = streq (word, expected);
@@ -904,31 +902,12 @@ sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err)
         config.max_parked = SLUICE_BUFFER_DEFAULT_MAX_PARKED;
 
     sluice_buffer_t *self = (sluice_buffer_t *) zmalloc (sizeof *self);
-    self->actor = zactor_new (sluice_buffer_actor, &config);
-    if (!self->actor) {
+    *err = sluice_server_start (&self->server, sluice_buffer_actor, &config, opts->endpoint,
+                                opts->events_endpoint);
+    if (*err != SLUICE_OK) {
         free (self);
-        *err = SLUICE_ENOMEM;
         return NULL;
     }
-    //  Binding can fail, and zactor_new cannot report it: do it as a synchronous command
-    int rc = SLUICE_ETRANSPORT;
-    char *bound = NULL, *bound_events = NULL;
-    if (zstr_sendx (self->actor, "BIND", opts->endpoint,
-                    opts->events_endpoint ? opts->events_endpoint : "", NULL) == 0)
-        zsock_recv (self->actor, "iss", &rc, &bound, &bound_events);
-    if (rc != SLUICE_OK) {
-        zstr_free (&bound);
-        zstr_free (&bound_events);
-        sluice_buffer_destroy (&self);
-        *err = (sluice_err_t) rc;
-        return NULL;
-    }
-    self->endpoint = bound;
-    if (bound_events && *bound_events)
-        self->events_endpoint = bound_events;
-    else
-        zstr_free (&bound_events);
-    *err = SLUICE_OK;
     return self;
 }
 
@@ -938,9 +917,7 @@ sluice_buffer_destroy (sluice_buffer_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_buffer_t *self = *self_p;
-    zactor_destroy (&self->actor);
-    zstr_free (&self->endpoint);
-    zstr_free (&self->events_endpoint);
+    sluice_server_stop (&self->server);
     free (self);
     *self_p = NULL;
 }
@@ -948,19 +925,19 @@ sluice_buffer_destroy (sluice_buffer_t **self_p)
 const char *
 sluice_buffer_endpoint (sluice_buffer_t *self)
 {
-    return self->endpoint;
+    return self->server.endpoint;
 }
 
 const char *
 sluice_buffer_events_endpoint (sluice_buffer_t *self)
 {
-    return self->events_endpoint;
+    return self->server.events_endpoint;
 }
 
 sluice_err_t
 sluice_buffer_close (sluice_buffer_t *self)
 {
-    if (zstr_send (self->actor, "CLOSE") == -1)
+    if (zstr_send (self->server.actor, "CLOSE") == -1)
         return SLUICE_ETRANSPORT;
     return s_pipe_expect (self, "CLOSED", SLUICE_FOREVER);
 }
@@ -971,7 +948,7 @@ sluice_buffer_wait_drained (sluice_buffer_t *self, int timeout_ms)
     if (self->drained)
         return SLUICE_OK;
     if (!self->drain_asked) {
-        if (zstr_send (self->actor, "DRAINED") == -1)
+        if (zstr_send (self->server.actor, "DRAINED") == -1)
             return SLUICE_ETRANSPORT;
         self->drain_asked = true;
     }
@@ -981,5 +958,5 @@ sluice_buffer_wait_drained (sluice_buffer_t *self, int timeout_ms)
 void *
 sluice_buffer_actor_handle (sluice_buffer_t *self)
 {
-    return self->actor;
+    return self->server.actor;
 }

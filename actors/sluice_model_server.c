@@ -1146,9 +1146,7 @@ sluice_model_state_name (sluice_model_state_t state)
 //  Handle
 
 struct sluice_model_server_t {
-    zactor_t *actor;
-    char *endpoint;
-    char *events_endpoint;
+    sluice_server_t server;
 };
 
 sluice_model_server_t *
@@ -1169,32 +1167,12 @@ sluice_model_server_new (const sluice_model_server_opts_t *opts, sluice_err_t *e
         return NULL;
     }
     sluice_model_server_t *self = (sluice_model_server_t *) zmalloc (sizeof *self);
-    self->actor = zactor_new (sluice_model_server_actor, (void *) opts);
-    if (!self->actor) {
+    *err = sluice_server_start (&self->server, sluice_model_server_actor, (void *) opts,
+                                opts->endpoint, opts->events_endpoint);
+    if (*err != SLUICE_OK) {
         free (self);
-        *err = SLUICE_ENOMEM;
         return NULL;
     }
-    //  Binding can fail, and zactor_new cannot report it: do it as a synchronous command
-    int rc = SLUICE_ETRANSPORT;
-    char *bound = NULL, *bound_events = NULL;
-    if (zstr_sendx (self->actor, "BIND", opts->endpoint,
-                    opts->events_endpoint ? opts->events_endpoint : "", NULL) == 0
-    &&  zsock_recv (self->actor, "iss", &rc, &bound, &bound_events) == -1)
-        rc = SLUICE_ETRANSPORT;
-    if (rc != SLUICE_OK) {
-        zstr_free (&bound);
-        zstr_free (&bound_events);
-        sluice_model_server_destroy (&self);
-        *err = rc > SLUICE_OK && rc < SLUICE_ERR_COUNT_ ? (sluice_err_t) rc : SLUICE_EINTERNAL;
-        return NULL;
-    }
-    self->endpoint = bound;
-    if (bound_events && *bound_events)
-        self->events_endpoint = bound_events;
-    else
-        zstr_free (&bound_events);
-    *err = SLUICE_OK;
     return self;
 }
 
@@ -1204,9 +1182,7 @@ sluice_model_server_destroy (sluice_model_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_model_server_t *self = *self_p;
-    zactor_destroy (&self->actor);
-    zstr_free (&self->endpoint);
-    zstr_free (&self->events_endpoint);
+    sluice_server_stop (&self->server);
     free (self);
     *self_p = NULL;
 }
@@ -1214,19 +1190,19 @@ sluice_model_server_destroy (sluice_model_server_t **self_p)
 const char *
 sluice_model_server_endpoint (sluice_model_server_t *self)
 {
-    return self->endpoint;
+    return self->server.endpoint;
 }
 
 const char *
 sluice_model_server_events_endpoint (sluice_model_server_t *self)
 {
-    return self->events_endpoint;
+    return self->server.events_endpoint;
 }
 
 sluice_err_t
 sluice_model_server_shutdown (sluice_model_server_t *self)
 {
-    if (zstr_send (self->actor, "SHUTDOWN") == -1 || zsock_wait (self->actor) == -1)
+    if (zstr_send (self->server.actor, "SHUTDOWN") == -1 || zsock_wait (self->server.actor) == -1)
         return SLUICE_ETRANSPORT;
     return SLUICE_OK;
 }

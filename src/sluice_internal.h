@@ -214,6 +214,24 @@ void
     sluice_stream_interrupt_on (sluice_stream_t *stream, void *socket);
 
 // ---------------------------------------------------------------------------------------------
+//  Server handles: an actor that binds a ROUTER (and an optional events XPUB) through the
+//  synchronous "BIND endpoint events" pipe command, answered "iss": status, bound endpoint,
+//  bound events endpoint (zactor_new cannot report a failed bind).
+
+typedef struct {
+    zactor_t *actor;
+    char *endpoint;            //  as bound (tcp wildcard ports resolved)
+    char *events_endpoint;     //  NULL when none
+} sluice_server_t;
+
+//  Start the actor and bind; on failure everything is released and the error returned.
+sluice_err_t
+    sluice_server_start (sluice_server_t *server, zactor_fn *fn, void *args,
+                         const char *endpoint, const char *events_endpoint);
+void
+    sluice_server_stop (sluice_server_t *server);
+
+// ---------------------------------------------------------------------------------------------
 //  Tasks: actors that do one job (writer, reader) and report its result once
 
 typedef struct {

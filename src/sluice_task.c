@@ -1,4 +1,5 @@
-/*  sluice_task.c - the life cycle shared by the one-job actors (writer, reader).
+/*  sluice_task.c - life cycles shared by actors: servers that bind (buffer, model server) and
+    one-job actors (writer, reader).
 
     The actor reports "DONE <result>" on its pipe when its job ends, then waits for $TERM:
     czmq's zactor_destroy sends $TERM and waits for the actor's signal, so an actor must keep
@@ -6,6 +7,42 @@
 */
 #include "sluice_internal.h"
 #include <string.h>
+
+sluice_err_t
+sluice_server_start (sluice_server_t *server, zactor_fn *fn, void *args,
+                     const char *endpoint, const char *events_endpoint)
+{
+    memset (server, 0, sizeof *server);
+    server->actor = zactor_new (fn, args);
+    if (!server->actor)
+        return SLUICE_ENOMEM;
+    int rc = SLUICE_ETRANSPORT;
+    char *bound = NULL, *bound_events = NULL;
+    if (zstr_sendx (server->actor, "BIND", endpoint, events_endpoint ? events_endpoint : "",
+                    NULL) == 0
+    &&  zsock_recv (server->actor, "iss", &rc, &bound, &bound_events) == -1)
+        rc = SLUICE_ETRANSPORT;
+    if (rc != SLUICE_OK) {
+        zstr_free (&bound);
+        zstr_free (&bound_events);
+        sluice_server_stop (server);
+        return rc > SLUICE_OK && rc < SLUICE_ERR_COUNT_ ? (sluice_err_t) rc : SLUICE_EINTERNAL;
+    }
+    server->endpoint = bound;
+    if (bound_events && *bound_events)
+        server->events_endpoint = bound_events;
+    else
+        zstr_free (&bound_events);
+    return SLUICE_OK;
+}
+
+void
+sluice_server_stop (sluice_server_t *server)
+{
+    zactor_destroy (&server->actor);
+    zstr_free (&server->endpoint);
+    zstr_free (&server->events_endpoint);
+}
 
 sluice_err_t
 sluice_task_start (sluice_task_t *task, zactor_fn *fn, void *args)
