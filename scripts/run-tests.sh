@@ -2,13 +2,21 @@
 # Runs every Criterion test binary in the given directories, each under coreutils `timeout`
 # (Criterion 2.4 only times out tests that set .timeout), and prints one closing line:
 # "N passed, N failed". Exits non-zero if anything failed, crashed or timed out.
-# SLUICE_VALGRIND=1 runs each binary under valgrind (full leak check, errors fail the run).
+# SLUICE_VALGRIND=1 runs each binary under valgrind (full leak check, errors fail the run),
+# except the multi-process suites: their children are separate programs (valgrind 3.19 also
+# lacks pidfd_open, which they wait with); make test runs them under ASan instead.
 set -u
 limit=$1; shift
 passed=0; failed=0; bad=()
 for dir in "$@"; do
   for t in "$dir"/test_*; do
     [ -x "$t" ] || continue
+    if [ "${SLUICE_VALGRIND:-}" = 1 ]; then
+      case "$(basename "$t")" in
+        test_cli|test_cli_security|test_faults|test_multihost)
+          echo "== $t: skipped under valgrind (multi-process)"; continue ;;
+      esac
+    fi
     echo "== $t"
     if [ "${SLUICE_VALGRIND:-}" = 1 ]; then
       out=$(timeout "$limit" valgrind -q --error-exitcode=1 --leak-check=full \
