@@ -1,0 +1,1579 @@
+/*  bench.c - sluice measured against the limits it runs on, in one run (bench/README.md).
+
+    Every row measures its baselines and then sluice back to back, three times, and reports
+    the medians; the ratio is sluice / the row's first baseline. Throughput runs are bounded
+    by an item count and a time limit; memory rows run in a fresh child process each.
+
+        bench [--quick] [--json PATH] [--only PREFIX] [--reps N] [--tmax SECONDS] [--items N]
+              [--sluice-only | --baselines-only]
+*/
+#define _GNU_SOURCE
+#include <czmq.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sluice.h"
+
+//  Weak: the bench still builds against a libsluice without pipelining or the model server;
+//  the rows that need them then say so.
+#pragma weak sluice_stream_set_window
+#pragma weak sluice_stream_flush
+#pragma weak sluice_stream_set_batch
+#pragma weak sluice_model_server_new
+#pragma weak sluice_model_server_destroy
+#pragma weak sluice_model_server_endpoint
+#pragma weak sluice_model_client_new
+#pragma weak sluice_model_client_destroy
+#pragma weak sluice_model_client_status
+#pragma weak sluice_model_wait
+
+#define CHUNK        64          //  bytes per item everywhere
+#define REPS_MAX     9
+#define BASES_MAX    3
+#define PARK_THREADS 4           //  threads holding the parked DEALERs
+#define WAIT_LIMIT   20.0        //  seconds: liveness bound on anything waited for
+
+// ---------------------------------------------------------------------------------------------
+//  Settings, clock, helpers
+
+static struct {
+    bool quick;
+    bool no_baselines;           //  --sluice-only: for profiling sluice alone
+    bool no_sluice;              //  --baselines-only
+    int reps;
+    double tmax;                 //  time bound per throughput measurement, seconds
+    long sync_items, pipe_items, raw_items;
+    int parked;                  //  parked waiters for the close / model rows
+    const char *json;
+    const char *only;
+    char self_exe [4096];
+} g;
+
+static atomic_int g_serial;
+static long g_items;             //  items the last throughput run moved (for CPU per item)
+static atomic_bool g_no_window;  //  set when the pipelined API is missing or refuses
+static atomic_bool g_no_batch;
+
+static double
+now_s (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+static void
+s_inproc (char *out, size_t size, const char *what)
+{
+    snprintf (out, size, "inproc://bench-%s-%d", what, atomic_fetch_add (&g_serial, 1));
+}
+
+static void
+s_put32 (uint8_t *p, uint32_t v)
+{
+    p [0] = (uint8_t) (v >> 24); p [1] = (uint8_t) (v >> 16);
+    p [2] = (uint8_t) (v >> 8);  p [3] = (uint8_t) v;
+}
+
+//  A request header as sluice_protocol.h spells it.
+static void
+s_header (uint8_t *out, uint8_t command, uint64_t id, uint32_t count)
+{
+    out [0] = SLUICE_PROTOCOL_VERSION;
+    out [1] = command;
+    out [2] = 0;
+    out [3] = 0;
+    s_put32 (out + 4, SLUICE_WAIT_FOREVER);
+    s_put32 (out + 8, (uint32_t) (id >> 32));
+    s_put32 (out + 12, (uint32_t) id);
+    s_put32 (out + 16, count);
+}
+
+//  ROUTER/PULL bound at inproc or tcp://127.0.0.1:*; the connect endpoint goes to out.
+static zsock_t *
+s_bound (int type, const char *transport, char *out, size_t size)
+{
+    zsock_t *sock = zsock_new (type);
+    if (!sock)
+        return NULL;
+    if (streq (transport, "tcp")) {
+        int port = zsock_bind (sock, "tcp://127.0.0.1:*");
+        if (port == -1) {
+            zsock_destroy (&sock);
+            return NULL;
+        }
+        snprintf (out, size, "tcp://127.0.0.1:%d", port);
+    }
+    else {
+        s_inproc (out, size, "raw");
+        if (zsock_bind (sock, "%s", out) == -1) {
+            zsock_destroy (&sock);
+            return NULL;
+        }
+    }
+    return sock;
+}
+
+static sluice_err_t
+s_set_window (sluice_stream_t *stream, size_t window)
+{
+    if (window <= 1)
+        return SLUICE_OK;
+    sluice_err_t rc = sluice_stream_set_window ? sluice_stream_set_window (stream, window)
+                                               : SLUICE_ECOMMAND;
+    if (rc != SLUICE_OK)
+        atomic_store (&g_no_window, true);
+    return rc;
+}
+
+static sluice_err_t
+s_set_batch (sluice_stream_t *stream, size_t batch)
+{
+    if (batch <= 1)
+        return SLUICE_OK;
+    sluice_err_t rc = sluice_stream_set_batch ? sluice_stream_set_batch (stream, batch)
+                                              : SLUICE_ECOMMAND;
+    if (rc != SLUICE_OK)
+        atomic_store (&g_no_batch, true);
+    return rc;
+}
+
+static sluice_err_t
+s_flush (sluice_stream_t *stream)
+{
+    return sluice_stream_flush ? sluice_stream_flush (stream) : SLUICE_OK;
+}
+
+static long
+s_status_kb (const char *key)
+{
+    FILE *file = fopen ("/proc/self/status", "r");
+    if (!file)
+        return -1;
+    char line [256];
+    long value = -1;
+    size_t len = strlen (key);
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, key, len) == 0) {
+            value = atol (line + len);
+            break;
+        }
+    fclose (file);
+    return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  What one measurement takes
+
+typedef struct {
+    const char *transport;       //  "inproc" or "tcp"
+    size_t capacity;
+    size_t window;               //  writes in flight (1 = synchronous)
+    size_t batch;                //  chunks per READ (1 = one at a time)
+    int writers, readers;
+    long items;                  //  count bound (the time bound is g.tmax)
+    const char *child;           //  memory rows: the child mode to run
+} spec_t;
+
+typedef double (*measure_fn) (const spec_t *spec);
+
+// ---------------------------------------------------------------------------------------------
+//  Baseline: raw inproc PUSH->PULL, default HWM
+
+typedef struct {
+    zsock_t *push;
+    long items;
+    pthread_barrier_t *gate;
+} pp_arg_t;
+
+static void *
+s_pusher (void *varg)
+{
+    pp_arg_t *arg = (pp_arg_t *) varg;
+    void *push = zsock_resolve (arg->push);
+    char data [CHUNK] = { 0 };
+    pthread_barrier_wait (arg->gate);
+    double deadline = now_s () + g.tmax;
+    for (long index = 0; index < arg->items; index++) {
+        if ((index & 1023) == 0 && now_s () > deadline)
+            break;
+        if (zmq_send (push, data, CHUNK, 0) == -1)
+            break;
+    }
+    zmq_send (push, "", 0, 0);            //  end marker
+    return NULL;
+}
+
+static double
+m_raw_pushpull (const spec_t *spec)
+{
+    char endpoint [128];
+    zsock_t *pull = s_bound (ZMQ_PULL, "inproc", endpoint, sizeof endpoint);
+    zsock_t *push = zsock_new_push (endpoint);
+    if (!pull || !push) {
+        zsock_destroy (&pull);
+        zsock_destroy (&push);
+        return NAN;
+    }
+    pthread_barrier_t gate;
+    pthread_barrier_init (&gate, NULL, 2);
+    pp_arg_t arg = { push, spec->items, &gate };
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_pusher, &arg);
+    pthread_barrier_wait (&gate);
+    double start = now_s ();
+    void *sock = zsock_resolve (pull);
+    char data [CHUNK];
+    long count = 0;
+    while (true) {
+        int size = zmq_recv (sock, data, sizeof data, 0);
+        if (size <= 0)
+            break;
+        count++;
+    }
+    double elapsed = now_s () - start;
+    pthread_join (thread, NULL);
+    pthread_barrier_destroy (&gate);
+    zsock_destroy (&push);
+    zsock_destroy (&pull);
+    g_items = count;
+    return count / elapsed;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Baseline: raw DEALER->ROUTER, each request acknowledged (synchronous or with a window)
+
+static void *
+s_acker (void *varg)
+{
+    void *router = zsock_resolve ((zsock_t *) varg);
+    uint8_t ack [SLUICE_HEADER_SIZE] = { SLUICE_PROTOCOL_VERSION, SLUICE_CMD_WRITE };
+    while (true) {
+        zmq_msg_t identity, body;
+        zmq_msg_init (&identity);
+        zmq_msg_init (&body);
+        if (zmq_msg_recv (&identity, router, 0) == -1 || zmq_msg_recv (&body, router, 0) == -1) {
+            zmq_msg_close (&identity);
+            zmq_msg_close (&body);
+            break;
+        }
+        bool end = zmq_msg_size (&body) == 0;
+        zmq_msg_close (&body);
+        zmq_msg_send (&identity, router, ZMQ_SNDMORE);
+        zmq_send (router, ack, sizeof ack, 0);
+        if (end)
+            break;
+    }
+    return NULL;
+}
+
+static double
+m_raw_dealer_router (const spec_t *spec)
+{
+    char endpoint [128];
+    zsock_t *router = s_bound (ZMQ_ROUTER, spec->transport, endpoint, sizeof endpoint);
+    zsock_t *dealer = router ? zsock_new_dealer (endpoint) : NULL;
+    if (!dealer) {
+        zsock_destroy (&router);
+        return NAN;
+    }
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_acker, router);
+    void *sock = zsock_resolve (dealer);
+    char data [CHUNK] = { 0 }, ack [64];
+    //  One warm-up round trip: the tcp connection is up before the clock starts
+    zmq_send (sock, data, CHUNK, 0);
+    zmq_recv (sock, ack, sizeof ack, 0);
+    size_t window = spec->window ? spec->window : 1;
+    long sent = 0, acked = 0;
+    double start = now_s (), deadline = start + g.tmax;
+    while (sent < spec->items) {
+        if ((sent & 63) == 0 && now_s () > deadline)
+            break;
+        if ((size_t) (sent - acked) < window) {
+            zmq_send (sock, data, CHUNK, 0);
+            sent++;
+        }
+        else
+        if (zmq_recv (sock, ack, sizeof ack, 0) >= 0)
+            acked++;
+    }
+    while (acked < sent && zmq_recv (sock, ack, sizeof ack, 0) >= 0)
+        acked++;
+    double elapsed = now_s () - start;
+    zmq_send (sock, "", 0, 0);            //  end marker
+    zmq_recv (sock, ack, sizeof ack, 0);
+    pthread_join (thread, NULL);
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
+    g_items = acked;
+    return acked / elapsed;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Baseline: pthread mutex + two condition variables bounded buffer
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t not_full, not_empty;
+    uint8_t (*slot) [CHUNK];
+    size_t capacity, head, count;
+    bool closed;
+} cv_buffer_t;
+
+static void
+cv_init (cv_buffer_t *self, size_t capacity)
+{
+    memset (self, 0, sizeof *self);
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->not_full, NULL);
+    pthread_cond_init (&self->not_empty, NULL);
+    self->slot = malloc (capacity * CHUNK);
+    self->capacity = capacity;
+}
+
+static void
+cv_fini (cv_buffer_t *self)
+{
+    pthread_mutex_destroy (&self->lock);
+    pthread_cond_destroy (&self->not_full);
+    pthread_cond_destroy (&self->not_empty);
+    free (self->slot);
+}
+
+static void
+cv_put (cv_buffer_t *self, const void *data)
+{
+    pthread_mutex_lock (&self->lock);
+    while (self->count == self->capacity && !self->closed)
+        pthread_cond_wait (&self->not_full, &self->lock);
+    memcpy (self->slot [(self->head + self->count) % self->capacity], data, CHUNK);
+    self->count++;
+    pthread_cond_signal (&self->not_empty);
+    pthread_mutex_unlock (&self->lock);
+}
+
+static bool
+cv_get (cv_buffer_t *self, void *data)
+{
+    pthread_mutex_lock (&self->lock);
+    while (self->count == 0 && !self->closed)
+        pthread_cond_wait (&self->not_empty, &self->lock);
+    bool got = self->count > 0;
+    if (got) {
+        memcpy (data, self->slot [self->head], CHUNK);
+        self->head = (self->head + 1) % self->capacity;
+        self->count--;
+        pthread_cond_signal (&self->not_full);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return got;
+}
+
+static void
+cv_close (cv_buffer_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    self->closed = true;
+    pthread_cond_broadcast (&self->not_full);
+    pthread_cond_broadcast (&self->not_empty);
+    pthread_mutex_unlock (&self->lock);
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Writer/reader threads shared by the condvar and sluice throughput runs
+
+typedef struct {
+    const spec_t *spec;
+    pthread_barrier_t *gate;
+    cv_buffer_t *cv;             //  condvar run, or
+    const char *endpoint;        //  sluice run
+    long quota;                  //  writers: items to write
+    long count;                  //  items written / read
+    double last;                 //  readers: time of the last item
+    sluice_err_t err;
+} tp_arg_t;
+
+static void *
+s_cv_writer (void *varg)
+{
+    tp_arg_t *arg = (tp_arg_t *) varg;
+    uint8_t data [CHUNK] = { 1 };
+    pthread_barrier_wait (arg->gate);
+    double deadline = now_s () + g.tmax;
+    long index = 0;
+    for (; index < arg->quota; index++) {
+        if ((index & 63) == 0 && now_s () > deadline)
+            break;
+        cv_put (arg->cv, data);
+    }
+    arg->count = index;
+    return NULL;
+}
+
+static void *
+s_cv_reader (void *varg)
+{
+    tp_arg_t *arg = (tp_arg_t *) varg;
+    uint8_t data [CHUNK];
+    pthread_barrier_wait (arg->gate);
+    while (cv_get (arg->cv, data)) {
+        arg->count++;
+        arg->last = now_s ();
+    }
+    return NULL;
+}
+
+static void *
+s_sl_writer (void *varg)
+{
+    tp_arg_t *arg = (tp_arg_t *) varg;
+    uint8_t data [CHUNK] = { 1 };
+    sluice_stream_t *stream = sluice_stream_new (arg->endpoint);
+    sluice_buffer_status_t status;
+    if (stream) {
+        s_set_window (stream, arg->spec->window);
+        arg->err = sluice_stream_status (stream, &status);     //  connected before the clock
+    }
+    else
+        arg->err = SLUICE_ETRANSPORT;
+    pthread_barrier_wait (arg->gate);
+    double deadline = now_s () + g.tmax;
+    long index = 0;
+    for (; index < arg->quota && arg->err == SLUICE_OK; index++) {
+        if ((index & 63) == 0 && now_s () > deadline)
+            break;
+        arg->err = sluice_stream_write (stream, data, CHUNK, false);
+    }
+    if (arg->err == SLUICE_OK)
+        arg->err = s_flush (stream);
+    arg->count = index;
+    sluice_stream_destroy (&stream);
+    return NULL;
+}
+
+static void *
+s_sl_reader (void *varg)
+{
+    tp_arg_t *arg = (tp_arg_t *) varg;
+    sluice_stream_t *stream = sluice_stream_new (arg->endpoint);
+    sluice_buffer_status_t status;
+    if (stream) {
+        s_set_batch (stream, arg->spec->batch);
+        arg->err = sluice_stream_status (stream, &status);
+    }
+    else
+        arg->err = SLUICE_ETRANSPORT;
+    pthread_barrier_wait (arg->gate);
+    sluice_chunk_t chunk;
+    while (arg->err == SLUICE_OK) {
+        arg->err = sluice_stream_read (stream, &chunk);
+        if (arg->err != SLUICE_OK || chunk.is_eos)
+            break;
+        arg->count++;
+        arg->last = now_s ();
+    }
+    sluice_stream_destroy (&stream);
+    return NULL;
+}
+
+//  Starts writers and readers behind one gate; `finish` ends the stream once writers are done.
+static double
+s_run_threads (const spec_t *spec, tp_arg_t *proto, void *(*writer) (void *),
+               void *(*reader) (void *), void (*finish) (void *), void *finish_arg,
+               const char *what)
+{
+    int nw = spec->writers, nr = spec->readers;
+    pthread_barrier_t gate;
+    pthread_barrier_init (&gate, NULL, (unsigned) (nw + nr + 1));
+    tp_arg_t args [16];
+    pthread_t threads [16];
+    assert (nw + nr <= 16);
+    for (int index = 0; index < nw + nr; index++) {
+        args [index] = *proto;
+        args [index].gate = &gate;
+        args [index].quota = index < nw ? spec->items / nw : 0;
+        pthread_create (&threads [index], NULL, index < nw ? writer : reader, &args [index]);
+    }
+    pthread_barrier_wait (&gate);
+    double start = now_s ();
+    long written = 0, read = 0;
+    double last = start;
+    bool failed = false;
+    for (int index = 0; index < nw; index++) {
+        pthread_join (threads [index], NULL);
+        written += args [index].count;
+        failed |= args [index].err != SLUICE_OK;
+    }
+    finish (finish_arg);
+    for (int index = nw; index < nw + nr; index++) {
+        pthread_join (threads [index], NULL);
+        read += args [index].count;
+        failed |= args [index].err != SLUICE_OK;
+        if (args [index].last > last)
+            last = args [index].last;
+    }
+    pthread_barrier_destroy (&gate);
+    if (failed || read != written) {
+        fprintf (stderr, "bench: %s: written %ld, read %ld%s\n", what, written, read,
+                 failed ? " (a call failed)" : "");
+        return NAN;
+    }
+    g_items = read;
+    return read / (last - start);
+}
+
+static void
+s_cv_finish (void *arg)
+{
+    cv_close ((cv_buffer_t *) arg);
+}
+
+static double
+m_condvar (const spec_t *spec)
+{
+    cv_buffer_t cv;
+    cv_init (&cv, spec->capacity);
+    tp_arg_t proto = { .spec = spec, .cv = &cv };
+    double rate = s_run_threads (spec, &proto, s_cv_writer, s_cv_reader, s_cv_finish, &cv,
+                                 "condvar");
+    cv_fini (&cv);
+    return rate;
+}
+
+static void
+s_sl_finish (void *arg)
+{
+    sluice_err_t rc = sluice_stream_close ((sluice_stream_t *) arg);
+    if (rc != SLUICE_OK)
+        fprintf (stderr, "bench: close: %s\n", sluice_strerror (rc));
+}
+
+static sluice_buffer_t *
+s_buffer (const char *transport, size_t capacity, char *endpoint, size_t size)
+{
+    char bind [128];
+    if (streq (transport, "tcp"))
+        snprintf (bind, sizeof bind, "tcp://127.0.0.1:*");
+    else
+        s_inproc (bind, sizeof bind, "buffer");
+    sluice_buffer_opts_t opts = { .endpoint = bind, .capacity = capacity };
+    sluice_err_t err;
+    sluice_buffer_t *buffer = sluice_buffer_new (&opts, &err);
+    if (!buffer) {
+        fprintf (stderr, "bench: sluice_buffer_new: %s\n", sluice_strerror (err));
+        return NULL;
+    }
+    snprintf (endpoint, size, "%s", sluice_buffer_endpoint (buffer));
+    return buffer;
+}
+
+static double
+m_sluice (const spec_t *spec)
+{
+    char endpoint [256];
+    sluice_buffer_t *buffer = s_buffer (spec->transport, spec->capacity, endpoint, sizeof endpoint);
+    if (!buffer)
+        return NAN;
+    sluice_stream_t *main_stream = sluice_stream_new (endpoint);
+    sluice_buffer_status_t status;
+    double rate = NAN;
+    if (main_stream && sluice_stream_status (main_stream, &status) == SLUICE_OK) {
+        tp_arg_t proto = { .spec = spec, .endpoint = endpoint };
+        rate = s_run_threads (spec, &proto, s_sl_writer, s_sl_reader, s_sl_finish, main_stream,
+                              "sluice");
+    }
+    sluice_stream_destroy (&main_stream);
+    sluice_buffer_destroy (&buffer);
+    return rate;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Parked waiters: DEALERs in a few threads, each sends one request, then all wait for their
+//  reply; a reply's arrival time is taken on an epoll of the sockets' ZMQ_FDs (zmq_poll over
+//  hundreds of sockets would cost more than what is measured).
+
+typedef struct {
+    const char *endpoint;
+    int count;                   //  DEALERs in this thread
+    uint8_t command;
+    uint32_t req_count;          //  header count field
+    const char *body;            //  body frame, or NULL
+    pthread_barrier_t *sent;     //  every request is on its way
+    double last;                 //  arrival of the last reply
+    int received, failed;
+} park_arg_t;
+
+static bool
+s_park_take (void *sock, park_arg_t *arg)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    if (zmq_getsockopt (sock, ZMQ_EVENTS, &events, &len) == -1 || !(events & ZMQ_POLLIN))
+        return false;
+    uint8_t header [SLUICE_HEADER_SIZE] = { 0 };
+    int more = 1, part = 0;
+    while (more) {
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        if (zmq_msg_recv (&msg, sock, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&msg);
+            break;
+        }
+        if (part++ == 0 && zmq_msg_size (&msg) >= SLUICE_HEADER_SIZE)
+            memcpy (header, zmq_msg_data (&msg), SLUICE_HEADER_SIZE);
+        more = zmq_msg_more (&msg);
+        zmq_msg_close (&msg);
+    }
+    arg->last = now_s ();
+    arg->received++;
+    if (header [3] != SLUICE_OK)
+        arg->failed++;
+    return true;
+}
+
+static void *
+s_park_thread (void *varg)
+{
+    park_arg_t *arg = (park_arg_t *) varg;
+    zsock_t **socks = calloc ((size_t) arg->count, sizeof *socks);
+    bool *done = calloc ((size_t) arg->count, sizeof *done);
+    int epoll = epoll_create1 (0);
+    uint64_t id = ((uint64_t) getpid () << 32) | (uint64_t) rand ();
+    for (int index = 0; index < arg->count; index++) {
+        socks [index] = zsock_new_dealer (arg->endpoint);
+        if (!socks [index]) {
+            done [index] = true;
+            arg->failed++;
+            continue;
+        }
+        void *sock = zsock_resolve (socks [index]);
+        uint8_t header [SLUICE_HEADER_SIZE];
+        s_header (header, arg->command, id++, arg->req_count);
+        zmq_send (sock, header, sizeof header, arg->body ? ZMQ_SNDMORE : 0);
+        if (arg->body)
+            zmq_send (sock, arg->body, strlen (arg->body), 0);
+        int fd;
+        size_t len = sizeof fd;
+        zmq_getsockopt (sock, ZMQ_FD, &fd, &len);
+        struct epoll_event event = { .events = EPOLLIN, .data.u32 = (uint32_t) index };
+        epoll_ctl (epoll, EPOLL_CTL_ADD, fd, &event);
+        //  Reading ZMQ_EVENTS arms the fd for the reply's arrival
+        if (s_park_take (sock, arg))
+            done [index] = true;
+    }
+    pthread_barrier_wait (arg->sent);
+    double deadline = now_s () + WAIT_LIMIT;
+    struct epoll_event events [64];
+    while (arg->received + arg->failed < arg->count && now_s () < deadline) {
+        int ready = epoll_wait (epoll, events, 64, 10);
+        if (ready == 0) {
+            //  Safety sweep after 10 ms without events; arrivals are timed when found
+            for (int index = 0; index < arg->count; index++)
+                if (!done [index] && s_park_take (zsock_resolve (socks [index]), arg))
+                    done [index] = true;
+            continue;
+        }
+        for (int event = 0; event < ready; event++) {
+            uint32_t index = events [event].data.u32;
+            if (!done [index] && s_park_take (zsock_resolve (socks [index]), arg))
+                done [index] = true;
+        }
+    }
+    close (epoll);
+    for (int index = 0; index < arg->count; index++)
+        zsock_destroy (&socks [index]);
+    free (socks);
+    free (done);
+    return NULL;
+}
+
+typedef struct {
+    park_arg_t args [PARK_THREADS];
+    pthread_t threads [PARK_THREADS];
+    pthread_barrier_t sent;
+} park_t;
+
+static void
+s_park_start (park_t *park, const char *endpoint, int total, uint8_t command, uint32_t count,
+              const char *body)
+{
+    pthread_barrier_init (&park->sent, NULL, PARK_THREADS + 1);
+    for (int index = 0; index < PARK_THREADS; index++) {
+        park->args [index] = (park_arg_t) {
+            endpoint, total / PARK_THREADS + (index < total % PARK_THREADS),
+            command, count, body, &park->sent, 0, 0, 0 };
+        pthread_create (&park->threads [index], NULL, s_park_thread, &park->args [index]);
+    }
+    pthread_barrier_wait (&park->sent);
+}
+
+//  Joins the threads; returns the last arrival, or NAN when a reply failed or is missing.
+static double
+s_park_finish (park_t *park, int total, const char *what)
+{
+    double last = 0;
+    int received = 0, failed = 0;
+    for (int index = 0; index < PARK_THREADS; index++) {
+        pthread_join (park->threads [index], NULL);
+        received += park->args [index].received;
+        failed += park->args [index].failed;
+        if (park->args [index].last > last)
+            last = park->args [index].last;
+    }
+    pthread_barrier_destroy (&park->sent);
+    if (received != total || failed) {
+        fprintf (stderr, "bench: %s: %d of %d replies, %d failed\n", what, received, total, failed);
+        return NAN;
+    }
+    return last;
+}
+
+//  Baseline: a raw ROUTER holds `parked` requests, then answers them all.
+static double
+m_raw_park (const spec_t *spec)
+{
+    char endpoint [128];
+    zsock_t *router = s_bound (ZMQ_ROUTER, "inproc", endpoint, sizeof endpoint);
+    if (!router)
+        return NAN;
+    void *sock = zsock_resolve (router);
+    zsock_set_rcvtimeo (router, (int) (WAIT_LIMIT * 1000));
+    park_t park;
+    s_park_start (&park, endpoint, g.parked, SLUICE_CMD_READ, 1, NULL);
+    zmq_msg_t *ids = calloc ((size_t) g.parked, sizeof *ids);
+    int held = 0;
+    for (; held < g.parked; held++) {
+        zmq_msg_init (&ids [held]);
+        if (zmq_msg_recv (&ids [held], sock, 0) == -1) {
+            zmq_msg_close (&ids [held]);
+            break;
+        }
+        int more = 1;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init (&part);
+            zmq_msg_recv (&part, sock, 0);
+            more = zmq_msg_more (&part);
+            zmq_msg_close (&part);
+        }
+    }
+    uint8_t header [SLUICE_HEADER_SIZE];
+    s_header (header, SLUICE_CMD_READ, 0, 1);
+    double start = now_s ();
+    for (int index = 0; index < held; index++) {
+        zmq_msg_send (&ids [index], sock, ZMQ_SNDMORE);
+        zmq_send (sock, header, sizeof header, ZMQ_SNDMORE);
+        zmq_send (sock, "", 0, 0);
+    }
+    double last = s_park_finish (&park, g.parked, "raw ROUTER");
+    free (ids);
+    zsock_destroy (&router);
+    return (last - start) * 1e3;
+}
+
+//  sluice: `parked` READs park in an empty buffer; time from sluice_stream_close to the last
+//  end-of-stream reply.
+static double
+m_sluice_close (const spec_t *spec)
+{
+    char endpoint [256];
+    sluice_buffer_t *buffer = s_buffer ("inproc", spec->capacity, endpoint, sizeof endpoint);
+    if (!buffer)
+        return NAN;
+    sluice_stream_t *stream = sluice_stream_new (endpoint);
+    park_t park;
+    s_park_start (&park, endpoint, g.parked, SLUICE_CMD_READ, 1, NULL);
+    double deadline = now_s () + WAIT_LIMIT;
+    sluice_buffer_status_t status = { 0 };
+    while (now_s () < deadline
+       && sluice_stream_status (stream, &status) == SLUICE_OK
+       && status.parked_readers < (size_t) g.parked)
+        zclock_sleep (1);
+    double start = now_s ();
+    sluice_err_t rc = sluice_stream_close (stream);
+    double last = s_park_finish (&park, g.parked, "sluice close");
+    sluice_stream_destroy (&stream);
+    sluice_buffer_destroy (&buffer);
+    return rc == SLUICE_OK ? (last - start) * 1e3 : NAN;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Model server: `parked` requests park during the load; time from the end of the load
+//  (READY) to the last response. The load waits for our signal, so every request is parked
+//  first; inference takes no time.
+
+typedef struct {
+    int go [2];                  //  pipe: written when every request is parked
+    _Atomic double ready;        //  when the load returned
+} bm_model_t;
+
+static sluice_err_t
+s_bm_load (sluice_model_ctx_t *ctx, void *config, void **model, char *reason, size_t size)
+{
+    bm_model_t *self = (bm_model_t *) config;
+    if (sluice_model_wait (ctx, self->go [0], (int) (WAIT_LIMIT * 1000)) < 0) {
+        snprintf (reason, size, "cancelled");
+        return SLUICE_ESHUTDOWN;
+    }
+    *model = NULL;
+    atomic_store (&self->ready, now_s ());
+    return SLUICE_OK;
+}
+
+static sluice_err_t
+s_bm_infer (sluice_model_ctx_t *ctx, void *config, void *model, const void *payload,
+            size_t size, char **response, size_t *response_size)
+{
+    *response = strdup ("ok");
+    *response_size = 2;
+    return *response ? SLUICE_OK : SLUICE_ENOMEM;
+}
+
+static double
+m_model_ready (const spec_t *spec)
+{
+    if (!sluice_model_server_new || !sluice_model_client_new || !sluice_model_wait)
+        return NAN;
+    bm_model_t model = { .ready = 0 };
+    if (pipe (model.go) == -1)
+        return NAN;
+    sluice_model_iface_t iface = { .name = "bench", .config = &model,
+                                   .load = s_bm_load, .infer = s_bm_infer };
+    char bind [128];
+    s_inproc (bind, sizeof bind, "model");
+    sluice_model_server_opts_t opts = { .endpoint = bind, .model = &iface, .workers = 16 };
+    sluice_err_t err;
+    sluice_model_server_t *server = sluice_model_server_new (&opts, &err);
+    double result = NAN;
+    if (server) {
+        const char *endpoint = sluice_model_server_endpoint (server);
+        sluice_model_client_t *client = sluice_model_client_new (endpoint);
+        park_t park;
+        s_park_start (&park, endpoint, g.parked, SLUICE_CMD_REQUEST, 0, "bench");
+        double deadline = now_s () + WAIT_LIMIT;
+        sluice_model_status_t status = { 0 };
+        while (now_s () < deadline
+           && sluice_model_client_status (client, &status) == SLUICE_OK
+           && status.parked < (uint64_t) g.parked)
+            zclock_sleep (1);
+        if (write (model.go [1], "g", 1) != 1)
+            fprintf (stderr, "bench: model: cannot signal the load\n");
+        double last = s_park_finish (&park, g.parked, "model server");
+        double ready = atomic_load (&model.ready);
+        if (ready > 0 && !isnan (last))
+            result = (last - ready) * 1e3;
+        sluice_model_client_destroy (&client);
+        sluice_model_server_destroy (&server);
+    }
+    else
+        fprintf (stderr, "bench: sluice_model_server_new: %s\n", sluice_strerror (err));
+    close (model.go [0]);
+    close (model.go [1]);
+    return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Memory: each figure comes from a fresh child process (the peak of one process says nothing
+//  after another measurement ran in it). The child prints the growth of its peak RSS, in KB.
+
+#define MEM_WAITERS  10000
+#define MEM_CHUNKS   100000
+#define MEM_DEALERS  100
+
+static long s_mem_base;
+
+static void
+s_mem_begin (void)
+{
+    //  "5" resets VmHWM to the current RSS
+    FILE *file = fopen ("/proc/self/clear_refs", "w");
+    if (file) {
+        fputs ("5", file);
+        fclose (file);
+    }
+    s_mem_base = s_status_kb ("VmRSS:");
+}
+
+static int
+s_mem_end (void)
+{
+    long peak = s_status_kb ("VmHWM:");
+    printf ("%ld\n", peak - s_mem_base);
+    fflush (stdout);
+    _exit (0);          //  skip the teardown of thousands of waiters
+}
+
+static void
+s_send_reads (zsock_t **dealers, int per_dealer)
+{
+    uint64_t id = 1;
+    uint8_t header [SLUICE_HEADER_SIZE];
+    for (int round = 0; round < per_dealer; round++)
+        for (int index = 0; index < MEM_DEALERS; index++) {
+            s_header (header, SLUICE_CMD_READ, id++, 1);
+            zmq_send (zsock_resolve (dealers [index]), header, sizeof header, 0);
+        }
+}
+
+static int
+c_waiters (bool raw)
+{
+    char endpoint [256];
+    sluice_buffer_t *buffer = NULL;
+    zsock_t *router = NULL;
+    sluice_stream_t *stream = NULL;
+    sluice_buffer_status_t status;
+    if (raw)
+        router = s_bound (ZMQ_ROUTER, "inproc", endpoint, sizeof endpoint);
+    else {
+        buffer = s_buffer ("inproc", 64, endpoint, sizeof endpoint);
+        stream = buffer ? sluice_stream_new (endpoint) : NULL;
+        if (stream)
+            sluice_stream_status (stream, &status);
+    }
+    if (!router && !stream)
+        return 1;
+    zsock_t *dealers [MEM_DEALERS];
+    for (int index = 0; index < MEM_DEALERS; index++)
+        dealers [index] = zsock_new_dealer (endpoint);
+    s_mem_begin ();
+    s_send_reads (dealers, MEM_WAITERS / MEM_DEALERS);
+    if (raw) {
+        //  The least a deferring server keeps: each request's identity and header messages
+        zmq_msg_t *held = calloc (2 * MEM_WAITERS, sizeof *held);
+        void *sock = zsock_resolve (router);
+        for (int index = 0; index < 2 * MEM_WAITERS; index++) {
+            zmq_msg_init (&held [index]);
+            zmq_msg_recv (&held [index], sock, 0);
+        }
+    }
+    else {
+        double deadline = now_s () + WAIT_LIMIT;
+        while (sluice_stream_status (stream, &status) == SLUICE_OK
+           && status.parked_readers < MEM_WAITERS && now_s () < deadline)
+            zclock_sleep (1);
+        if (status.parked_readers < MEM_WAITERS)
+            return 1;
+    }
+    return s_mem_end ();
+}
+
+static int
+c_chunks_sluice (void)
+{
+    char endpoint [256];
+    sluice_buffer_t *buffer = s_buffer ("inproc", MEM_CHUNKS, endpoint, sizeof endpoint);
+    sluice_stream_t *stream = buffer ? sluice_stream_new (endpoint) : NULL;
+    sluice_buffer_status_t status;
+    if (!stream || sluice_stream_status (stream, &status) != SLUICE_OK)
+        return 1;
+    s_set_window (stream, 256);
+    uint8_t data [CHUNK] = { 1 };
+    s_mem_begin ();
+    for (int index = 0; index < MEM_CHUNKS; index++)
+        if (sluice_stream_write (stream, data, CHUNK, false) != SLUICE_OK)
+            return 1;
+    if (s_flush (stream) != SLUICE_OK || sluice_stream_status (stream, &status) != SLUICE_OK
+    ||  status.queued != MEM_CHUNKS)
+        return 1;
+    return s_mem_end ();
+}
+
+static int
+c_chunks_condvar (void)
+{
+    s_mem_begin ();
+    cv_buffer_t cv;
+    cv_init (&cv, MEM_CHUNKS);
+    uint8_t data [CHUNK] = { 1 };
+    for (int index = 0; index < MEM_CHUNKS; index++)
+        cv_put (&cv, data);
+    return s_mem_end ();
+}
+
+static int
+c_chunks_zmq (void)
+{
+    char endpoint [128];
+    s_inproc (endpoint, sizeof endpoint, "mem");
+    zsock_t *pull = zsock_new (ZMQ_PULL);
+    zsock_t *push = zsock_new (ZMQ_PUSH);
+    zsock_set_rcvhwm (pull, 0);
+    zsock_set_sndhwm (push, 0);
+    if (zsock_bind (pull, "%s", endpoint) == -1 || zsock_connect (push, "%s", endpoint) == -1)
+        return 1;
+    uint8_t data [CHUNK] = { 1 };
+    s_mem_begin ();
+    for (int index = 0; index < MEM_CHUNKS; index++)
+        if (zmq_send (zsock_resolve (push), data, CHUNK, ZMQ_DONTWAIT) == -1)
+            return 1;
+    return s_mem_end ();
+}
+
+static int
+s_child (const char *mode)
+{
+    if (streq (mode, "waiters-sluice"))  return c_waiters (false);
+    if (streq (mode, "waiters-raw"))     return c_waiters (true);
+    if (streq (mode, "chunks-sluice"))   return c_chunks_sluice ();
+    if (streq (mode, "chunks-condvar"))  return c_chunks_condvar ();
+    if (streq (mode, "chunks-zmq"))      return c_chunks_zmq ();
+    return 2;
+}
+
+static double
+m_memory (const spec_t *spec)
+{
+    char command [4200];
+    snprintf (command, sizeof command, "'%s' --child %s", g.self_exe, spec->child);
+    FILE *child = popen (command, "r");
+    if (!child)
+        return NAN;
+    long kb = -1;
+    if (fscanf (child, "%ld", &kb) != 1)
+        kb = -1;
+    int status = pclose (child);
+    return status == 0 && kb >= 0 ? (double) kb : NAN;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Rows
+
+typedef struct {
+    const char *name;
+    measure_fn fn;
+    spec_t spec;
+} probe_t;
+
+typedef struct {
+    double runs [REPS_MAX];
+    double cpu [REPS_MAX];       //  CPU µs (all threads, user + sys) per item, or NAN
+    int count;
+    double median, cpu_median;
+} figure_t;
+
+typedef struct {
+    const char *name;
+    const char *unit;            //  "items/s", "ms", "KB"
+    bool lower_better;
+    probe_t sluice;
+    probe_t base [BASES_MAX];
+    int target_base;             //  index of the baseline the target is against; -1: none
+    double target;               //  ratio bound: >= target, or <= when lower_better
+    const char *note;            //  set when the run was not what the row says
+    bool ran;
+    figure_t fs, fb [BASES_MAX];
+} row_t;
+
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return isnan (x) ? 1 : isnan (y) ? -1 : x < y ? -1 : x > y ? 1 : 0;
+}
+
+static double
+s_median_of (const double *values, int count)
+{
+    double sorted [REPS_MAX];
+    int valid = 0;
+    for (int index = 0; index < count; index++)
+        if (!isnan (values [index]))
+            sorted [valid++] = values [index];
+    qsort (sorted, (size_t) valid, sizeof *sorted, s_cmp_double);
+    return valid == 0 ? NAN
+         : valid % 2 ? sorted [valid / 2]
+         : (sorted [valid / 2 - 1] + sorted [valid / 2]) / 2;
+}
+
+static void
+s_median (figure_t *figure)
+{
+    figure->median = s_median_of (figure->runs, figure->count);
+    figure->cpu_median = s_median_of (figure->cpu, figure->count);
+}
+
+static double
+s_cpu_us (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return (double) (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6
+         + (double) (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+//  One run of a probe. CPU per item is taken around the whole run (setup included), which is
+//  far less sensitive to other load on the machine than a rate is.
+static void
+s_measure (figure_t *figure, const probe_t *probe)
+{
+    g_items = 0;
+    double cpu = s_cpu_us ();
+    double value = probe->fn (&probe->spec);
+    cpu = s_cpu_us () - cpu;
+    figure->cpu [figure->count] = g_items > 0 && !isnan (value) ? cpu / (double) g_items : NAN;
+    figure->runs [figure->count++] = value;
+}
+
+static void
+s_run_row (row_t *row)
+{
+    int nbase = 0;
+    while (nbase < BASES_MAX && row->base [nbase].fn)
+        nbase++;
+    row->ran = true;
+    atomic_store (&g_no_window, false);
+    atomic_store (&g_no_batch, false);
+    double started = now_s ();
+    for (int rep = 0; rep < g.reps; rep++) {
+        for (int index = 0; index < nbase && !g.no_baselines; index++)
+            s_measure (&row->fb [index], &row->base [index]);
+        if (!g.no_sluice)
+            s_measure (&row->fs, &row->sluice);
+    }
+    s_median (&row->fs);
+    for (int index = 0; index < nbase; index++)
+        s_median (&row->fb [index]);
+    if ((row->sluice.spec.window > 1 || row->sluice.spec.child)
+    &&  atomic_load (&g_no_window))
+        row->note = "window API unavailable: writes ran synchronously";
+    else
+    if (row->sluice.spec.batch > 1 && atomic_load (&g_no_batch))
+        row->note = "batch API unavailable: reads ran one at a time";
+    if (row->sluice.fn == m_model_ready && !sluice_model_server_new)
+        row->note = "model server not in libsluice yet";
+    fprintf (stderr, "  %-44s %5.1f s\n", row->name, now_s () - started);
+}
+
+static double
+s_ratio (const row_t *row, int base)
+{
+    return row->fs.median / row->fb [base].median;
+}
+
+static const char *
+s_verdict (const row_t *row)
+{
+    if (row->target_base < 0)
+        return "";
+    double ratio = s_ratio (row, row->target_base);
+    if (isnan (ratio))
+        return "n/a";
+    return (row->lower_better ? ratio <= row->target : ratio >= row->target) ? "PASS" : "MISS";
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Output
+
+static void
+s_fmt (char *out, size_t size, double value, const char *unit)
+{
+    if (isnan (value))
+        snprintf (out, size, "n/a");
+    else
+    if (streq (unit, "ms"))
+        snprintf (out, size, "%.2f ms", value);
+    else
+    if (streq (unit, "KB"))
+        snprintf (out, size, value >= 10240 ? "%.1f MB" : "%.0f KB",
+                  value >= 10240 ? value / 1024 : value);
+    else
+    if (value >= 1e6)
+        snprintf (out, size, "%.2f M/s", value / 1e6);
+    else
+    if (value >= 1e3)
+        snprintf (out, size, "%.1f k/s", value / 1e3);
+    else
+        snprintf (out, size, "%.0f /s", value);
+}
+
+//  Print s left-aligned in `width` columns (UTF-8 aware).
+static void
+s_pad (const char *text, int width)
+{
+    int columns = 0;
+    for (const char *p = text; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            columns++;
+    fputs (text, stdout);
+    for (; columns < width; columns++)
+        putchar (' ');
+}
+
+static void
+s_cpu_cell (double cpu)
+{
+    char cell [32] = "";
+    if (!isnan (cpu))
+        snprintf (cell, sizeof cell, "%.2f", cpu);
+    s_pad (cell, 8);
+}
+
+static void
+s_print_table (row_t *rows, int count)
+{
+    char line [160];
+    printf ("\n");
+    s_pad ("row", 42); s_pad ("sluice", 11); s_pad ("µs/item", 8);
+    s_pad ("baseline", 36); s_pad ("value", 11); s_pad ("µs/item", 8);
+    printf ("ratio  target\n");
+    for (int index = 0; index < 42 + 11 + 8 + 36 + 11 + 8 + 20; index++)
+        putchar ('-');
+    printf ("\n");
+    for (int index = 0; index < count; index++) {
+        row_t *row = &rows [index];
+        if (!row->ran)
+            continue;
+        for (int base = 0; base < BASES_MAX && row->base [base].fn; base++) {
+            if (base == 0) {
+                s_pad (row->name, 42);
+                s_fmt (line, sizeof line, row->fs.median, row->unit);
+                s_pad (line, 11);
+                s_cpu_cell (row->fs.cpu_median);
+            }
+            else
+                s_pad ("", 42 + 11 + 8);
+            s_pad (row->base [base].name, 36);
+            s_fmt (line, sizeof line, row->fb [base].median, row->unit);
+            s_pad (line, 11);
+            s_cpu_cell (row->fb [base].cpu_median);
+            double ratio = s_ratio (row, base);
+            if (isnan (ratio))
+                snprintf (line, sizeof line, "n/a");
+            else
+                snprintf (line, sizeof line, "%.2f", ratio);
+            s_pad (line, 7);
+            if (base == row->target_base)
+                printf ("%s %.1f %s", row->lower_better ? "<=" : ">=", row->target,
+                        s_verdict (row));
+            printf ("\n");
+        }
+        if (row->note)
+            printf ("%61s(%s)\n", "", row->note);
+    }
+}
+
+static void
+s_json_figure (FILE *out, const figure_t *figure)
+{
+    fprintf (out, "{\"median\": ");
+    fprintf (out, isnan (figure->median) ? "null" : "%.6g", figure->median);
+    fprintf (out, ", \"runs\": [");
+    for (int index = 0; index < figure->count; index++) {
+        fprintf (out, index ? ", " : "");
+        fprintf (out, isnan (figure->runs [index]) ? "null" : "%.6g", figure->runs [index]);
+    }
+    fprintf (out, "], \"cpu_us_per_item\": ");
+    fprintf (out, isnan (figure->cpu_median) ? "null" : "%.4g", figure->cpu_median);
+    fprintf (out, "}");
+}
+
+static double g_load_start, g_load_end, g_steal;
+
+static void
+s_write_json (row_t *rows, int count, const char *machine, double elapsed)
+{
+    FILE *out = fopen (g.json, "w");
+    if (!out) {
+        fprintf (stderr, "bench: cannot write %s: %s\n", g.json, strerror (errno));
+        return;
+    }
+    fprintf (out, "{\n  \"machine\": \"%s\",\n  \"quick\": %s,\n  \"reps\": %d,\n"
+             "  \"tmax_s\": %g,\n  \"elapsed_s\": %.1f,\n  \"chunk_bytes\": %d,\n"
+             "  \"loadavg_start\": %.2f,\n  \"loadavg_end\": %.2f,\n  \"steal_pct\": %.1f,\n"
+             "  \"rows\": [",
+             machine, g.quick ? "true" : "false", g.reps, g.tmax, elapsed, CHUNK,
+             g_load_start, g_load_end, isnan (g_steal) ? -1.0 : g_steal);
+    bool first = true;
+    for (int index = 0; index < count; index++) {
+        row_t *row = &rows [index];
+        if (!row->ran)
+            continue;
+        fprintf (out, "%s\n    {\"name\": \"%s\", \"unit\": \"%s\", \"sluice\": ",
+                 first ? "" : ",", row->name, row->unit);
+        first = false;
+        s_json_figure (out, &row->fs);
+        fprintf (out, ",\n     \"baselines\": [");
+        for (int base = 0; base < BASES_MAX && row->base [base].fn; base++) {
+            fprintf (out, "%s{\"name\": \"%s\", \"figure\": ", base ? ", " : "",
+                     row->base [base].name);
+            s_json_figure (out, &row->fb [base]);
+            double ratio = s_ratio (row, base);
+            fprintf (out, isnan (ratio) ? ", \"ratio\": null" : ", \"ratio\": %.4f", ratio);
+            //  Each run's ratio to the baseline measured just before it
+            fprintf (out, ", \"paired_ratios\": [");
+            for (int rep = 0; rep < row->fs.count && rep < row->fb [base].count; rep++) {
+                double paired = row->fs.runs [rep] / row->fb [base].runs [rep];
+                fprintf (out, rep ? ", " : "");
+                fprintf (out, isnan (paired) ? "null" : "%.4f", paired);
+            }
+            fprintf (out, "]}");
+        }
+        fprintf (out, "]");
+        if (row->target_base >= 0)
+            fprintf (out, ",\n     \"target\": {\"baseline\": \"%s\", \"op\": \"%s\", "
+                     "\"ratio\": %g, \"verdict\": \"%s\"}",
+                     row->base [row->target_base].name, row->lower_better ? "<=" : ">=",
+                     row->target, s_verdict (row));
+        if (row->note)
+            fprintf (out, ",\n     \"note\": \"%s\"", row->note);
+        fprintf (out, "}");
+    }
+    fprintf (out, "\n  ]\n}\n");
+    fclose (out);
+}
+
+//  Share of CPU time the host took from this VM (steal) since `before`, in percent; with
+//  before NULL, fills `now` only. Reads the first line of /proc/stat.
+static double
+s_steal (const long long *before, long long *now)
+{
+    FILE *file = fopen ("/proc/stat", "r");
+    if (!file)
+        return NAN;
+    int got = fscanf (file, "cpu %lld %lld %lld %lld %lld %lld %lld %lld",
+                      &now [0], &now [1], &now [2], &now [3], &now [4], &now [5], &now [6],
+                      &now [7]);
+    fclose (file);
+    if (got != 8 || !before)
+        return NAN;
+    long long total = 0;
+    for (int index = 0; index < 8; index++)
+        total += now [index] - before [index];
+    return total > 0 ? 100.0 * (double) (now [7] - before [7]) / (double) total : NAN;
+}
+
+//  The 1-minute load average: other work on the machine makes every figure less reliable.
+static double
+s_loadavg (void)
+{
+    double load = -1;
+    FILE *file = fopen ("/proc/loadavg", "r");
+    if (file) {
+        if (fscanf (file, "%lf", &load) != 1)
+            load = -1;
+        fclose (file);
+    }
+    return load;
+}
+
+static void
+s_machine (char *out, size_t size)
+{
+    char model [128] = "?";
+    FILE *file = fopen ("/proc/cpuinfo", "r");
+    if (file) {
+        char line [256];
+        while (fgets (line, sizeof line, file))
+            if (strncmp (line, "model name", 10) == 0) {
+                char *colon = strchr (line, ':');
+                if (colon) {
+                    snprintf (model, sizeof model, "%s", colon + 2);
+                    model [strcspn (model, "\n")] = 0;
+                }
+                break;
+            }
+        fclose (file);
+    }
+    struct utsname uts;
+    uname (&uts);
+    int major, minor, patch;
+    zmq_version (&major, &minor, &patch);
+    snprintf (out, size, "%ld cores, %s, Linux %s, libzmq %d.%d.%d, czmq %d.%d.%d",
+              sysconf (_SC_NPROCESSORS_ONLN), model, uts.release, major, minor, patch,
+              CZMQ_VERSION_MAJOR, CZMQ_VERSION_MINOR, CZMQ_VERSION_PATCH);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static void
+s_usage (void)
+{
+    fprintf (stderr, "usage: bench [--quick] [--json PATH] [--only PREFIX] [--reps N] [--tmax S]"
+             " [--items N] [--sluice-only | --baselines-only]\n");
+}
+
+int
+main (int argc, char *argv [])
+{
+    g.reps = 3;
+    g.json = "build/bench/results.json";
+    const char *child = NULL;
+    double tmax = 0;
+    long items = 0;
+    for (int index = 1; index < argc; index++) {
+        const char *arg = argv [index];
+        bool has_value = index + 1 < argc;
+        if (streq (arg, "--quick"))
+            g.quick = true;
+        else if (streq (arg, "--sluice-only"))
+            g.no_baselines = true;
+        else if (streq (arg, "--baselines-only"))
+            g.no_sluice = true;
+        else if (streq (arg, "--json") && has_value)
+            g.json = argv [++index];
+        else if (streq (arg, "--only") && has_value)
+            g.only = argv [++index];
+        else if (streq (arg, "--reps") && has_value)
+            g.reps = atoi (argv [++index]);
+        else if (streq (arg, "--tmax") && has_value)
+            tmax = atof (argv [++index]);
+        else if (streq (arg, "--items") && has_value)
+            items = atol (argv [++index]);
+        else if (streq (arg, "--child") && has_value)
+            child = argv [++index];
+        else {
+            s_usage ();
+            return 2;
+        }
+    }
+    if (g.reps < 1 || g.reps > REPS_MAX) {
+        s_usage ();
+        return 2;
+    }
+    g.tmax = tmax > 0 ? tmax : g.quick ? 0.08 : 0.8;
+    g.sync_items = g.quick ? 20000 : 200000;
+    g.pipe_items = g.quick ? 1000000 : 10000000;
+    g.raw_items = g.quick ? 3000000 : 30000000;
+    if (items > 0)
+        g.sync_items = g.pipe_items = g.raw_items = items;
+    g.parked = 1000;
+
+    //  Before any socket: the parked rows need more than the default 1023
+    zsys_set_max_sockets (4096);
+    zsys_handler_set (NULL);
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &limit);
+    }
+    if (child) {
+        alarm (120);
+        return s_child (child);
+    }
+
+    ssize_t len = readlink ("/proc/self/exe", g.self_exe, sizeof g.self_exe - 1);
+    if (len <= 0)
+        return 1;
+    g.self_exe [len] = 0;
+    alarm (g.quick ? 300 : 900);       //  a hang ends the run instead of the machine's day
+
+    const long S = g.sync_items, P = g.pipe_items, R = g.raw_items;
+    #define SYNC(cap)      { "inproc", cap, 1, 1, 1, 1, S, NULL }
+    #define RAW_RT(tr)     { "raw DEALER→ROUTER " tr " sync", m_raw_dealer_router, \
+                             { tr, 0, 1, 1, 1, 1, S, NULL } }
+    #define RAW_WIN(tr, w) { "raw DEALER→ROUTER " tr " window " #w, m_raw_dealer_router, \
+                             { tr, 0, w, 1, 1, 1, P, NULL } }
+    #define CONDVAR(cap, n)  { "condvar cap " #cap " " #n "×" #n, m_condvar, \
+                               { "inproc", cap, 1, 1, n, n, cap > 1 ? P : S, NULL } }
+    #define PUSHPULL       { "raw inproc PUSH→PULL", m_raw_pushpull, \
+                             { "inproc", 0, 1, 1, 1, 1, R, NULL } }
+    #define NONE           -1      //  no target on this row
+    row_t rows [] = {
+        { .name = "1w×1r cap 1, sync", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, SYNC (1) },
+          .base = { RAW_RT ("inproc"), CONDVAR (1, 1) }, .target_base = 0, .target = 0.8 },
+        { .name = "1w×1r cap 64, sync", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, SYNC (64) },
+          .base = { RAW_RT ("inproc"), CONDVAR (64, 1) }, .target_base = 0, .target = 0.8 },
+        { .name = "1w×1r cap 1024, sync", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, SYNC (1024) },
+          .base = { RAW_RT ("inproc"), CONDVAR (1024, 1) }, .target_base = 0, .target = 0.8 },
+        { .name = "4w×4r cap 64, sync", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "inproc", 64, 1, 1, 4, 4, S, NULL } },
+          .base = { CONDVAR (64, 4), RAW_RT ("inproc") }, .target_base = NONE },
+        { .name = "1w×1r cap 64, window 64, batch 64", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "inproc", 64, 64, 64, 1, 1, P, NULL } },
+          .base = { CONDVAR (64, 1), PUSHPULL, RAW_WIN ("inproc", 64) },
+          .target_base = 0, .target = 1.0 },
+        { .name = "1w×1r cap 1024, window 64, batch 64", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "inproc", 1024, 64, 64, 1, 1, P, NULL } },
+          .base = { PUSHPULL, CONDVAR (1024, 1) }, .target_base = NONE },
+        { .name = "1w×1r cap 1024, window 256, batch 256", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "inproc", 1024, 256, 256, 1, 1, P, NULL } },
+          .base = { PUSHPULL, CONDVAR (1024, 1), RAW_WIN ("inproc", 256) },
+          .target_base = 0, .target = 0.5 },
+        { .name = "4w×4r cap 64, window 64, batch 64", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "inproc", 64, 64, 64, 4, 4, P, NULL } },
+          .base = { CONDVAR (64, 4) }, .target_base = NONE },
+        { .name = "tcp 1w×1r cap 64, sync", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "tcp", 64, 1, 1, 1, 1, S, NULL } },
+          .base = { RAW_RT ("tcp") }, .target_base = 0, .target = 0.8 },
+        { .name = "tcp 1w×1r cap 1024, window 64, batch 64", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "tcp", 1024, 64, 64, 1, 1, P, NULL } },
+          .base = { RAW_WIN ("tcp", 64) }, .target_base = 0, .target = 0.8 },
+        { .name = "tcp 1w×1r cap 1024, window 256, batch 256", .unit = "items/s",
+          .sluice = { "sluice", m_sluice, { "tcp", 1024, 256, 256, 1, 1, P, NULL } },
+          .base = { RAW_WIN ("tcp", 256) }, .target_base = 0, .target = 0.8 },
+        { .name = "close, 1000 parked readers", .unit = "ms", .lower_better = true,
+          .sluice = { "sluice", m_sluice_close, { "inproc", 64, 1, 1, 0, 0, 0, NULL } },
+          .base = { { "raw ROUTER, 1000 replies", m_raw_park, { 0 } } },
+          .target_base = 0, .target = 2.0 },
+        { .name = "model server, 1000 parked on ready", .unit = "ms", .lower_better = true,
+          .sluice = { "sluice", m_model_ready, { 0 } },
+          .base = { { "raw ROUTER, 1000 replies", m_raw_park, { 0 } } }, .target_base = NONE },
+        { .name = "memory, 10,000 parked readers", .unit = "KB", .lower_better = true,
+          .sluice = { "sluice", m_memory, { .child = "waiters-sluice" } },
+          .base = { { "raw ROUTER holding the requests", m_memory, { .child = "waiters-raw" } } },
+          .target_base = NONE },
+        { .name = "memory, 100,000 queued chunks", .unit = "KB", .lower_better = true,
+          .sluice = { "sluice", m_memory, { .child = "chunks-sluice" } },
+          .base = { { "condvar ring cap 100000", m_memory, { .child = "chunks-condvar" } },
+                    { "raw inproc pipe, HWM 0", m_memory, { .child = "chunks-zmq" } } },
+          .target_base = NONE },
+    };
+    int count = (int) (sizeof rows / sizeof rows [0]);
+
+    char machine [512];
+    s_machine (machine, sizeof machine);
+    fprintf (stderr, "bench: %s; %s, %d runs per figure, %.2f s per throughput run\n",
+             machine, g.quick ? "QUICK" : "full", g.reps, g.tmax);
+    //  Warm-up, not reported: first-touch page faults, thread stacks, the zmq context
+    spec_t warm = { "inproc", 64, 1, 1, 1, 1, 2000, NULL };
+    double saved = g.tmax;
+    g.tmax = 0.05;
+    m_sluice (&warm);
+    m_raw_dealer_router (&warm);
+    g.tmax = saved;
+
+    g_load_start = s_loadavg ();
+    long long stat_start [8], stat_end [8];
+    s_steal (NULL, stat_start);
+    double started = now_s ();
+    for (int index = 0; index < count; index++)
+        if (!g.only || strncmp (rows [index].name, g.only, strlen (g.only)) == 0)
+            s_run_row (&rows [index]);
+    double elapsed = now_s () - started;
+    g_load_end = s_loadavg ();
+    g_steal = s_steal (stat_start, stat_end);
+
+    printf ("sluice bench (%s): %s\n", g.quick ? "QUICK" : "full", machine);
+    printf ("64-byte chunks; median of %d runs, baselines measured back to back with each row; "
+            "ratio = sluice / baseline\n", g.reps);
+    s_print_table (rows, count);
+    printf ("\n%.0f s. Throughput in items/s (a write and its read); times until the last reply; "
+            "memory = growth of peak RSS.\n"
+            "µs/item: CPU time of all the process's threads per item (setup included), median.\n",
+            elapsed);
+    printf ("Load average (1 min) %.2f at start, %.2f at end; the host took %.1f %% of the CPU "
+            "time (steal)%s\n", g_load_start, g_load_end, isnan (g_steal) ? -1.0 : g_steal,
+            g_load_start > 1.0 || g_load_end > 1.5 || g_steal > 10
+            ? ": other work shared the CPUs, compare ratios only" : "");
+    s_write_json (rows, count, machine, elapsed);
+    printf ("JSON: %s\n", g.json);
+    return 0;
+}
