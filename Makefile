@@ -89,6 +89,12 @@ $(OUT)/bin/sluice: $(wildcard src/cli/*.c) $(wildcard src/cli/*.h) $(STATIC) $(H
 # The multi-process tests start bin/sluice of the same build
 $(OUT)/tests/test_cli: $(OUT)/bin/sluice
 
+# Helper programs the fault tests exec (tests/helpers/*.c), linked with libsluice
+$(OUT)/tests/helpers/%: tests/helpers/%.c $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
+$(OUT)/tests/test_faults $(OUT)/tests/test_multihost: $(OUT)/bin/sluice $(OUT)/tests/helpers/fault_helper
+
 $(OUT)/tests/%: tests/%.c $(STATIC) $(HEADERS) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS) $(CRIT_LIBS)
@@ -99,14 +105,12 @@ demo: all
 	@if [ -x bin/model_server ]; then ./bin/model_server; fi
 
 # Benchmarks (bench/README.md): each bench/*.c is one program, built with the BUILD=bench flags
-# against build/bench/lib/libsluice.a (whole archive: the bench probes optional symbols) and
-# run. `make bench QUICK=1` runs the short version. The table goes to stdout, JSON to
+# against build/bench/lib/libsluice.a and run. `make bench QUICK=1` runs the short version. The table goes to stdout, JSON to
 # build/bench/results.json.
 BENCH_OUT    := build/bench
 BENCH_PROGS  := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
 BENCH_CFLAGS  = -std=gnu11 $(WARN) -Iinclude -O3 -DNDEBUG -march=native $(PKG_CFLAGS) $(CFLAGS)
-BENCH_LIBS    = -Wl,--whole-archive $(BENCH_OUT)/lib/libsluice.a -Wl,--no-whole-archive \
-                $(PKG_LIBS) -lm
+BENCH_LIBS    = $(BENCH_OUT)/lib/libsluice.a $(PKG_LIBS) -lm
 BENCH_ARGS    = $(if $(filter-out 0,$(QUICK)),--quick)
 
 bench: deps

@@ -143,11 +143,14 @@ s_stage_actor (zsock_t *pipe, void *argument)
 {
     s_stage_args_t *args = (s_stage_args_t *) argument;
     const sluice_stage_opts_t *opts = &args->opts;
-    sluice_stream_t *input = sluice_stream_new (opts->input);
-    sluice_stream_t *output = sluice_stream_new (opts->output);
+    //  Before the signal: the caller's CURVE settings live only until sluice_stage_new returns
+    sluice_stream_t *input = sluice_stream_new_secure (opts->input, opts->input_curve);
+    sluice_stream_t *output = sluice_stream_new_secure (opts->output, opts->output_curve);
+    bool secure = input ? opts->output_curve != NULL : opts->input_curve != NULL;
     zsock_signal (pipe, 0);
     if (!input || !output) {
-        s_set_error (args, "invalid endpoint", input ? opts->output : opts->input);
+        s_set_error (args, secure ? "invalid endpoint or CURVE settings" : "invalid endpoint",
+                     input ? opts->output : opts->input);
         sluice_stream_destroy (&input);
         sluice_stream_destroy (&output);
         sluice_task_finish (pipe, SLUICE_EINVAL, false);
@@ -202,6 +205,9 @@ sluice_stage_new (const sluice_stage_opts_t *opts, sluice_err_t *err)
         *err = SLUICE_ENOMEM;
     else
         *err = sluice_task_start (&self->task, s_stage_actor, &self->args);
+    //  The actor has used them (before it signalled): do not keep the caller's pointers
+    self->args.opts.input_curve = NULL;
+    self->args.opts.output_curve = NULL;
     if (*err != SLUICE_OK)
         sluice_stage_destroy (&self);
     return self;

@@ -29,16 +29,6 @@
 
 //  Weak: the bench still builds against a libsluice without pipelining or the model server;
 //  the rows that need them then say so.
-#pragma weak sluice_stream_set_window
-#pragma weak sluice_stream_flush
-#pragma weak sluice_stream_set_batch
-#pragma weak sluice_model_server_new
-#pragma weak sluice_model_server_destroy
-#pragma weak sluice_model_server_endpoint
-#pragma weak sluice_model_client_new
-#pragma weak sluice_model_client_destroy
-#pragma weak sluice_model_client_status
-#pragma weak sluice_model_wait
 
 #define CHUNK        64          //  bytes per item everywhere
 #define REPS_MAX     9
@@ -132,8 +122,7 @@ s_set_window (sluice_stream_t *stream, size_t window)
 {
     if (window <= 1)
         return SLUICE_OK;
-    sluice_err_t rc = sluice_stream_set_window ? sluice_stream_set_window (stream, window)
-                                               : SLUICE_ECOMMAND;
+    sluice_err_t rc = sluice_stream_set_window (stream, window);
     if (rc != SLUICE_OK)
         atomic_store (&g_no_window, true);
     return rc;
@@ -144,8 +133,7 @@ s_set_batch (sluice_stream_t *stream, size_t batch)
 {
     if (batch <= 1)
         return SLUICE_OK;
-    sluice_err_t rc = sluice_stream_set_batch ? sluice_stream_set_batch (stream, batch)
-                                              : SLUICE_ECOMMAND;
+    sluice_err_t rc = sluice_stream_set_batch (stream, batch);
     if (rc != SLUICE_OK)
         atomic_store (&g_no_batch, true);
     return rc;
@@ -154,7 +142,7 @@ s_set_batch (sluice_stream_t *stream, size_t batch)
 static sluice_err_t
 s_flush (sluice_stream_t *stream)
 {
-    return sluice_stream_flush ? sluice_stream_flush (stream) : SLUICE_OK;
+    return sluice_stream_flush (stream);
 }
 
 static long
@@ -846,8 +834,6 @@ s_bm_infer (sluice_model_ctx_t *ctx, void *config, void *model, const void *payl
 static double
 m_model_ready (const spec_t *spec)
 {
-    if (!sluice_model_server_new || !sluice_model_client_new || !sluice_model_wait)
-        return NAN;
     bm_model_t model = { .ready = 0 };
     if (pipe (model.go) == -1)
         return NAN;
@@ -1154,8 +1140,6 @@ s_run_row (row_t *row)
     else
     if (row->sluice.spec.batch > 1 && atomic_load (&g_no_batch))
         row->note = "batch API unavailable: reads ran one at a time";
-    if (row->sluice.fn == m_model_ready && !sluice_model_server_new)
-        row->note = "model server not in libsluice yet";
     fprintf (stderr, "  %-44s %5.1f s\n", row->name, now_s () - started);
 }
 

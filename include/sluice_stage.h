@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "sluice_error.h"
+#include "sluice_curve.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,6 +59,9 @@ typedef struct {
     sluice_stage_fn *transform;   //  required
     void *user;                   //  handed to transform
     bool keep_output_open;        //  do not close the output at the end of the input
+    const sluice_curve_t *input_curve;    //  CURVE client settings for the input connection
+    const sluice_curve_t *output_curve;   //  and the output one (sluice_curve.h); NULL:
+                                          //  plaintext. Read during sluice_stage_new only
 } sluice_stage_opts_t;
 
 typedef struct sluice_stage_t sluice_stage_t;

@@ -2,7 +2,7 @@
 # Installs the system packages sluice needs, only those missing.
 # Debian/Ubuntu: apt-get (sudo when not root). Elsewhere: names the packages and fails.
 set -eu
-pkgs="build-essential pkg-config libzmq3-dev libczmq-dev libcriterion-dev"
+pkgs="build-essential pkg-config libzmq3-dev libczmq-dev libcriterion-dev iproute2"
 [ "${SLUICE_DEPS_EXTRA:-}" ] && pkgs="$pkgs $SLUICE_DEPS_EXTRA"
 
 missing=""

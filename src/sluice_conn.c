@@ -97,6 +97,59 @@ s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, si
     return SLUICE_OK;
 }
 
+//  Returned by s_take_reply for a message that is not the awaited reply
+#define S_NOT_OURS ((sluice_err_t) -1)
+
+//  Take the rest of the message whose header frame is `header_msg` (consumed) and judge it.
+static sluice_err_t
+s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint64_t high_id,
+              uint64_t *ping_id, int64_t *quiet_until)
+{
+    void *dealer = zsock_resolve (conn->dealer);
+    sluice_conn_release_frames (conn);
+    sluice_err_t decoded = sluice_header_decode (zmq_msg_data (header_msg),
+                                                 zmq_msg_size (header_msg), &conn->reply);
+    bool more = zmq_msg_more (header_msg);
+    zmq_msg_close (header_msg);
+    while (more) {
+        if (conn->frame_count == conn->frame_capacity) {
+            size_t capacity = conn->frame_capacity ? conn->frame_capacity * 2 : 8;
+            zmq_msg_t *frames = (zmq_msg_t *) realloc (conn->frames, capacity * sizeof *frames);
+            if (!frames)
+                return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
+            conn->frames = frames;
+            conn->frame_capacity = capacity;
+        }
+        zmq_msg_t *frame = &conn->frames [conn->frame_count];
+        zmq_msg_init (frame);
+        if (zmq_msg_recv (frame, dealer, 0) == -1) {
+            zmq_msg_close (frame);
+            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
+        }
+        conn->frame_count++;
+        more = zmq_msg_more (frame);
+    }
+    if (*ping_id && decoded == SLUICE_OK && conn->reply.request_id == *ping_id) {
+        //  Any answer to the ping, even an error from an older actor, proves it is alive
+        *ping_id = 0;
+        *quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
+        return S_NOT_OURS;
+    }
+    if (decoded != SLUICE_OK || conn->reply.request_id < low_id
+    ||  conn->reply.request_id > high_id)
+        return S_NOT_OURS;  //  a late reply to an abandoned request, a probe, or garbage
+    if (conn->reply.count != conn->frame_count)
+        return sluice_conn_fail (conn, SLUICE_EPROTO, "reply announced %u frames, carried %zu",
+                                 conn->reply.count, conn->frame_count);
+    if (conn->reply.status != SLUICE_OK) {
+        const char *text = conn->frame_count ? (const char *) zmq_msg_data (&conn->frames [0]) : "";
+        size_t size = conn->frame_count ? zmq_msg_size (&conn->frames [0]) : 0;
+        int status = conn->reply.status < SLUICE_ERR_COUNT_ ? conn->reply.status : SLUICE_EPROTO;
+        return sluice_conn_fail (conn, (sluice_err_t) status, "%.*s", (int) size, text);
+    }
+    return sluice_conn_fail (conn, SLUICE_OK, NULL);
+}
+
 sluice_err_t
 sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
 {
@@ -106,6 +159,21 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
     int64_t ping_due = INT64_MAX;
     int64_t quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
     while (true) {
+        //  A reply may be there already (pipelined acknowledgements arrive in bursts): take it
+        //  without a poll; poll only when there is nothing to read
+        zmq_msg_t header_msg;
+        zmq_msg_init (&header_msg);
+        if (zmq_msg_recv (&header_msg, dealer, ZMQ_DONTWAIT) != -1) {
+            sluice_err_t rc = s_take_reply (conn, &header_msg, low_id, high_id, &ping_id,
+                                            &quiet_until);
+            if (rc == S_NOT_OURS)
+                continue;
+            return rc;
+        }
+        zmq_msg_close (&header_msg);
+        if (zmq_errno () != EAGAIN)
+            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
+
         zmq_pollitem_t items [2] = {
             { dealer, 0, ZMQ_POLLIN, 0 },
             { conn->interrupt, 0, ZMQ_POLLIN, 0 },
@@ -140,54 +208,7 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
             continue;
         }
 
-        sluice_conn_release_frames (conn);
-        zmq_msg_t header_msg;
-        zmq_msg_init (&header_msg);
-        if (zmq_msg_recv (&header_msg, dealer, 0) == -1) {
-            zmq_msg_close (&header_msg);
-            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
-        }
-        sluice_err_t decoded = sluice_header_decode (zmq_msg_data (&header_msg),
-                                                     zmq_msg_size (&header_msg), &conn->reply);
-        bool more = zmq_msg_more (&header_msg);
-        zmq_msg_close (&header_msg);
-        while (more) {
-            if (conn->frame_count == conn->frame_capacity) {
-                size_t capacity = conn->frame_capacity ? conn->frame_capacity * 2 : 8;
-                zmq_msg_t *frames = (zmq_msg_t *) realloc (conn->frames, capacity * sizeof *frames);
-                if (!frames)
-                    return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
-                conn->frames = frames;
-                conn->frame_capacity = capacity;
-            }
-            zmq_msg_t *frame = &conn->frames [conn->frame_count];
-            zmq_msg_init (frame);
-            if (zmq_msg_recv (frame, dealer, 0) == -1) {
-                zmq_msg_close (frame);
-                return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
-            }
-            conn->frame_count++;
-            more = zmq_msg_more (frame);
-        }
-        if (ping_id && decoded == SLUICE_OK && conn->reply.request_id == ping_id) {
-            //  Any answer to the ping, even an error from an older actor, proves it is alive
-            ping_id = 0;
-            quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
-            continue;
-        }
-        if (decoded != SLUICE_OK || conn->reply.request_id < low_id
-        ||  conn->reply.request_id > high_id)
-            continue;       //  not ours: a late reply to an abandoned request, or garbage
-        if (conn->reply.count != conn->frame_count)
-            return sluice_conn_fail (conn, SLUICE_EPROTO, "reply announced %u frames, carried %zu",
-                                     conn->reply.count, conn->frame_count);
-        if (conn->reply.status != SLUICE_OK) {
-            const char *text = conn->frame_count ? (const char *) zmq_msg_data (&conn->frames [0]) : "";
-            size_t size = conn->frame_count ? zmq_msg_size (&conn->frames [0]) : 0;
-            int status = conn->reply.status < SLUICE_ERR_COUNT_ ? conn->reply.status : SLUICE_EPROTO;
-            return sluice_conn_fail (conn, (sluice_err_t) status, "%.*s", (int) size, text);
-        }
-        return sluice_conn_fail (conn, SLUICE_OK, NULL);
+        //  Readable: loop to take it
     }
 }
 

@@ -5,6 +5,7 @@
     cli_servers.c  buffer, model-server, stage: actors run as a process until a signal
     cli_clients.c  write, read, close, status, wait-ready, request
     cli_run.c      run: a pipeline file
+    cli_curve.c    keygen, and the CURVE settings every server and client command takes
 */
 #ifndef SLUICE_CLI_H_INCLUDED
 #define SLUICE_CLI_H_INCLUDED
@@ -119,6 +120,89 @@ const char *
     sluice_cli_transform_names (void);
 
 // ---------------------------------------------------------------------------------------------
+//  CURVE (cli_curve.c, sluice_curve.h)
+
+//  getopt_long values of the CURVE options (beyond any short option)
+enum {
+    SLUICE_CLI_OPT_CURVE_CERT = 0x100,
+    SLUICE_CLI_OPT_CURVE_ALLOW,
+    SLUICE_CLI_OPT_CURVE_ENCRYPT_ONLY,
+    SLUICE_CLI_OPT_CURVE_SERVER_KEY,
+};
+
+//  Entries of a struct option table
+#define SLUICE_CLI_CURVE_SERVER_OPTIONS \
+    { "curve-cert",         required_argument, NULL, SLUICE_CLI_OPT_CURVE_CERT }, \
+    { "curve-allow",        required_argument, NULL, SLUICE_CLI_OPT_CURVE_ALLOW }, \
+    { "curve-encrypt-only", no_argument,       NULL, SLUICE_CLI_OPT_CURVE_ENCRYPT_ONLY },
+#define SLUICE_CLI_CURVE_CLIENT_OPTIONS \
+    { "curve-cert",         required_argument, NULL, SLUICE_CLI_OPT_CURVE_CERT }, \
+    { "curve-server-key",   required_argument, NULL, SLUICE_CLI_OPT_CURVE_SERVER_KEY },
+
+//  --help lines for them
+#define SLUICE_CLI_CURVE_SERVER_HELP \
+    "CURVE (encryption and client authentication on tcp; certificates: sluice keygen):\n" \
+    "      --curve-cert FILE   this server's certificate, the *_secret file\n" \
+    "      --curve-allow DIR   accept only clients whose public certificates are in DIR\n" \
+    "      --curve-encrypt-only  accept any client key (encryption, no authentication);\n" \
+    "                          --curve-cert needs one of --curve-allow and this\n"
+#define SLUICE_CLI_CURVE_CLIENT_HELP \
+    "CURVE (for a server started with --curve-cert; certificates: sluice keygen):\n" \
+    "      --curve-server-key KEY|FILE  the server's public key (40 Z85 characters) or its\n" \
+    "                          public certificate file\n" \
+    "      --curve-cert FILE   this client's certificate, the *_secret file: its public\n" \
+    "                          half must be in the server's --curve-allow directory.\n" \
+    "                          Without it a throw-away key is used (enough for a server\n" \
+    "                          with --curve-encrypt-only)\n"
+
+//  One command's CURVE settings: as given (paths and keys borrowed from argv or a file), then
+//  checked and resolved into `curve`, which is what the library gets.
+typedef struct {
+    const char *cert;
+    const char *allow;
+    bool encrypt_only;
+    const char *server_key;
+    sluice_curve_t curve;
+    char server_key_z85 [41];     //  the resolved server key (client)
+    char public_key [41];         //  the public key of `cert` (server; client with a cert)
+} sluice_cli_curve_t;
+
+//  Take a CURVE option in the getopt_long loop: true when `option` was one.
+bool
+    sluice_cli_curve_option (sluice_cli_curve_t *self, int option, const char *arg);
+
+//  Check and resolve server settings. `dashes` is how the settings are named in messages:
+//  "--" for options, "" for pipeline-file keys. Returns false with `why` filled.
+bool
+    sluice_cli_curve_server_check (sluice_cli_curve_t *self, const char *dashes,
+                                   char *why, size_t why_size);
+
+//  Same for a client. A server key may be a file or a key; a certificate needs a server key.
+bool
+    sluice_cli_curve_client_check (sluice_cli_curve_t *self, const char *dashes,
+                                   char *why, size_t why_size);
+
+//  The settings for the library: NULL when CURVE is not asked for (plaintext).
+const sluice_curve_t *
+    sluice_cli_curve_get (sluice_cli_curve_t *self);
+
+//  The same checks for a command's options: print a usage error and return SLUICE_EXIT_USAGE,
+//  or SLUICE_EXIT_OK.
+int
+    sluice_cli_curve_server (const char *command, sluice_cli_curve_t *self);
+int
+    sluice_cli_curve_client (const char *command, sluice_cli_curve_t *self);
+
+//  A certificate file with its secret key: its public key into public_key (41 bytes).
+bool
+    sluice_cli_cert_load (const char *path, char *public_key, char *why, size_t why_size);
+
+//  A refused CURVE client gets no answer at all: after a transport error or timeout of a
+//  client that used CURVE, say what to check.
+void
+    sluice_cli_curve_hint (const char *command, const sluice_curve_t *curve, sluice_err_t err);
+
+// ---------------------------------------------------------------------------------------------
 //  Subcommands: argv [0] is the subcommand's name; each returns an exit code
 
 int sluice_cli_buffer (int argc, char **argv);
@@ -131,5 +215,6 @@ int sluice_cli_status (int argc, char **argv);
 int sluice_cli_wait_ready (int argc, char **argv);
 int sluice_cli_request (int argc, char **argv);
 int sluice_cli_run (int argc, char **argv);
+int sluice_cli_keygen (int argc, char **argv);
 
 #endif

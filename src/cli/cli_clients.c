@@ -51,6 +51,7 @@ s_write_usage (FILE *out)
         "  -w, --window N          writes in flight before waiting for an acknowledgement\n"
         "                          (default 1; more is faster over a network)\n"
         "  -h, --help\n"
+        SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 all input written, 1 error, 2 usage, 3 timeout, 4 the buffer is closed.\n");
 }
 
@@ -65,8 +66,11 @@ sluice_cli_write (int argc, char **argv)
         { "timeout",     required_argument, NULL, 't' },
         { "window",      required_argument, NULL, 'w' },
         { "help",        no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
+    sluice_cli_curve_t curve;
+    memset (&curve, 0, sizeof curve);
     const char *endpoint = NULL;
     long chunk_bytes = 0, timeout = SLUICE_FOREVER, window = 1;
     bool close_at_end = false, final = false;
@@ -89,14 +93,18 @@ sluice_cli_write (int argc, char **argv)
                     return SLUICE_EXIT_USAGE;
                 break;
             case 'h': s_write_usage (stdout); return SLUICE_EXIT_OK;
-            default:  return sluice_cli_bad_option ("write", argc, argv);
+            default:
+                if (sluice_cli_curve_option (&curve, option, optarg))
+                    break;
+                return sluice_cli_bad_option ("write", argc, argv);
         }
     }
     if (optind < argc)
         return sluice_cli_usage_error ("write", "unexpected argument '%s' (input is stdin)", argv [optind]);
-    if (!s_require_endpoint ("write", endpoint))
+    if (!s_require_endpoint ("write", endpoint)
+    ||  sluice_cli_curve_client ("write", &curve) != SLUICE_EXIT_OK)
         return SLUICE_EXIT_USAGE;
-    sluice_stream_t *stream = sluice_stream_new (endpoint);
+    sluice_stream_t *stream = sluice_stream_new_secure (endpoint, sluice_cli_curve_get (&curve));
     if (!stream)
         return sluice_cli_usage_error ("write", "invalid endpoint '%s'", endpoint);
     sluice_stream_set_window (stream, (size_t) window);
@@ -118,10 +126,12 @@ sluice_cli_write (int argc, char **argv)
         }
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_write_timeout (stream, data, size, false, (int) timeout);
-        if (err != SLUICE_OK)
-            exit_code = sluice_cli_fail ("write", s_classify (err, started, (int) timeout),
-                                         sluice_stream_error_text (stream), "%s: chunk %zu",
-                                         endpoint, index + 1);
+        if (err != SLUICE_OK) {
+            err = s_classify (err, started, (int) timeout);
+            exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
+                                         "%s: chunk %zu", endpoint, index + 1);
+            sluice_cli_curve_hint ("write", sluice_cli_curve_get (&curve), err);
+        }
         index++;
     }
     if (exit_code == SLUICE_EXIT_OK && final) {
@@ -168,6 +178,7 @@ s_read_usage (FILE *out)
         "  -t, --timeout MS        give up when no chunk arrives for MS (exit 3)\n"
         "  -b, --batch N           take up to N queued chunks per request (default 1)\n"
         "  -h, --help\n"
+        SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 end of stream, 1 error, 2 usage, 3 timeout.\n");
 }
 
@@ -180,8 +191,11 @@ sluice_cli_read (int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "batch",   required_argument, NULL, 'b' },
         { "help",    no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
+    sluice_cli_curve_t curve;
+    memset (&curve, 0, sizeof curve);
     const char *endpoint = NULL;
     long timeout = SLUICE_FOREVER, batch = 1;
     bool raw = false;
@@ -199,14 +213,18 @@ sluice_cli_read (int argc, char **argv)
                     return SLUICE_EXIT_USAGE;
                 break;
             case 'h': s_read_usage (stdout); return SLUICE_EXIT_OK;
-            default:  return sluice_cli_bad_option ("read", argc, argv);
+            default:
+                if (sluice_cli_curve_option (&curve, option, optarg))
+                    break;
+                return sluice_cli_bad_option ("read", argc, argv);
         }
     }
     if (optind < argc)
         return sluice_cli_usage_error ("read", "unexpected argument '%s'", argv [optind]);
-    if (!s_require_endpoint ("read", endpoint))
+    if (!s_require_endpoint ("read", endpoint)
+    ||  sluice_cli_curve_client ("read", &curve) != SLUICE_EXIT_OK)
         return SLUICE_EXIT_USAGE;
-    sluice_stream_t *stream = sluice_stream_new (endpoint);
+    sluice_stream_t *stream = sluice_stream_new_secure (endpoint, sluice_cli_curve_get (&curve));
     if (!stream)
         return sluice_cli_usage_error ("read", "invalid endpoint '%s'", endpoint);
     sluice_stream_set_batch (stream, (size_t) batch);
@@ -217,8 +235,10 @@ sluice_cli_read (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_read_timeout (stream, &chunk, (int) timeout);
         if (err != SLUICE_OK) {
-            exit_code = sluice_cli_fail ("read", s_classify (err, started, (int) timeout),
-                                         sluice_stream_error_text (stream), "%s", endpoint);
+            err = s_classify (err, started, (int) timeout);
+            exit_code = sluice_cli_fail ("read", err, sluice_stream_error_text (stream), "%s",
+                                         endpoint);
+            sluice_cli_curve_hint ("read", sluice_cli_curve_get (&curve), err);
             break;
         }
         if (chunk.is_eos)
@@ -257,15 +277,18 @@ s_call_once (sluice_conn_t *conn, uint8_t command, int timeout_ms)
 
 static int
 s_parse_endpoint_timeout (const char *command, int argc, char **argv, void (*usage) (FILE *),
-                          const char **endpoint, long *timeout, bool *json)
+                          const char **endpoint, long *timeout, bool *json,
+                          sluice_cli_curve_t *curve)
 {
     static const struct option options [] = {
         { "connect", required_argument, NULL, 'c' },
         { "timeout", required_argument, NULL, 't' },
         { "json",    no_argument,       NULL, 'j' },
         { "help",    no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
+    memset (curve, 0, sizeof *curve);
     int option;
     while ((option = getopt_long (argc, argv, json ? "c:t:jh" : "c:t:h", options, NULL)) != -1) {
         switch (option) {
@@ -280,14 +303,17 @@ s_parse_endpoint_timeout (const char *command, int argc, char **argv, void (*usa
                 *json = true;
                 break;
             case 'h': usage (stdout); return -1;
-            default:  return sluice_cli_bad_option (command, argc, argv);
+            default:
+                if (sluice_cli_curve_option (curve, option, optarg))
+                    break;
+                return sluice_cli_bad_option (command, argc, argv);
         }
     }
     if (optind < argc)
         return sluice_cli_usage_error (command, "unexpected argument '%s'", argv [optind]);
     if (!s_require_endpoint (command, *endpoint))
         return SLUICE_EXIT_USAGE;
-    return SLUICE_EXIT_OK;
+    return sluice_cli_curve_client (command, curve);
 }
 
 static void
@@ -301,6 +327,7 @@ s_close_usage (FILE *out)
         "  -c, --connect ENDPOINT  the actor (required)\n"
         "  -t, --timeout MS        how long to wait for the answer (default %d)\n"
         "  -h, --help\n"
+        SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 closed, 1 error, 2 usage, 3 no answer in time.\n", SLUICE_CLI_DEFAULT_TIMEOUT);
 }
 
@@ -309,11 +336,13 @@ sluice_cli_close (int argc, char **argv)
 {
     const char *endpoint = NULL;
     long timeout = SLUICE_CLI_DEFAULT_TIMEOUT;
-    int rc = s_parse_endpoint_timeout ("close", argc, argv, s_close_usage, &endpoint, &timeout, NULL);
+    sluice_cli_curve_t curve;
+    int rc = s_parse_endpoint_timeout ("close", argc, argv, s_close_usage, &endpoint, &timeout,
+                                       NULL, &curve);
     if (rc != SLUICE_EXIT_OK)
         return rc < 0 ? SLUICE_EXIT_OK : rc;
     sluice_conn_t conn;
-    if (sluice_conn_init (&conn, endpoint) != SLUICE_OK) {
+    if (sluice_conn_init_secure (&conn, endpoint, sluice_cli_curve_get (&curve)) != SLUICE_OK) {
         sluice_conn_fini (&conn);
         return sluice_cli_usage_error ("close", "invalid endpoint '%s'", endpoint);
     }
@@ -321,8 +350,10 @@ sluice_cli_close (int argc, char **argv)
     if (err == SLUICE_ECOMMAND)         //  not a buffer: a model server shuts down instead
         err = s_call_once (&conn, SLUICE_CMD_SHUTDOWN, (int) timeout);
     int exit_code = SLUICE_EXIT_OK;
-    if (err != SLUICE_OK)
+    if (err != SLUICE_OK) {
         exit_code = sluice_cli_fail ("close", err, conn.error_text, "%s", endpoint);
+        sluice_cli_curve_hint ("close", sluice_cli_curve_get (&curve), err);
+    }
     sluice_conn_fini (&conn);
     return exit_code;
 }
@@ -339,6 +370,7 @@ s_status_usage (FILE *out)
         "  -j, --json              print a JSON object\n"
         "  -t, --timeout MS        how long to wait for the answer (default %d)\n"
         "  -h, --help\n"
+        SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 printed, 1 error, 2 usage, 3 no answer in time.\n", SLUICE_CLI_DEFAULT_TIMEOUT);
 }
 
@@ -422,11 +454,13 @@ sluice_cli_status (int argc, char **argv)
     const char *endpoint = NULL;
     long timeout = SLUICE_CLI_DEFAULT_TIMEOUT;
     bool json = false;
-    int rc = s_parse_endpoint_timeout ("status", argc, argv, s_status_usage, &endpoint, &timeout, &json);
+    sluice_cli_curve_t curve;
+    int rc = s_parse_endpoint_timeout ("status", argc, argv, s_status_usage, &endpoint, &timeout,
+                                       &json, &curve);
     if (rc != SLUICE_EXIT_OK)
         return rc < 0 ? SLUICE_EXIT_OK : rc;
     sluice_conn_t conn;
-    if (sluice_conn_init (&conn, endpoint) != SLUICE_OK) {
+    if (sluice_conn_init_secure (&conn, endpoint, sluice_cli_curve_get (&curve)) != SLUICE_OK) {
         sluice_conn_fini (&conn);
         return sluice_cli_usage_error ("status", "invalid endpoint '%s'", endpoint);
     }
@@ -442,8 +476,10 @@ sluice_cli_status (int argc, char **argv)
             exit_code = SLUICE_EXIT_ERROR;
         }
     }
-    else
+    else {
         exit_code = sluice_cli_fail ("status", err, conn.error_text, "%s", endpoint);
+        sluice_cli_curve_hint ("status", sluice_cli_curve_get (&curve), err);
+    }
     sluice_conn_fini (&conn);
     return exit_code;
 }
@@ -463,6 +499,7 @@ s_wait_ready_usage (FILE *out)
         "  -c, --connect ENDPOINT  the actor (required)\n"
         "  -t, --timeout MS        give up after MS (exit 3). Default: no limit\n"
         "  -h, --help\n"
+        SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 ready, 1 error, 2 usage, 3 timeout, 4 the buffer is closed, or the model\n"
         "failed to load or the server is shutting down.\n");
 }
@@ -472,13 +509,15 @@ sluice_cli_wait_ready (int argc, char **argv)
 {
     const char *endpoint = NULL;
     long timeout = SLUICE_FOREVER;
+    sluice_cli_curve_t curve;
     int rc = s_parse_endpoint_timeout ("wait-ready", argc, argv, s_wait_ready_usage, &endpoint,
-                                       &timeout, NULL);
+                                       &timeout, NULL, &curve);
     if (rc != SLUICE_EXIT_OK)
         return rc < 0 ? SLUICE_EXIT_OK : rc;
+    const sluice_curve_t *secure = sluice_cli_curve_get (&curve);
     int64_t started = zclock_mono ();
     sluice_conn_t conn;
-    if (sluice_conn_init (&conn, endpoint) != SLUICE_OK) {
+    if (sluice_conn_init_secure (&conn, endpoint, secure) != SLUICE_OK) {
         sluice_conn_fini (&conn);
         return sluice_cli_usage_error ("wait-ready", "invalid endpoint '%s'", endpoint);
     }
@@ -489,6 +528,7 @@ sluice_cli_wait_ready (int argc, char **argv)
     int exit_code = SLUICE_EXIT_OK;
     if (err != SLUICE_OK) {
         exit_code = sluice_cli_fail ("wait-ready", err, conn.error_text, "%s", endpoint);
+        sluice_cli_curve_hint ("wait-ready", secure, err);
         sluice_conn_fini (&conn);
         return exit_code;
     }
@@ -503,7 +543,7 @@ sluice_cli_wait_ready (int argc, char **argv)
             exit_code = sluice_cli_fail ("wait-ready", SLUICE_ECLOSED, NULL, "%s", endpoint);
         return exit_code;
     }
-    sluice_model_client_t *client = sluice_model_client_new (endpoint);
+    sluice_model_client_t *client = sluice_model_client_new_secure (endpoint, secure);
     if (!client)
         return sluice_cli_usage_error ("wait-ready", "invalid endpoint '%s'", endpoint);
     int remaining = SLUICE_FOREVER;
@@ -537,6 +577,7 @@ s_request_usage (FILE *out)
         "  -g, --grace MS          how long beyond --timeout to wait for the reply, inference\n"
         "                          included, before deciding the server is gone (default 2000)\n"
         "  -h, --help\n"
+        SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 response printed, 1 error, 2 usage, 3 timeout, 4 the model failed to load or\n"
         "the server is shutting down.\n");
 }
@@ -579,8 +620,11 @@ sluice_cli_request (int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "grace",   required_argument, NULL, 'g' },
         { "help",    no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
+    sluice_cli_curve_t curve;
+    memset (&curve, 0, sizeof curve);
     const char *endpoint = NULL;
     long timeout = SLUICE_FOREVER, grace = -1;
     int option;
@@ -596,12 +640,16 @@ sluice_cli_request (int argc, char **argv)
                     return SLUICE_EXIT_USAGE;
                 break;
             case 'h': s_request_usage (stdout); return SLUICE_EXIT_OK;
-            default:  return sluice_cli_bad_option ("request", argc, argv);
+            default:
+                if (sluice_cli_curve_option (&curve, option, optarg))
+                    break;
+                return sluice_cli_bad_option ("request", argc, argv);
         }
     }
     if (argc - optind > 1)
         return sluice_cli_usage_error ("request", "one PAYLOAD at most (quote it)");
-    if (!s_require_endpoint ("request", endpoint))
+    if (!s_require_endpoint ("request", endpoint)
+    ||  sluice_cli_curve_client ("request", &curve) != SLUICE_EXIT_OK)
         return SLUICE_EXIT_USAGE;
     char *from_stdin = NULL;
     const char *payload;
@@ -618,7 +666,8 @@ sluice_cli_request (int argc, char **argv)
         }
         payload = from_stdin;
     }
-    sluice_model_client_t *client = sluice_model_client_new (endpoint);
+    sluice_model_client_t *client = sluice_model_client_new_secure (endpoint,
+                                                                    sluice_cli_curve_get (&curve));
     if (!client) {
         free (from_stdin);
         return sluice_cli_usage_error ("request", "invalid endpoint '%s'", endpoint);
@@ -637,9 +686,12 @@ sluice_cli_request (int argc, char **argv)
             exit_code = SLUICE_EXIT_ERROR;
         }
     }
-    else
-        exit_code = sluice_cli_fail ("request", s_classify (err, started, (int) timeout),
-                                     sluice_model_client_error_text (client), "%s", endpoint);
+    else {
+        err = s_classify (err, started, (int) timeout);
+        exit_code = sluice_cli_fail ("request", err, sluice_model_client_error_text (client), "%s",
+                                     endpoint);
+        sluice_cli_curve_hint ("request", sluice_cli_curve_get (&curve), err);
+    }
     free (response);
     free (from_stdin);
     sluice_model_client_destroy (&client);

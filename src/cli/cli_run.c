@@ -6,6 +6,12 @@
     any other tcp:// endpoint is a buffer running elsewhere, and the actors here just connect.
     So moving a buffer between this process and another host changes only its endpoint.
 
+    CURVE: a buffer started here takes server settings (curve-cert with curve-allow or
+    curve-encrypt-only), and the actors connecting to it get its key from it; a buffer running
+    elsewhere may give its key (curve-server-key) to the actors that connect to it, which may
+    also give their own settings. `sluice run --curve-*` are defaults for the whole file.
+    Everything is checked before anything starts.
+
     Writers and readers here are small tasks of our own rather than sluice_writer/_reader:
     the main thread must wait on all of them and on a signalfd at once, which needs each
     task's actor handle (the library's writer and reader do not expose theirs).
@@ -16,6 +22,8 @@
 #include <pthread.h>
 
 #define S_ERROR_TEXT 512
+#define S_CURVE_HINT "a server that refuses a CURVE client does not answer it: check the " \
+                     "server key, and that this client's certificate is allowed there"
 
 typedef struct {
     char *name;
@@ -24,6 +32,8 @@ typedef struct {
     char *connect;                //  where the actors of this process connect
     long capacity, max_chunk;
     bool local;                   //  started here
+    sluice_cli_curve_t curve;     //  here: server settings; elsewhere: its key (server_key)
+    bool secured;                 //  started here with CURVE
     sluice_buffer_t *buffer;
     bool drain_armed;             //  a wait_drained is pending in the actor
     bool drained;
@@ -42,6 +52,7 @@ typedef struct {
     long delay_ms;
     bool close_at_end;
     bool final;
+    const sluice_curve_t *curve;  //  for the connection, or NULL; read before the task signals
     //  sink
     char *prefix;                 //  the format around "{}"
     char *suffix;
@@ -61,6 +72,11 @@ typedef struct {
     s_buffer_t *output;
     const char *output_endpoint;
     bool own_fd;
+    //  CURVE on its connections: actor-wide settings from the file, then per connection
+    const char *cert;
+    const char *server_key;
+    sluice_cli_curve_t curve_in;
+    sluice_cli_curve_t curve_out;
     //  sources and sinks
     s_task_args_t args;
     sluice_task_t task;
@@ -89,6 +105,8 @@ typedef struct {
     bool verbose;
     bool stdin_taken;
     pthread_mutex_t stdout_lock;
+    sluice_cli_curve_t defaults;  //  the command's --curve-* options
+    zlist_t *strings;             //  paths made from the file's values, owned
 } s_run_t;
 
 static const char *
@@ -113,10 +131,11 @@ static void
 s_source_actor (zsock_t *pipe, void *argument)
 {
     s_task_args_t *args = (s_task_args_t *) argument;
-    sluice_stream_t *stream = sluice_stream_new (args->endpoint);
+    sluice_stream_t *stream = sluice_stream_new_secure (args->endpoint, args->curve);
     zsock_signal (pipe, 0);
     if (!stream) {
-        s_task_error (args, "invalid endpoint", args->endpoint);
+        s_task_error (args, args->curve ? "invalid endpoint or CURVE settings" : "invalid endpoint",
+                      args->endpoint);
         sluice_task_finish (pipe, SLUICE_EINVAL, false);
         return;
     }
@@ -164,6 +183,9 @@ s_source_actor (zsock_t *pipe, void *argument)
     if (result == SLUICE_EINTR)
         terminated = true;
     else
+    if (result == SLUICE_ETRANSPORT && args->curve)
+        s_task_error (args, "no answer", S_CURVE_HINT);
+    else
     if (result != SLUICE_OK && result != SLUICE_ETRANSPORT)
         s_task_error (args, "writing", sluice_stream_error_text (stream));
     sluice_cli_input_fini (&input);
@@ -199,10 +221,11 @@ static void
 s_sink_actor (zsock_t *pipe, void *argument)
 {
     s_task_args_t *args = (s_task_args_t *) argument;
-    sluice_stream_t *stream = sluice_stream_new (args->endpoint);
+    sluice_stream_t *stream = sluice_stream_new_secure (args->endpoint, args->curve);
     zsock_signal (pipe, 0);
     if (!stream) {
-        s_task_error (args, "invalid endpoint", args->endpoint);
+        s_task_error (args, args->curve ? "invalid endpoint or CURVE settings" : "invalid endpoint",
+                      args->endpoint);
         sluice_task_finish (pipe, SLUICE_EINVAL, false);
         return;
     }
@@ -230,6 +253,9 @@ s_sink_actor (zsock_t *pipe, void *argument)
     if (!terminated) {
         result = sluice_stream_error (stream);
         terminated = result == SLUICE_EINTR;
+        if (result == SLUICE_ETRANSPORT && args->curve)
+            s_task_error (args, "no answer", S_CURVE_HINT);
+        else
         if (result != SLUICE_OK && !terminated)
             s_task_error (args, "reading", sluice_stream_error_text (stream));
     }
@@ -381,10 +407,200 @@ s_reference (s_run_t *run, zconfig_t *node, const char *what, const char *key,
     return true;
 }
 
+// ---------------------------------------------------------------------------------------------
+//  CURVE settings in the file
+
+//  A string made here, freed with the run.
+static const char *
+s_own (s_run_t *run, char *string)
+{
+    if (string && zlist_append (run->strings, string) == 0)
+        return string;
+    free (string);
+    return NULL;
+}
+
+//  A path from the file: relative to the file's directory, like `file`. NULL when absent.
+static const char *
+s_path (s_run_t *run, zconfig_t *node, const char *key)
+{
+    const char *value = s_value (node, key);
+    if (!value || !*value || value [0] == '/')
+        return value;
+    return s_own (run, zsys_sprintf ("%s/%s", run->directory, value));
+}
+
+//  A server key: a certificate file (relative to the file's directory) or the key itself.
+static const char *
+s_key_or_path (s_run_t *run, zconfig_t *node, const char *key)
+{
+    const char *value = s_value (node, key);
+    if (!value || !*value || value [0] == '/')
+        return value;
+    char *path = zsys_sprintf ("%s/%s", run->directory, value);
+    if (path && zsys_file_exists (path))
+        return s_own (run, path);
+    free (path);
+    return value;
+}
+
+static bool
+s_serves_network (const char *endpoint)
+{
+    return strncmp (endpoint, "tcp://", 6) == 0 || strncmp (endpoint, "ipc://", 6) == 0;
+}
+
+static bool
+s_parse_buffer_curve (s_run_t *run, zconfig_t *node, s_buffer_t *buffer, const char *what)
+{
+    sluice_cli_curve_t *curve = &buffer->curve;
+    curve->cert = s_path (run, node, "curve-cert");
+    curve->allow = s_path (run, node, "curve-allow");
+    curve->server_key = s_key_or_path (run, node, "curve-server-key");
+    if (!s_flag (run, node, what, "curve-encrypt-only", &curve->encrypt_only))
+        return false;
+    bool server = curve->cert || curve->allow || curve->encrypt_only;
+    if (buffer->local && curve->server_key) {
+        s_file_error (run, "%s: curve-server-key is for a buffer running elsewhere (the key of "
+                      "a buffer started here is that of its curve-cert)", what);
+        return false;
+    }
+    if (!buffer->local && server) {
+        s_file_error (run, "%s: curve-cert, curve-allow and curve-encrypt-only are for a buffer "
+                      "started here; this one runs elsewhere (give its key as curve-server-key)",
+                      what);
+        return false;
+    }
+    if (server && !s_serves_network (buffer->endpoint)) {
+        s_file_error (run, "%s: CURVE is for tcp:// and ipc:// endpoints; %s is reachable from "
+                      "this process only", what, buffer->endpoint);
+        return false;
+    }
+    return true;
+}
+
+//  The server side of the buffers started here, with the command's defaults.
+static int
+s_resolve_buffers_curve (s_run_t *run)
+{
+    const s_buffer_t *first = NULL;     //  the first with CURVE: its authentication rules all
+    for (size_t index = 0; index < run->buffer_count; index++) {
+        s_buffer_t *buffer = &run->buffers [index];
+        if (!buffer->local)
+            continue;
+        sluice_cli_curve_t *curve = &buffer->curve;
+        if (!curve->cert && s_serves_network (buffer->endpoint))
+            curve->cert = run->defaults.cert;
+        if (curve->cert && !curve->allow && !curve->encrypt_only) {
+            curve->allow = run->defaults.allow;
+            curve->encrypt_only = run->defaults.encrypt_only;
+        }
+        char why [512];
+        if (!sluice_cli_curve_server_check (curve, "", why, sizeof why))
+            return s_file_error (run, "buffer '%s': %s", buffer->name, why);
+        buffer->secured = curve->curve.cert != NULL;
+        if (!buffer->secured)
+            continue;
+        //  One process has one authenticator (sluice_curve.h)
+        if (first && !(first->curve.allow && curve->allow ? streq (first->curve.allow, curve->allow)
+                                                          : !first->curve.allow && !curve->allow))
+            return s_file_error (run, "buffers '%s' and '%s' let different clients in (%s, %s): "
+                                 "one process has one allowed-clients list", first->name,
+                                 buffer->name,
+                                 first->curve.allow ? first->curve.allow : "any key",
+                                 curve->allow ? curve->allow : "any key");
+        if (!first)
+            first = buffer;
+    }
+    return SLUICE_EXIT_OK;
+}
+
+//  One connection of an actor: to `buffer` (of this file) or to `endpoint`. `cert` and `key`
+//  are the actor's settings for it (NULL: the defaults).
+static int
+s_resolve_link (s_run_t *run, s_actor_t *actor, const char *side, s_buffer_t *buffer,
+                const char *cert, const char *key, sluice_cli_curve_t *curve)
+{
+    char what [200];
+    snprintf (what, sizeof what, "%s '%s'%s%s", s_kind_name (actor->kind), actor->name,
+              side ? ": " : "", side ? side : "");
+    if (buffer && buffer->local && !buffer->secured && key)
+        return s_file_error (run, "%s: buffer '%s' is started here without CURVE: a server key "
+                             "for it makes no sense", what, buffer->name);
+    if (!key) {
+        if (!buffer)
+            key = run->defaults.server_key;
+        else
+        if (buffer->local)
+            key = buffer->secured ? buffer->curve.public_key : NULL;
+        else
+            key = buffer->curve.server_key ? buffer->curve.server_key : run->defaults.server_key;
+    }
+    memset (curve, 0, sizeof *curve);
+    if (!key)
+        return SLUICE_EXIT_OK;          //  plaintext
+    curve->server_key = key;
+    curve->cert = cert ? cert : run->defaults.cert;
+    char why [512];
+    if (!sluice_cli_curve_client_check (curve, "", why, sizeof why))
+        return s_file_error (run, "%s: %s", what, why);
+    if (!buffer || !buffer->local || !buffer->curve.allow)
+        return SLUICE_EXIT_OK;
+    //  Refused at the handshake otherwise: better said now than after the liveness bound
+    if (!curve->cert)
+        return s_file_error (run, "%s: buffer '%s' lets in only the clients in %s: give a "
+                             "curve-cert whose public certificate is there", what, buffer->name,
+                             buffer->curve.allow);
+    zcertstore_t *store = zcertstore_new (buffer->curve.allow);
+    bool allowed = store && zcertstore_lookup (store, curve->public_key);
+    zcertstore_destroy (&store);
+    if (!allowed)
+        return s_file_error (run, "%s: curve-cert %s is not among the clients buffer '%s' lets "
+                             "in (curve-allow %s)", what, curve->cert, buffer->name,
+                             buffer->curve.allow);
+    return SLUICE_EXIT_OK;
+}
+
+static int
+s_resolve_curve (s_run_t *run)
+{
+    int rc = s_resolve_buffers_curve (run);
+    for (size_t index = 0; rc == SLUICE_EXIT_OK && index < run->actor_count; index++) {
+        s_actor_t *actor = &run->actors [index];
+        const char *cert = actor->cert, *key = actor->server_key;
+        if (actor->kind == S_SOURCE)
+            rc = s_resolve_link (run, actor, NULL, actor->output, cert, key, &actor->curve_out);
+        else
+        if (actor->kind == S_SINK)
+            rc = s_resolve_link (run, actor, NULL, actor->input, cert, key, &actor->curve_in);
+        else {
+            //  Per connection, else the stage's own settings
+            sluice_cli_curve_t *in = &actor->curve_in, *out = &actor->curve_out;
+            const char *in_cert = in->cert ? in->cert : cert;
+            const char *in_key = in->server_key ? in->server_key : key;
+            const char *out_cert = out->cert ? out->cert : cert;
+            const char *out_key = out->server_key ? out->server_key : key;
+            rc = s_resolve_link (run, actor, "input", actor->input, in_cert, in_key, in);
+            if (rc == SLUICE_EXIT_OK)
+                rc = s_resolve_link (run, actor, "output", actor->output, out_cert, out_key, out);
+            if (rc == SLUICE_EXIT_OK && cert && !in->curve.server_key && !out->curve.server_key)
+                rc = s_file_error (run, "stage '%s': curve-cert needs a server key: curve-server-"
+                                   "key, or a buffer with CURVE", actor->name);
+            continue;
+        }
+        if (rc == SLUICE_EXIT_OK && cert && !actor->curve_in.curve.server_key
+        &&  !actor->curve_out.curve.server_key)
+            rc = s_file_error (run, "%s '%s': curve-cert needs a server key: curve-server-key, "
+                               "or a buffer with CURVE", s_kind_name (actor->kind), actor->name);
+    }
+    return rc;
+}
+
 static bool
 s_parse_buffer (s_run_t *run, zconfig_t *node, s_buffer_t *buffer, const char *what)
 {
-    static const char *const keys [] = { "endpoint", "capacity", "max-chunk", "events", "start", NULL };
+    static const char *const keys [] = { "endpoint", "capacity", "max-chunk", "events", "start",
+        "curve-cert", "curve-allow", "curve-encrypt-only", "curve-server-key", NULL };
     if (!s_check_keys (run, node, what, keys))
         return false;
     buffer->endpoint = s_value (node, "endpoint");
@@ -399,14 +615,16 @@ s_parse_buffer (s_run_t *run, zconfig_t *node, s_buffer_t *buffer, const char *w
     if (start && !streq (start, "auto") && !s_flag (run, node, what, "start", &buffer->local))
         return false;
     return s_number (run, node, what, "capacity", 1, 1L << 24, &buffer->capacity)
-        && s_number (run, node, what, "max-chunk", 1, INT32_MAX, &buffer->max_chunk);
+        && s_number (run, node, what, "max-chunk", 1, INT32_MAX, &buffer->max_chunk)
+        && s_parse_buffer_curve (run, node, buffer, what);
 }
 
 static bool
 s_parse_source (s_run_t *run, zconfig_t *node, s_actor_t *actor, const char *what)
 {
     static const char *const keys [] = {
-        "output", "tokens", "file", "chunk-bytes", "delay", "close", "final", NULL };
+        "output", "tokens", "file", "chunk-bytes", "delay", "close", "final",
+        "curve-cert", "curve-server-key", NULL };
     if (!s_check_keys (run, node, what, keys)
     ||  !s_reference (run, node, what, "output", &actor->output, &actor->output_endpoint))
         return false;
@@ -456,7 +674,9 @@ s_parse_source (s_run_t *run, zconfig_t *node, s_actor_t *actor, const char *wha
 static bool
 s_parse_stage (s_run_t *run, zconfig_t *node, s_actor_t *actor, const char *what)
 {
-    static const char *const keys [] = { "input", "output", "transform", "words", "keep-open", NULL };
+    static const char *const keys [] = { "input", "output", "transform", "words", "keep-open",
+        "curve-cert", "curve-server-key", "input-curve-cert", "input-curve-server-key",
+        "output-curve-cert", "output-curve-server-key", NULL };
     if (!s_check_keys (run, node, what, keys)
     ||  !s_reference (run, node, what, "input", &actor->input, &actor->input_endpoint)
     ||  !s_reference (run, node, what, "output", &actor->output, &actor->output_endpoint)
@@ -479,13 +699,18 @@ s_parse_stage (s_run_t *run, zconfig_t *node, s_actor_t *actor, const char *what
     }
     actor->stage_opts.transform = transform->fn;
     actor->stage_opts.user = transform->takes_words ? (void *) actor->words : NULL;
+    actor->curve_in.cert = s_path (run, node, "input-curve-cert");
+    actor->curve_in.server_key = s_key_or_path (run, node, "input-curve-server-key");
+    actor->curve_out.cert = s_path (run, node, "output-curve-cert");
+    actor->curve_out.server_key = s_key_or_path (run, node, "output-curve-server-key");
     return true;
 }
 
 static bool
 s_parse_sink (s_run_t *run, zconfig_t *node, s_actor_t *actor, const char *what)
 {
-    static const char *const keys [] = { "input", "format", "raw", "process", NULL };
+    static const char *const keys [] = { "input", "format", "raw", "process",
+        "curve-cert", "curve-server-key", NULL };
     s_task_args_t *args = &actor->args;
     if (!s_check_keys (run, node, what, keys)
     ||  !s_reference (run, node, what, "input", &actor->input, &actor->input_endpoint)
@@ -565,6 +790,8 @@ s_parse (s_run_t *run)
         actor->name = zconfig_value (node);
         actor->args.fd = -1;
         pthread_mutex_init (&actor->args.lock, NULL);
+        actor->cert = s_path (run, node, "curve-cert");
+        actor->server_key = s_key_or_path (run, node, "curve-server-key");
         bool ok;
         if (streq (kind, "writer")) {
             actor->kind = S_SOURCE;
@@ -585,7 +812,7 @@ s_parse (s_run_t *run)
     }
     if (actors == 0)
         return s_file_error (run, "no writer, stage or reader: nothing to run");
-    return SLUICE_EXIT_OK;
+    return s_resolve_curve (run);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -608,9 +835,14 @@ s_start_buffers (s_run_t *run)
             .events_endpoint = buffer->events,
             .capacity = (size_t) buffer->capacity,
             .max_chunk_size = (size_t) buffer->max_chunk,
+            .curve = sluice_cli_curve_get (&buffer->curve),
         };
         sluice_err_t err;
         buffer->buffer = sluice_buffer_new (&opts, &err);
+        if (!buffer->buffer && err == SLUICE_EINVAL && opts.curve)
+            return sluice_cli_fail ("run", err, NULL, "buffer '%s': cannot start on %s with these "
+                                    "CURVE settings (the line above says why)", buffer->name,
+                                    buffer->endpoint);
         if (!buffer->buffer)
             return sluice_cli_fail ("run", err, NULL, "buffer '%s': cannot bind %s", buffer->name,
                                     buffer->endpoint);
@@ -621,8 +853,12 @@ s_start_buffers (s_run_t *run)
         else
             buffer->connect = strdup (bound);
         if (run->verbose)
-            fprintf (stderr, "sluice run: buffer '%s' (capacity %ld) listening on %s\n",
-                     buffer->name, buffer->capacity, bound);
+            fprintf (stderr, "sluice run: buffer '%s' (capacity %ld) listening on %s%s%s%s\n",
+                     buffer->name, buffer->capacity, bound,
+                     buffer->secured ? " with CURVE, key " : "",
+                     buffer->secured ? buffer->curve.public_key : "",
+                     !buffer->secured ? "" : buffer->curve.allow ? ", clients from curve-allow"
+                                                                 : ", any client key");
     }
     return SLUICE_EXIT_OK;
 }
@@ -640,13 +876,19 @@ s_start_actor (s_run_t *run, s_actor_t *actor)
     if (actor->kind == S_STAGE) {
         actor->stage_opts.input = s_endpoint_of (actor->input, actor->input_endpoint);
         actor->stage_opts.output = s_endpoint_of (actor->output, actor->output_endpoint);
+        actor->stage_opts.input_curve = sluice_cli_curve_get (&actor->curve_in);
+        actor->stage_opts.output_curve = sluice_cli_curve_get (&actor->curve_out);
         actor->stage = sluice_stage_new (&actor->stage_opts, &err);
     }
     else {
-        if (actor->kind == S_SOURCE)
+        if (actor->kind == S_SOURCE) {
             actor->args.endpoint = s_endpoint_of (actor->output, actor->output_endpoint);
-        else
+            actor->args.curve = sluice_cli_curve_get (&actor->curve_out);
+        }
+        else {
             actor->args.endpoint = s_endpoint_of (actor->input, actor->input_endpoint);
+            actor->args.curve = sluice_cli_curve_get (&actor->curve_in);
+        }
         err = sluice_task_start (&actor->task, actor->kind == S_SOURCE ? s_source_actor
                                                                         : s_sink_actor,
                                  &actor->args);
@@ -907,6 +1149,9 @@ s_run_destroy (s_run_t *run)
     free (run->buffers);
     zconfig_destroy (&run->config);
     free (run->directory);
+    while (run->strings && zlist_size (run->strings))
+        free (zlist_pop (run->strings));
+    zlist_destroy (&run->strings);
     pthread_mutex_destroy (&run->stdout_lock);
 }
 
@@ -925,6 +1170,14 @@ s_run_usage (FILE *out)
         "  -d, --drain-timeout MS  how long the end may take once it has begun (default %d)\n"
         "  -v, --verbose           say on stderr where each buffer is\n"
         "  -h, --help\n"
+        "CURVE (the file can say all this per buffer and actor: docs/PIPELINES.md); defaults:\n"
+        "      --curve-cert FILE   this process's certificate (the *_secret file): for the\n"
+        "                          buffers started here on tcp:// or ipc://, and for the\n"
+        "                          writers, stages and readers connecting with CURVE\n"
+        "      --curve-allow DIR   those buffers accept only clients whose public\n"
+        "                          certificates are in DIR ...\n"
+        "      --curve-encrypt-only  ... or any client key (encryption, no authentication)\n"
+        "      --curve-server-key KEY|FILE  the key of the buffers running elsewhere\n"
         "Exit: 0 every reader reached end of stream and nothing failed, 1 an actor failed,\n"
         "2 usage or invalid file, 3 the end took longer than --drain-timeout, 4 a writer or\n"
         "stage met a buffer closed under it.\n", SLUICE_CLI_DEFAULT_DRAIN);
@@ -937,8 +1190,12 @@ sluice_cli_run (int argc, char **argv)
         { "drain-timeout", required_argument, NULL, 'd' },
         { "verbose",       no_argument,       NULL, 'v' },
         { "help",          no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_SERVER_OPTIONS
+        { "curve-server-key", required_argument, NULL, SLUICE_CLI_OPT_CURVE_SERVER_KEY },
         { NULL, 0, NULL, 0 }
     };
+    sluice_cli_curve_t defaults;
+    memset (&defaults, 0, sizeof defaults);
     long drain = -1;
     bool verbose = false;
     int option;
@@ -950,11 +1207,21 @@ sluice_cli_run (int argc, char **argv)
                 break;
             case 'v': verbose = true; break;
             case 'h': s_run_usage (stdout); return SLUICE_EXIT_OK;
-            default:  return sluice_cli_bad_option ("run", argc, argv);
+            default:
+                if (sluice_cli_curve_option (&defaults, option, optarg))
+                    break;
+                return sluice_cli_bad_option ("run", argc, argv);
         }
     }
     if (argc - optind != 1)
         return sluice_cli_usage_error ("run", "one PIPELINE-FILE expected");
+    if (defaults.allow && defaults.encrypt_only)
+        return sluice_cli_usage_error ("run", "--curve-allow and --curve-encrypt-only exclude "
+                                       "each other: authenticate clients, or accept any");
+    if ((defaults.allow || defaults.encrypt_only) && !defaults.cert)
+        return sluice_cli_usage_error ("run", "--curve-%s needs --curve-cert (the certificate "
+                                       "of the buffers started here)",
+                                       defaults.allow ? "allow" : "encrypt-only");
     const char *file = argv [optind];
     if (access (file, R_OK) != 0) {
         fprintf (stderr, "sluice run: %s: %s\n", file, strerror (errno));
@@ -971,6 +1238,8 @@ sluice_cli_run (int argc, char **argv)
     run.file = file;
     run.verbose = verbose;
     run.drain_ms = SLUICE_CLI_DEFAULT_DRAIN;
+    run.defaults = defaults;
+    run.strings = zlist_new ();
     pthread_mutex_init (&run.stdout_lock, NULL);
     char *copy = strdup (file);
     run.directory = strdup (copy ? dirname (copy) : ".");

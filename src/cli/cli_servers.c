@@ -34,13 +34,24 @@ s_wait (int signals, void *handle, int64_t deadline)
 }
 
 static void
-s_print_listening (const char *endpoint, const char *events)
+s_print_listening (const char *endpoint, const char *events, const sluice_cli_curve_t *curve)
 {
     //  The first line is the contract for scripts and tests that bind port * or 0
     printf ("listening on %s\n", endpoint);
     if (events)
         printf ("events on %s\n", events);
+    //  The key clients give as --curve-server-key
+    if (curve && curve->curve.cert)
+        printf ("curve key %s\n", curve->public_key);
     fflush (stdout);
+}
+
+//  The library refused to start: with CURVE settings that is their fault (it has logged why)
+static int
+s_start_failed (const char *command, sluice_err_t err, const char *endpoint)
+{
+    return sluice_cli_fail (command, err, NULL, "cannot start on %s with these CURVE settings "
+                            "(the line above says why)", endpoint);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,7 +74,10 @@ s_buffer_usage (FILE *out)
         "  -p, --max-parked N      parked requests beyond this are refused (default %d)\n"
         "  -d, --drain-timeout MS  how long readers may take to drain at shutdown (default %d)\n"
         "  -h, --help\n"
-        "Exit: 0 stopped and drained, 1 error, 2 usage, 3 drain timed out.\n",
+        SLUICE_CLI_CURVE_SERVER_HELP
+        "  With CURVE, \"curve key KEY\" follows the first line: the key clients need.\n"
+        "Exit: 0 stopped and drained, 1 error, 2 usage (also: CURVE settings refused), 3 drain\n"
+        "timed out.\n",
         SLUICE_BUFFER_DEFAULT_MAX_CHUNK, SLUICE_BUFFER_DEFAULT_MAX_PARKED,
         SLUICE_CLI_DEFAULT_DRAIN);
 }
@@ -79,9 +93,12 @@ sluice_cli_buffer (int argc, char **argv)
         { "max-parked",    required_argument, NULL, 'p' },
         { "drain-timeout", required_argument, NULL, 'd' },
         { "help",          no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_SERVER_OPTIONS
         { NULL, 0, NULL, 0 }
     };
     sluice_buffer_opts_t opts = { NULL };
+    sluice_cli_curve_t curve;
+    memset (&curve, 0, sizeof curve);
     long capacity = 0, max_chunk = 0, max_parked = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
     int option;
     while ((option = getopt_long (argc, argv, "b:n:e:m:p:d:h", options, NULL)) != -1) {
@@ -105,7 +122,10 @@ sluice_cli_buffer (int argc, char **argv)
                     return SLUICE_EXIT_USAGE;
                 break;
             case 'h': s_buffer_usage (stdout); return SLUICE_EXIT_OK;
-            default:  return sluice_cli_bad_option ("buffer", argc, argv);
+            default:
+                if (sluice_cli_curve_option (&curve, option, optarg))
+                    break;
+                return sluice_cli_bad_option ("buffer", argc, argv);
         }
     }
     if (optind < argc)
@@ -114,9 +134,12 @@ sluice_cli_buffer (int argc, char **argv)
         return sluice_cli_usage_error ("buffer", "--bind ENDPOINT is required");
     if (!capacity)
         return sluice_cli_usage_error ("buffer", "--capacity N is required");
+    if (sluice_cli_curve_server ("buffer", &curve) != SLUICE_EXIT_OK)
+        return SLUICE_EXIT_USAGE;
     opts.capacity = (size_t) capacity;
     opts.max_chunk_size = (size_t) max_chunk;
     opts.max_parked = (size_t) max_parked;
+    opts.curve = sluice_cli_curve_get (&curve);
 
     int signals = sluice_cli_server_init ();
     if (signals == -1) {
@@ -127,12 +150,16 @@ sluice_cli_buffer (int argc, char **argv)
     sluice_buffer_t *buffer = sluice_buffer_new (&opts, &err);
     if (!buffer) {
         close (signals);
+        //  Options are checked: EINVAL is the CURVE settings, refused by the library
+        if (err == SLUICE_EINVAL && opts.curve)
+            return s_start_failed ("buffer", err, opts.endpoint);
         return sluice_cli_fail ("buffer", err == SLUICE_EINVAL ? SLUICE_ETRANSPORT : err, NULL,
                                 "cannot bind %s%s%s", opts.endpoint,
                                 opts.events_endpoint ? " / " : "",
                                 opts.events_endpoint ? opts.events_endpoint : "");
     }
-    s_print_listening (sluice_buffer_endpoint (buffer), sluice_buffer_events_endpoint (buffer));
+    s_print_listening (sluice_buffer_endpoint (buffer), sluice_buffer_events_endpoint (buffer),
+                       &curve);
 
     //  Serve until a signal; the actor does all the work on its own thread
     s_wait (signals, NULL, INT64_MAX);
@@ -191,7 +218,9 @@ s_model_server_usage (FILE *out)
         "  -p, --max-pending N     requests beyond this are refused as busy (default %d)\n"
         "  -d, --drain-timeout MS  how long in-flight requests may take at shutdown (default %d)\n"
         "  -h, --help\n"
-        "Exit: 0 stopped, 1 error, 2 usage, 3 drain timed out.\n",
+        SLUICE_CLI_CURVE_SERVER_HELP
+        "  With CURVE, \"curve key KEY\" follows the first lines: the key clients need.\n"
+        "Exit: 0 stopped, 1 error, 2 usage (also: CURVE settings refused), 3 drain timed out.\n",
         SLUICE_MODEL_DEFAULT_WORKERS, SLUICE_MODEL_SIM_DEFAULT_NAME,
         SLUICE_MODEL_DEFAULT_MAX_PENDING, SLUICE_CLI_DEFAULT_DRAIN);
 }
@@ -244,10 +273,13 @@ sluice_cli_model_server (int argc, char **argv)
         { "max-pending",   required_argument, NULL, 'p' },
         { "drain-timeout", required_argument, NULL, 'd' },
         { "help",          no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_SERVER_OPTIONS
         { NULL, 0, NULL, 0 }
     };
     sluice_model_server_opts_t opts;
     memset (&opts, 0, sizeof opts);
+    sluice_cli_curve_t curve;
+    memset (&curve, 0, sizeof curve);
     long load = 0, infer = 0, workers = 0, max_pending = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
     int option;
     while ((option = getopt_long (argc, argv, "b:e:l:i:w:m:f:p:d:h", options, NULL)) != -1) {
@@ -277,13 +309,19 @@ sluice_cli_model_server (int argc, char **argv)
                     return SLUICE_EXIT_USAGE;
                 break;
             case 'h': s_model_server_usage (stdout); return SLUICE_EXIT_OK;
-            default:  return sluice_cli_bad_option ("model-server", argc, argv);
+            default:
+                if (sluice_cli_curve_option (&curve, option, optarg))
+                    break;
+                return sluice_cli_bad_option ("model-server", argc, argv);
         }
     }
     if (optind < argc)
         return sluice_cli_usage_error ("model-server", "unexpected argument '%s'", argv [optind]);
     if (!opts.endpoint)
         return sluice_cli_usage_error ("model-server", "--bind ENDPOINT is required");
+    if (sluice_cli_curve_server ("model-server", &curve) != SLUICE_EXIT_OK)
+        return SLUICE_EXIT_USAGE;
+    opts.curve = sluice_cli_curve_get (&curve);
     opts.sim.load_ms = (int) load;
     opts.sim.infer_ms = (int) infer;
     opts.workers = (size_t) workers;
@@ -306,12 +344,15 @@ sluice_cli_model_server (int argc, char **argv)
     sluice_model_server_t *server = sluice_model_server_new (&opts, &err);
     if (!server) {
         close (signals);
+        if (err == SLUICE_EINVAL && opts.curve)
+            return s_start_failed ("model-server", err, opts.endpoint);
         return sluice_cli_fail ("model-server", err, NULL, "cannot start on %s%s%s",
                                 opts.endpoint, user_events ? " / " : "",
                                 user_events ? opts.events_endpoint : "");
     }
     const char *events = sluice_model_server_events_endpoint (server);
-    s_print_listening (sluice_model_server_endpoint (server), user_events ? events : NULL);
+    s_print_listening (sluice_model_server_endpoint (server), user_events ? events : NULL,
+                       &curve);
 
     //  Serve until a signal, or until a client has shut the server down and it has stopped.
     //  (A wildcard events bind, tcp://*:port, resolves to 0.0.0.0: Linux connects it locally.)
@@ -349,6 +390,14 @@ sluice_cli_model_server (int argc, char **argv)
 // ---------------------------------------------------------------------------------------------
 //  stage
 
+//  Its per-connection CURVE options
+enum {
+    S_OPT_INPUT_CERT = 0x200,
+    S_OPT_INPUT_KEY,
+    S_OPT_OUTPUT_CERT,
+    S_OPT_OUTPUT_KEY
+};
+
 static void
 s_stage_usage (FILE *out)
 {
@@ -364,6 +413,10 @@ s_stage_usage (FILE *out)
         "  -W, --word WORD         mask: a word to mask (repeat)\n"
         "  -k, --keep-open         do not close the output at the end of the input\n"
         "  -h, --help\n"
+        SLUICE_CLI_CURVE_CLIENT_HELP
+        "  Both apply to the input and the output connection; per connection:\n"
+        "      --input-curve-server-key KEY|FILE, --input-curve-cert FILE\n"
+        "      --output-curve-server-key KEY|FILE, --output-curve-cert FILE\n"
         "Exit: 0 input ended and output closed, 1 error, 2 usage, 4 the output was closed\n"
         "under the stage; a signal: 0.\n", sluice_cli_transform_names ());
 }
@@ -378,10 +431,20 @@ sluice_cli_stage (int argc, char **argv)
         { "word",      required_argument, NULL, 'W' },
         { "keep-open", no_argument,       NULL, 'k' },
         { "help",      no_argument,       NULL, 'h' },
+        SLUICE_CLI_CURVE_CLIENT_OPTIONS
+        { "input-curve-cert",        required_argument, NULL, S_OPT_INPUT_CERT },
+        { "input-curve-server-key",  required_argument, NULL, S_OPT_INPUT_KEY },
+        { "output-curve-cert",       required_argument, NULL, S_OPT_OUTPUT_CERT },
+        { "output-curve-server-key", required_argument, NULL, S_OPT_OUTPUT_KEY },
         { NULL, 0, NULL, 0 }
     };
     sluice_stage_opts_t opts;
     memset (&opts, 0, sizeof opts);
+    //  Settings for both connections, and per connection (which win)
+    sluice_cli_curve_t both, input, output;
+    memset (&both, 0, sizeof both);
+    memset (&input, 0, sizeof input);
+    memset (&output, 0, sizeof output);
     const sluice_cli_transform_t *transform = NULL;
     //  At most argc words: the list is NULL-terminated
     const char **words = (const char **) calloc ((size_t) argc + 1, sizeof (char *));
@@ -401,8 +464,31 @@ sluice_cli_stage (int argc, char **argv)
                                                         optarg, sluice_cli_transform_names ());
                 break;
             case 'h': s_stage_usage (stdout); free (words); return SLUICE_EXIT_OK;
-            default:  exit_code = sluice_cli_bad_option ("stage", argc, argv); break;
+            case S_OPT_INPUT_CERT:  input.cert = optarg; break;
+            case S_OPT_INPUT_KEY:   input.server_key = optarg; break;
+            case S_OPT_OUTPUT_CERT: output.cert = optarg; break;
+            case S_OPT_OUTPUT_KEY:  output.server_key = optarg; break;
+            default:
+                if (!sluice_cli_curve_option (&both, option, optarg))
+                    exit_code = sluice_cli_bad_option ("stage", argc, argv);
+                break;
         }
+    }
+    if (exit_code == SLUICE_EXIT_OK) {
+        //  The common certificate goes where there is a server key: the other side may be plain
+        sluice_cli_curve_t *sides [2] = { &input, &output };
+        for (int side = 0; side < 2 && exit_code == SLUICE_EXIT_OK; side++) {
+            if (!sides [side]->server_key)
+                sides [side]->server_key = both.server_key;
+            if (!sides [side]->cert && sides [side]->server_key)
+                sides [side]->cert = both.cert;
+            exit_code = sluice_cli_curve_client ("stage", sides [side]);
+        }
+        if (exit_code == SLUICE_EXIT_OK && both.cert && !input.server_key && !output.server_key)
+            exit_code = sluice_cli_usage_error ("stage", "--curve-cert needs a server key: "
+                                                "--curve-server-key, or --input-/--output-curve-server-key");
+        opts.input_curve = sluice_cli_curve_get (&input);
+        opts.output_curve = sluice_cli_curve_get (&output);
     }
     if (exit_code == SLUICE_EXIT_OK) {
         if (optind < argc)
@@ -435,9 +521,12 @@ sluice_cli_stage (int argc, char **argv)
         while ((err = sluice_stage_wait (stage, 0)) == SLUICE_ETIMEOUT)
             if (s_wait (signals, sluice_stage_actor_handle (stage), INT64_MAX) != 0)
                 break;      //  a signal: stop now
-        if (err != SLUICE_OK && err != SLUICE_ETIMEOUT)
+        if (err != SLUICE_OK && err != SLUICE_ETIMEOUT) {
             exit_code = sluice_cli_fail ("stage", err, sluice_stage_error_text (stage),
                                          "%s -> %s", opts.input, opts.output);
+            sluice_cli_curve_hint ("stage", opts.input_curve ? opts.input_curve
+                                                             : opts.output_curve, err);
+        }
         sluice_stage_destroy (&stage);
     }
     close (signals);

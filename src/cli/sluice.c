@@ -27,6 +27,7 @@ static const s_command_t s_commands [] = {
     { "wait-ready",   sluice_cli_wait_ready,   "wait until an actor answers and is ready" },
     { "request",      sluice_cli_request,      "send one request to a model server, print the reply" },
     { "run",          sluice_cli_run,          "run a pipeline file (see docs/PIPELINES.md)" },
+    { "keygen",       sluice_cli_keygen,       "write a CURVE certificate pair (PATH, PATH_secret)" },
 };
 #define S_COMMAND_COUNT (sizeof s_commands / sizeof s_commands [0])
 
@@ -41,6 +42,11 @@ s_usage (FILE *out)
         "\n"
         "Endpoints are ZeroMQ addresses: tcp://host:port, ipc:///path, inproc://name (inproc only\n"
         "inside `sluice run`). Servers print \"listening on ENDPOINT\" as the first line on stdout.\n"
+        "\n"
+        "CURVE on tcp: servers (buffer, model-server, run) take --curve-cert FILE with\n"
+        "--curve-allow DIR or --curve-encrypt-only; clients (write, read, close, status,\n"
+        "wait-ready, request, stage) take --curve-server-key KEY|FILE and --curve-cert FILE.\n"
+        "Certificates come from `sluice keygen`.\n"
         "\n"
         "exit codes:\n"
         "  0  success (read: end of stream reached; buffer, model-server: stopped by a signal\n"
@@ -209,6 +215,9 @@ main (int argc, char *argv [])
     //  client commands keep the default action (they just end), servers take the signals
     //  through a signalfd (sluice_cli_server_init).
     zsys_handler_set (NULL);
+    //  czmq logs to stdout by default, where it would mix with data (read) and with the
+    //  "listening on" line; the library's reasons for refusing (e.g. CURVE settings) go there
+    zsys_set_logstream (stderr);
     if (argc < 2) {
         s_usage (stderr);
         return SLUICE_EXIT_USAGE;
