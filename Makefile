@@ -88,6 +88,7 @@ $(OUT)/bin/sluice: $(wildcard src/cli/*.c) $(wildcard src/cli/*.h) $(STATIC) $(H
 
 # The multi-process tests start bin/sluice of the same build
 $(OUT)/tests/test_cli: $(OUT)/bin/sluice
+$(OUT)/tests/test_cli_security: $(OUT)/bin/sluice
 
 # Helper programs the fault tests exec (tests/helpers/*.c), linked with libsluice
 $(OUT)/tests/helpers/%: tests/helpers/%.c $(STATIC) $(HEADERS)

@@ -17,15 +17,23 @@
 #define SLUICE_BUFFER_MAX_CAPACITY  (1u << 24)
 #define S_DRAIN_BATCH               1024    //  requests handled per wake-up before re-polling
 
-typedef struct {
+#define S_SPARE_WAITERS             1024    //  freed waiters kept for reuse
+
+typedef struct s_waiter_t s_waiter_t;
+struct s_waiter_t {
     zmq_msg_t identity;           //  who to answer
     sluice_header_t request;      //  the request as it arrived
     zmq_msg_t chunk;              //  writers: the chunk to enqueue
     int64_t deadline;             //  zclock_mono ms, INT64_MAX = none
-    void *fifo_handle;            //  in self->writers or self->readers
+    s_waiter_t *prev, *next;      //  in its FIFO (intrusive: no allocation per request)
     void *deadline_handle;        //  in self->deadlines, or NULL
     bool parked;                  //  was deferred at least once (SLUICE_FLAG_PARKED)
-} s_waiter_t;
+};
+
+typedef struct {
+    s_waiter_t *head, *tail;
+    size_t size;
+} s_fifo_t;
 
 typedef struct {
     zmq_msg_t data;
@@ -48,8 +56,10 @@ typedef struct {
     size_t unacked;               //  chunks held in them
     int64_t next_sweep;           //  when to probe for vanished peers (INT64_MAX = idle)
     //  Waiters, oldest first
-    zlistx_t *writers;
-    zlistx_t *readers;
+    s_fifo_t writers;
+    s_fifo_t readers;
+    s_waiter_t *spare;            //  freed waiters for reuse, linked by next
+    size_t spare_count;
     zlistx_t *deadlines;          //  timed waiters, soonest first
     zmq_msg_t *batch;             //  scratch frames for one READ reply
     bool closed;
@@ -146,6 +156,56 @@ s_compare_deadline (const void *item1, const void *item2)
 }
 
 static void
+s_fifo_push (s_fifo_t *fifo, s_waiter_t *waiter)
+{
+    waiter->prev = fifo->tail;
+    waiter->next = NULL;
+    if (fifo->tail)
+        fifo->tail->next = waiter;
+    else
+        fifo->head = waiter;
+    fifo->tail = waiter;
+    fifo->size++;
+}
+
+static void
+s_fifo_remove (s_fifo_t *fifo, s_waiter_t *waiter)
+{
+    if (waiter->prev)
+        waiter->prev->next = waiter->next;
+    else
+        fifo->head = waiter->next;
+    if (waiter->next)
+        waiter->next->prev = waiter->prev;
+    else
+        fifo->tail = waiter->prev;
+    waiter->prev = waiter->next = NULL;
+    fifo->size--;
+}
+
+static s_fifo_t *
+s_fifo_of (s_buffer_t *self, s_waiter_t *waiter)
+{
+    return waiter->request.command == SLUICE_CMD_WRITE ? &self->writers : &self->readers;
+}
+
+static s_waiter_t *
+s_waiter_new (s_buffer_t *self)
+{
+    s_waiter_t *waiter = self->spare;
+    if (waiter) {
+        self->spare = waiter->next;
+        self->spare_count--;
+        memset (waiter, 0, sizeof *waiter);
+    }
+    else
+        waiter = (s_waiter_t *) zmalloc (sizeof *waiter);
+    zmq_msg_init (&waiter->identity);
+    zmq_msg_init (&waiter->chunk);
+    return waiter;
+}
+
+static void
 s_waiter_free (s_buffer_t *self, s_waiter_t **waiter_p)
 {
     s_waiter_t *waiter = *waiter_p;
@@ -153,7 +213,13 @@ s_waiter_free (s_buffer_t *self, s_waiter_t **waiter_p)
         self->arriving = NULL;
     zmq_msg_close (&waiter->identity);
     zmq_msg_close (&waiter->chunk);
-    free (waiter);
+    if (self->spare_count < S_SPARE_WAITERS) {
+        waiter->next = self->spare;
+        self->spare = waiter;
+        self->spare_count++;
+    }
+    else
+        free (waiter);
     *waiter_p = NULL;
 }
 
@@ -161,11 +227,10 @@ s_waiter_free (s_buffer_t *self, s_waiter_t **waiter_p)
 static void
 s_waiter_remove (s_buffer_t *self, s_waiter_t *waiter)
 {
-    zlistx_t *fifo = waiter->request.command == SLUICE_CMD_WRITE ? self->writers : self->readers;
-    zlistx_detach (fifo, waiter->fifo_handle);
+    s_fifo_remove (s_fifo_of (self, waiter), waiter);
     if (waiter->deadline_handle)
         zlistx_detach (self->deadlines, waiter->deadline_handle);
-    waiter->fifo_handle = waiter->deadline_handle = NULL;
+    waiter->deadline_handle = NULL;
 }
 
 static uint8_t
@@ -269,7 +334,10 @@ s_settle_deliveries (s_buffer_t *self, const char *key, uint64_t ack_id, bool va
         self->unacked -= delivery->count;
         zlistx_delete (reader->deliveries, zlistx_cursor (reader->deliveries));
     }
-    zhashx_delete (self->deliveries, key);
+    //  A live reader keeps its (now empty) record for its next READ; the sweep drops empty
+    //  records, so readers that leave cost nothing for long
+    if (vanished)
+        zhashx_delete (self->deliveries, key);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +348,7 @@ s_settle_deliveries (s_buffer_t *self, const char *key, uint64_t ack_id, bool va
 static void
 s_admit_writer (s_buffer_t *self)
 {
-    s_waiter_t *writer = (s_waiter_t *) zlistx_first (self->writers);
+    s_waiter_t *writer = self->writers.head;
     s_waiter_remove (self, writer);
     sluice_header_t reply = writer->request;
     reply.flags = s_parked_flag (writer);
@@ -301,7 +369,7 @@ s_admit_writer (s_buffer_t *self)
 static void
 s_serve_reader (s_buffer_t *self)
 {
-    s_waiter_t *reader = (s_waiter_t *) zlistx_first (self->readers);
+    s_waiter_t *reader = self->readers.head;
     s_waiter_remove (self, reader);
     size_t count = 0;
     bool is_final = false;
@@ -374,21 +442,21 @@ s_settle (s_buffer_t *self)
     bool progress = true;
     while (progress) {
         progress = false;
-        while (self->queued < self->opts.capacity && zlistx_size (self->writers) && !self->closed) {
+        while (self->queued < self->opts.capacity && self->writers.size && !self->closed) {
             s_admit_writer (self);
             progress = true;
         }
-        while (self->queued > 0 && zlistx_size (self->readers)) {
+        while (self->queued > 0 && self->readers.size) {
             s_serve_reader (self);
             progress = true;
         }
     }
     if (self->closed) {
         s_waiter_t *waiter;
-        while ((waiter = (s_waiter_t *) zlistx_first (self->writers)))
+        while ((waiter = self->writers.head))
             s_answer_error (self, waiter, SLUICE_ECLOSED, "buffer is closed: write refused");
         if (self->queued == 0)
-            while ((waiter = (s_waiter_t *) zlistx_first (self->readers)))
+            while ((waiter = self->readers.head))
                 s_answer_end_of_stream (self, waiter);
     }
 }
@@ -402,9 +470,8 @@ s_answer_timeout (s_buffer_t *self, s_waiter_t *waiter)
 }
 
 static void
-s_expire (s_buffer_t *self)
+s_expire (s_buffer_t *self, int64_t now)
 {
-    int64_t now = zclock_mono ();
     s_waiter_t *waiter;
     while ((waiter = (s_waiter_t *) zlistx_first (self->deadlines)) && waiter->deadline <= now)
         s_answer_timeout (self, waiter);
@@ -420,8 +487,8 @@ s_send_status (s_buffer_t *self, sluice_request_t *req)
     int size = snprintf (text, sizeof text,
         "capacity=%zu\nqueued=%zu\nparked_writers=%zu\nparked_readers=%zu\nclosed=%d\n"
         "written=%" PRIu64 "\nread=%" PRIu64 "\nunacked=%zu\nmax_chunk_size=%zu\nmax_parked=%zu\n",
-        self->opts.capacity, self->queued, zlistx_size (self->writers),
-        zlistx_size (self->readers), self->closed ? 1 : 0, self->written, self->read,
+        self->opts.capacity, self->queued, self->writers.size,
+        self->readers.size, self->closed ? 1 : 0, self->written, self->read,
         self->unacked, self->opts.max_chunk_size, self->opts.max_parked);
     if (sluice_reply_text (zsock_resolve (self->router), &req->identity, &req->header, 0,
                            text, (size_t) size) == -1)
@@ -488,15 +555,12 @@ s_check (s_buffer_t *self, sluice_request_t *req, sluice_err_t *status)
 static void
 s_park (s_buffer_t *self, sluice_request_t *req)
 {
-    s_waiter_t *waiter = (s_waiter_t *) zmalloc (sizeof *waiter);
-    zmq_msg_init (&waiter->identity);
+    s_waiter_t *waiter = s_waiter_new (self);
     zmq_msg_move (&waiter->identity, &req->identity);
-    zmq_msg_init (&waiter->chunk);
     if (req->header.command == SLUICE_CMD_WRITE)
         zmq_msg_move (&waiter->chunk, &req->body);
     waiter->request = req->header;
-    bool is_write = req->header.command == SLUICE_CMD_WRITE;
-    waiter->fifo_handle = zlistx_add_end (is_write ? self->writers : self->readers, waiter);
+    s_fifo_push (s_fifo_of (self, waiter), waiter);
     if (req->header.timeout_ms != SLUICE_WAIT_FOREVER) {
         waiter->deadline = zclock_mono () + req->header.timeout_ms;
         waiter->deadline_handle = zlistx_insert (self->deadlines, waiter, false);
@@ -517,7 +581,7 @@ s_park (s_buffer_t *self, sluice_request_t *req)
     }
     //  Deferred from here on, unless there are too many waiters
     waiter->parked = true;
-    size_t parked = zlistx_size (self->writers) + zlistx_size (self->readers);
+    size_t parked = self->writers.size + self->readers.size;
     if (parked > self->opts.max_parked)
         s_answer_error (self, waiter, SLUICE_EBUSY, "too many parked requests: try again later");
 }
@@ -682,15 +746,14 @@ s_peer_alive (s_buffer_t *self, zmq_msg_t *identity, zhashx_t *verdicts, const c
 }
 
 static void
-s_sweep_list (s_buffer_t *self, zlistx_t *list, zhashx_t *verdicts)
+s_sweep_list (s_buffer_t *self, s_fifo_t *fifo, zhashx_t *verdicts)
 {
     char key [512];
-    s_waiter_t *waiter = (s_waiter_t *) zlistx_first (list);
+    s_waiter_t *waiter = fifo->head;
     while (waiter) {
-        s_waiter_t *next = (s_waiter_t *) zlistx_next (list);
+        s_waiter_t *next = waiter->next;
         s_identity_key (&waiter->identity, key);
         if (!s_peer_alive (self, &waiter->identity, verdicts, key)) {
-            //  The waiter's node is detached, not the cursor's neighbour: iteration stays valid
             s_waiter_remove (self, waiter);
             s_waiter_free (self, &waiter);
         }
@@ -705,38 +768,46 @@ s_sweep (s_buffer_t *self)
 {
     zhashx_t *verdicts = zhashx_new ();
     zhashx_set_key_duplicator (verdicts, (zhashx_duplicator_fn *) strdup);
-    s_sweep_list (self, self->writers, verdicts);
-    s_sweep_list (self, self->readers, verdicts);
+    s_sweep_list (self, &self->writers, verdicts);
+    s_sweep_list (self, &self->readers, verdicts);
     zlistx_t *gone = zlistx_new ();
     zlistx_set_destructor (gone, (zlistx_destructor_fn *) zstr_free);
+    zlistx_t *idle = zlistx_new ();
+    zlistx_set_destructor (idle, (zlistx_destructor_fn *) zstr_free);
     s_reader_t *reader = (s_reader_t *) zhashx_first (self->deliveries);
     while (reader) {
         const char *key = (const char *) zhashx_cursor (self->deliveries);
+        if (zlistx_size (reader->deliveries) == 0)
+            zlistx_add_end (idle, strdup (key));
+        else
         if (!s_peer_alive (self, &reader->identity, verdicts, key))
             zlistx_add_end (gone, strdup (key));
         reader = (s_reader_t *) zhashx_next (self->deliveries);
     }
     for (char *key = (char *) zlistx_first (gone); key; key = (char *) zlistx_next (gone))
         s_settle_deliveries (self, key, 0, true);
+    for (char *key = (char *) zlistx_first (idle); key; key = (char *) zlistx_next (idle))
+        zhashx_delete (self->deliveries, key);
+    zlistx_destroy (&idle);
     zlistx_destroy (&gone);
     zhashx_destroy (&verdicts);
     s_settle (self);
 }
 
 static void
-s_schedule_sweep (s_buffer_t *self)
+s_schedule_sweep (s_buffer_t *self, int64_t now)
 {
-    bool waiting = zlistx_size (self->writers) || zlistx_size (self->readers)
+    bool waiting = self->writers.size || self->readers.size
                 || zhashx_size (self->deliveries);
     if (!waiting)
         self->next_sweep = INT64_MAX;
     else
     if (self->next_sweep == INT64_MAX)
-        self->next_sweep = zclock_mono () + S_SWEEP_MS;
+        self->next_sweep = now + S_SWEEP_MS;
     else
-    if (zclock_mono () >= self->next_sweep) {
+    if (now >= self->next_sweep) {
         s_sweep (self);
-        self->next_sweep = zclock_mono () + S_SWEEP_MS;
+        self->next_sweep = now + S_SWEEP_MS;
     }
 }
 
@@ -789,8 +860,13 @@ s_buffer_run (s_buffer_t *self)
         }
         if (self->events && (items [count - 1].revents & ZMQ_POLLIN))
             sluice_publisher_handle (self->events);
-        s_expire (self);
-        s_schedule_sweep (self);
+        //  Timers only when something waits: no clock read on an idle path
+        if (zlistx_size (self->deadlines) || self->next_sweep != INT64_MAX
+        ||  self->writers.size || self->readers.size || zhashx_size (self->deliveries)) {
+            int64_t now = zclock_mono ();
+            s_expire (self, now);
+            s_schedule_sweep (self, now);
+        }
         s_check_drained (self);
     }
 }
@@ -799,16 +875,18 @@ static void
 s_buffer_destroy (s_buffer_t *self)
 {
     s_waiter_t *waiter;
-    while ((waiter = (s_waiter_t *) zlistx_first (self->writers))) {
+    while ((waiter = self->writers.head)) {
         s_waiter_remove (self, waiter);
         s_waiter_free (self, &waiter);
     }
-    while ((waiter = (s_waiter_t *) zlistx_first (self->readers))) {
+    while ((waiter = self->readers.head)) {
         s_waiter_remove (self, waiter);
         s_waiter_free (self, &waiter);
     }
-    zlistx_destroy (&self->writers);
-    zlistx_destroy (&self->readers);
+    while ((waiter = self->spare)) {
+        self->spare = waiter->next;
+        free (waiter);
+    }
     zlistx_destroy (&self->deadlines);
     zhashx_destroy (&self->deliveries);
     while (self->queued) {
@@ -839,8 +917,6 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self.deliveries, s_reader_destroy);
     self.next_sweep = INT64_MAX;
     self.batch = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self.batch);
-    self.writers = zlistx_new ();
-    self.readers = zlistx_new ();
     self.deadlines = zlistx_new ();
     zlistx_set_comparator (self.deadlines, s_compare_deadline);
     zsock_signal (self.pipe, 0);
