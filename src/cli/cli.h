@@ -197,8 +197,8 @@ int
 bool
     sluice_cli_cert_load (const char *path, char *public_key, char *why, size_t why_size);
 
-//  A refused CURVE client gets no answer at all: after a transport error or timeout of a
-//  client that used CURVE, say what to check.
+//  A refused CURVE client gets no answer at all: after a call of a client that used CURVE got
+//  none (err, before any classification as a timeout: SLUICE_ETRANSPORT), say what to check.
 void
     sluice_cli_curve_hint (const char *command, const sluice_curve_t *curve, sluice_err_t err);
 

@@ -127,9 +127,9 @@ sluice_cli_write (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_write_timeout (stream, data, size, false, (int) timeout);
         if (err != SLUICE_OK) {
-            err = s_classify (err, started, (int) timeout);
-            exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
-                                         "%s: chunk %zu", endpoint, index + 1);
+            exit_code = sluice_cli_fail ("write", s_classify (err, started, (int) timeout),
+                                         sluice_stream_error_text (stream), "%s: chunk %zu",
+                                         endpoint, index + 1);
             sluice_cli_curve_hint ("write", sluice_cli_curve_get (&curve), err);
         }
         index++;
@@ -235,9 +235,8 @@ sluice_cli_read (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_read_timeout (stream, &chunk, (int) timeout);
         if (err != SLUICE_OK) {
-            err = s_classify (err, started, (int) timeout);
-            exit_code = sluice_cli_fail ("read", err, sluice_stream_error_text (stream), "%s",
-                                         endpoint);
+            exit_code = sluice_cli_fail ("read", s_classify (err, started, (int) timeout),
+                                         sluice_stream_error_text (stream), "%s", endpoint);
             sluice_cli_curve_hint ("read", sluice_cli_curve_get (&curve), err);
             break;
         }
@@ -352,7 +351,7 @@ sluice_cli_close (int argc, char **argv)
     int exit_code = SLUICE_EXIT_OK;
     if (err != SLUICE_OK) {
         exit_code = sluice_cli_fail ("close", err, conn.error_text, "%s", endpoint);
-        sluice_cli_curve_hint ("close", sluice_cli_curve_get (&curve), err);
+        sluice_cli_curve_hint ("close", sluice_cli_curve_get (&curve), conn.error);
     }
     sluice_conn_fini (&conn);
     return exit_code;
@@ -478,7 +477,7 @@ sluice_cli_status (int argc, char **argv)
     }
     else {
         exit_code = sluice_cli_fail ("status", err, conn.error_text, "%s", endpoint);
-        sluice_cli_curve_hint ("status", sluice_cli_curve_get (&curve), err);
+        sluice_cli_curve_hint ("status", sluice_cli_curve_get (&curve), conn.error);
     }
     sluice_conn_fini (&conn);
     return exit_code;
@@ -528,7 +527,7 @@ sluice_cli_wait_ready (int argc, char **argv)
     int exit_code = SLUICE_EXIT_OK;
     if (err != SLUICE_OK) {
         exit_code = sluice_cli_fail ("wait-ready", err, conn.error_text, "%s", endpoint);
-        sluice_cli_curve_hint ("wait-ready", secure, err);
+        sluice_cli_curve_hint ("wait-ready", secure, conn.error);
         sluice_conn_fini (&conn);
         return exit_code;
     }
@@ -687,9 +686,8 @@ sluice_cli_request (int argc, char **argv)
         }
     }
     else {
-        err = s_classify (err, started, (int) timeout);
-        exit_code = sluice_cli_fail ("request", err, sluice_model_client_error_text (client), "%s",
-                                     endpoint);
+        exit_code = sluice_cli_fail ("request", s_classify (err, started, (int) timeout),
+                                     sluice_model_client_error_text (client), "%s", endpoint);
         sluice_cli_curve_hint ("request", sluice_cli_curve_get (&curve), err);
     }
     free (response);

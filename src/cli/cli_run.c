@@ -107,6 +107,7 @@ typedef struct {
     pthread_mutex_t stdout_lock;
     sluice_cli_curve_t defaults;  //  the command's --curve-* options
     zlist_t *strings;             //  paths made from the file's values, owned
+    bool out_of_memory;           //  making one failed: the file is not taken as read
 } s_run_t;
 
 static const char *
@@ -414,8 +415,10 @@ s_reference (s_run_t *run, zconfig_t *node, const char *what, const char *key,
 static const char *
 s_own (s_run_t *run, char *string)
 {
-    if (string && zlist_append (run->strings, string) == 0)
+    if (string && run->strings && zlist_append (run->strings, string) == 0)
         return string;
+    //  A setting lost here must not silently turn CURVE off
+    run->out_of_memory = true;
     free (string);
     return NULL;
 }
@@ -438,6 +441,8 @@ s_key_or_path (s_run_t *run, zconfig_t *node, const char *key)
     if (!value || !*value || value [0] == '/')
         return value;
     char *path = zsys_sprintf ("%s/%s", run->directory, value);
+    if (!path)
+        run->out_of_memory = true;
     if (path && zsys_file_exists (path))
         return s_own (run, path);
     free (path);
@@ -489,7 +494,9 @@ s_resolve_buffers_curve (s_run_t *run)
         if (!buffer->local)
             continue;
         sluice_cli_curve_t *curve = &buffer->curve;
-        if (!curve->cert && s_serves_network (buffer->endpoint))
+        bool from_option = !curve->cert && s_serves_network (buffer->endpoint)
+                        && run->defaults.cert;
+        if (from_option)
             curve->cert = run->defaults.cert;
         if (curve->cert && !curve->allow && !curve->encrypt_only) {
             curve->allow = run->defaults.allow;
@@ -497,13 +504,16 @@ s_resolve_buffers_curve (s_run_t *run)
         }
         char why [512];
         if (!sluice_cli_curve_server_check (curve, "", why, sizeof why))
-            return s_file_error (run, "buffer '%s': %s", buffer->name, why);
+            return s_file_error (run, "buffer '%s'%s: %s", buffer->name,
+                                 from_option ? " (curve-cert from --curve-cert)" : "", why);
         buffer->secured = curve->curve.cert != NULL;
         if (!buffer->secured)
             continue;
-        //  One process has one authenticator (sluice_curve.h)
-        if (first && !(first->curve.allow && curve->allow ? streq (first->curve.allow, curve->allow)
-                                                          : !first->curve.allow && !curve->allow))
+        //  One process has one authenticator (sluice_curve.h): one list, or any key, for all
+        bool same = first && (first->curve.allow && curve->allow
+                              ? streq (first->curve.allow, curve->allow)
+                              : first->curve.allow == curve->allow);
+        if (first && !same)
             return s_file_error (run, "buffers '%s' and '%s' let different clients in (%s, %s): "
                                  "one process has one allowed-clients list", first->name,
                                  buffer->name,
@@ -519,7 +529,8 @@ s_resolve_buffers_curve (s_run_t *run)
 //  are the actor's settings for it (NULL: the defaults).
 static int
 s_resolve_link (s_run_t *run, s_actor_t *actor, const char *side, s_buffer_t *buffer,
-                const char *cert, const char *key, sluice_cli_curve_t *curve)
+                const char *endpoint, const char *cert, const char *key,
+                sluice_cli_curve_t *curve)
 {
     char what [200];
     snprintf (what, sizeof what, "%s '%s'%s%s", s_kind_name (actor->kind), actor->name,
@@ -529,7 +540,7 @@ s_resolve_link (s_run_t *run, s_actor_t *actor, const char *side, s_buffer_t *bu
                              "for it makes no sense", what, buffer->name);
     if (!key) {
         if (!buffer)
-            key = run->defaults.server_key;
+            key = s_serves_network (endpoint) ? run->defaults.server_key : NULL;
         else
         if (buffer->local)
             key = buffer->secured ? buffer->curve.public_key : NULL;
@@ -569,10 +580,12 @@ s_resolve_curve (s_run_t *run)
         s_actor_t *actor = &run->actors [index];
         const char *cert = actor->cert, *key = actor->server_key;
         if (actor->kind == S_SOURCE)
-            rc = s_resolve_link (run, actor, NULL, actor->output, cert, key, &actor->curve_out);
+            rc = s_resolve_link (run, actor, NULL, actor->output, actor->output_endpoint, cert,
+                                 key, &actor->curve_out);
         else
         if (actor->kind == S_SINK)
-            rc = s_resolve_link (run, actor, NULL, actor->input, cert, key, &actor->curve_in);
+            rc = s_resolve_link (run, actor, NULL, actor->input, actor->input_endpoint, cert,
+                                 key, &actor->curve_in);
         else {
             //  Per connection, else the stage's own settings
             sluice_cli_curve_t *in = &actor->curve_in, *out = &actor->curve_out;
@@ -580,9 +593,11 @@ s_resolve_curve (s_run_t *run)
             const char *in_key = in->server_key ? in->server_key : key;
             const char *out_cert = out->cert ? out->cert : cert;
             const char *out_key = out->server_key ? out->server_key : key;
-            rc = s_resolve_link (run, actor, "input", actor->input, in_cert, in_key, in);
+            rc = s_resolve_link (run, actor, "input", actor->input, actor->input_endpoint,
+                                 in_cert, in_key, in);
             if (rc == SLUICE_EXIT_OK)
-                rc = s_resolve_link (run, actor, "output", actor->output, out_cert, out_key, out);
+                rc = s_resolve_link (run, actor, "output", actor->output, actor->output_endpoint,
+                                     out_cert, out_key, out);
             if (rc == SLUICE_EXIT_OK && cert && !in->curve.server_key && !out->curve.server_key)
                 rc = s_file_error (run, "stage '%s': curve-cert needs a server key: curve-server-"
                                    "key, or a buffer with CURVE", actor->name);
@@ -812,6 +827,8 @@ s_parse (s_run_t *run)
     }
     if (actors == 0)
         return s_file_error (run, "no writer, stage or reader: nothing to run");
+    if (run->out_of_memory)
+        return s_file_error (run, "out of memory");
     return s_resolve_curve (run);
 }
 
@@ -1222,6 +1239,13 @@ sluice_cli_run (int argc, char **argv)
         return sluice_cli_usage_error ("run", "--curve-%s needs --curve-cert (the certificate "
                                        "of the buffers started here)",
                                        defaults.allow ? "allow" : "encrypt-only");
+    //  Checked now even if no entry ends up using them
+    sluice_cli_curve_t check = { .cert = defaults.cert, .server_key = defaults.server_key };
+    char why [512];
+    if (check.server_key && sluice_cli_curve_client ("run", &check) != SLUICE_EXIT_OK)
+        return SLUICE_EXIT_USAGE;
+    if (check.cert && !sluice_cli_cert_load (check.cert, check.public_key, why, sizeof why))
+        return sluice_cli_usage_error ("run", "--curve-cert: %s", why);
     const char *file = argv [optind];
     if (access (file, R_OK) != 0) {
         fprintf (stderr, "sluice run: %s: %s\n", file, strerror (errno));

@@ -477,12 +477,15 @@ sluice_cli_stage (int argc, char **argv)
     if (exit_code == SLUICE_EXIT_OK) {
         //  The common certificate goes where there is a server key: the other side may be plain
         sluice_cli_curve_t *sides [2] = { &input, &output };
+        const char *names [2] = { "--input-", "--output-" };
         for (int side = 0; side < 2 && exit_code == SLUICE_EXIT_OK; side++) {
             if (!sides [side]->server_key)
                 sides [side]->server_key = both.server_key;
             if (!sides [side]->cert && sides [side]->server_key)
                 sides [side]->cert = both.cert;
-            exit_code = sluice_cli_curve_client ("stage", sides [side]);
+            char why [512];
+            if (!sluice_cli_curve_client_check (sides [side], names [side], why, sizeof why))
+                exit_code = sluice_cli_usage_error ("stage", "%s", why);
         }
         if (exit_code == SLUICE_EXIT_OK && both.cert && !input.server_key && !output.server_key)
             exit_code = sluice_cli_usage_error ("stage", "--curve-cert needs a server key: "
