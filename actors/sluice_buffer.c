@@ -254,18 +254,6 @@ s_answer_error (s_buffer_t *self, s_waiter_t *waiter, sluice_err_t status, const
 //  later reply it did not receive (abandoned after a client-side timeout, or lost with the
 //  connection) go back to the head of the queue, as do all its chunks once it has vanished.
 
-static void
-s_identity_key (zmq_msg_t *identity, char *key)
-{
-    static const char hex [] = "0123456789abcdef";
-    const uint8_t *bytes = (const uint8_t *) zmq_msg_data (identity);
-    size_t size = zmq_msg_size (identity);
-    for (size_t index = 0; index < size && index < 255; index++) {
-        key [index * 2] = hex [bytes [index] >> 4];
-        key [index * 2 + 1] = hex [bytes [index] & 15];
-    }
-    key [(size < 255 ? size : 255) * 2] = 0;
-}
 
 static void
 s_delivery_destroy (void **item)
@@ -293,7 +281,7 @@ s_record_delivery (s_buffer_t *self, zmq_msg_t *identity, uint64_t reply_id,
                    zmq_msg_t *copies, size_t count, bool last_final)
 {
     char key [512];
-    s_identity_key (identity, key);
+    sluice_identity_key (identity, key);
     s_reader_t *reader = (s_reader_t *) zhashx_lookup (self->deliveries, key);
     if (!reader) {
         reader = (s_reader_t *) zmalloc (sizeof *reader);
@@ -312,8 +300,8 @@ s_record_delivery (s_buffer_t *self, zmq_msg_t *identity, uint64_t reply_id,
     self->unacked += count;
 }
 
-//  Release what the reader acknowledged (reply ids up to ack_id) and requeue the rest; with
-//  ack_id 0 and `vanished`, requeue everything. Newest first, so the oldest ends at the head.
+//  Release the delivery the reader acknowledged (reply id ack_id) and requeue the rest; when
+//  the reader has vanished, requeue everything. Newest first, so the oldest ends at the head.
 static void
 s_settle_deliveries (s_buffer_t *self, const char *key, uint64_t ack_id, bool vanished)
 {
@@ -322,7 +310,10 @@ s_settle_deliveries (s_buffer_t *self, const char *key, uint64_t ack_id, bool va
         return;
     s_delivery_t *delivery;
     while ((delivery = (s_delivery_t *) zlistx_last (reader->deliveries))) {
-        bool acknowledged = !vanished && delivery->reply_id <= ack_id;
+        //  Only the reply the reader names was received: it sends its next READ after that
+        //  reply arrived or was abandoned, so any other reply still held never reached it
+        //  (ids are not ordered across incarnations of a client that reuse a routing id)
+        bool acknowledged = !vanished && delivery->reply_id == ack_id;
         if (!acknowledged) {
             for (size_t index = delivery->count; index > 0; index--)
                 s_push_head (self, &delivery->chunks [index - 1],
@@ -601,8 +592,22 @@ s_acknowledge (s_buffer_t *self, sluice_request_t *req)
     if (zhashx_size (self->deliveries) == 0)
         return;
     char key [512];
-    s_identity_key (&req->identity, key);
+    sluice_identity_key (&req->identity, key);
     s_settle_deliveries (self, key, s_get64 ((const uint8_t *) zmq_msg_data (&req->body)), false);
+}
+
+//  Does the buffer hold a parked request of this peer? A scan, but only for pings, which a
+//  client sends after 5 s without a word.
+static bool
+s_holds (s_buffer_t *self, sluice_request_t *req)
+{
+    for (s_waiter_t *waiter = self->writers.head; waiter; waiter = waiter->next)
+        if (sluice_identity_eq (&waiter->identity, &req->identity))
+            return true;
+    for (s_waiter_t *waiter = self->readers.head; waiter; waiter = waiter->next)
+        if (sluice_identity_eq (&waiter->identity, &req->identity))
+            return true;
+    return false;
 }
 
 static void
@@ -631,13 +636,10 @@ s_handle_request (s_buffer_t *self, sluice_request_t *req)
             s_acknowledge (self, req);
             s_settle (self);
             break;          //  no reply: the reader may be gone already
-        case SLUICE_CMD_PING: {
-            sluice_header_t reply = req->header;
-            reply.timeout_ms = 0;
-            if (sluice_reply_send (router, &req->identity, &reply, NULL, 0) == -1)
+        case SLUICE_CMD_PING:
+            if (sluice_reply_ping (router, &req->identity, &req->header, s_holds (self, req)) == -1)
                 zsys_debug ("sluice buffer: ping reply undeliverable: %s", zmq_strerror (errno));
             break;
-        }
         case SLUICE_CMD_CLOSE: {
             s_close (self);
             sluice_header_t reply = req->header;
@@ -752,7 +754,7 @@ s_sweep_list (s_buffer_t *self, s_fifo_t *fifo, zhashx_t *verdicts)
     s_waiter_t *waiter = fifo->head;
     while (waiter) {
         s_waiter_t *next = waiter->next;
-        s_identity_key (&waiter->identity, key);
+        sluice_identity_key (&waiter->identity, key);
         if (!s_peer_alive (self, &waiter->identity, verdicts, key)) {
             s_waiter_remove (self, waiter);
             s_waiter_free (self, &waiter);

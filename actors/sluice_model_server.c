@@ -748,6 +748,27 @@ s_on_shutdown (s_server_t *self, sluice_request_t *req)
         self->lost++;
 }
 
+static bool
+s_list_holds (zlistx_t *list, zmq_msg_t *identity)
+{
+    for (s_job_t *job = (s_job_t *) zlistx_first (list); job; job = (s_job_t *) zlistx_next (list))
+        if (sluice_identity_eq (&job->identity, identity))
+            return true;
+    return false;
+}
+
+//  Does the server hold a request of this peer (parked, queued, waiting or in flight)? A scan,
+//  but only for pings, which a client sends after 5 s without a word.
+static bool
+s_holds (s_server_t *self, zmq_msg_t *identity)
+{
+    for (size_t index = 0; self->workers && index < self->worker_count; index++)
+        if (self->workers [index].job && sluice_identity_eq (&self->workers [index].job->identity, identity))
+            return true;
+    return s_list_holds (self->parked, identity) || s_list_holds (self->queue, identity)
+        || s_list_holds (self->waiters, identity);
+}
+
 static void
 s_on_ping (s_server_t *self, sluice_request_t *req)
 {
@@ -755,9 +776,8 @@ s_on_ping (s_server_t *self, sluice_request_t *req)
         s_malformed (self, req, SLUICE_EPROTO, "PING takes no body frame");
         return;
     }
-    sluice_header_t reply = req->header;
-    reply.timeout_ms = 0;
-    if (sluice_reply_send (zsock_resolve (self->router), &req->identity, &reply, NULL, 0) == -1)
+    if (sluice_reply_ping (zsock_resolve (self->router), &req->identity, &req->header,
+                           s_holds (self, &req->identity)) == -1)
         self->lost++;
 }
 
@@ -767,24 +787,12 @@ s_on_ping (s_server_t *self, sluice_request_t *req)
 //  reserved request id 0, which clients ignore); ROUTER_MANDATORY fails at once for a peer
 //  that is gone (tcp heartbeats disconnect dead and hung ones).
 
-static void
-s_identity_key (zmq_msg_t *identity, char *key)
-{
-    static const char hex [] = "0123456789abcdef";
-    const uint8_t *bytes = (const uint8_t *) zmq_msg_data (identity);
-    size_t size = zmq_msg_size (identity) < 255 ? zmq_msg_size (identity) : 255;
-    for (size_t index = 0; index < size; index++) {
-        key [index * 2] = hex [bytes [index] >> 4];
-        key [index * 2 + 1] = hex [bytes [index] & 15];
-    }
-    key [size * 2] = 0;
-}
 
 static bool
 s_peer_alive (s_server_t *self, zmq_msg_t *identity, zhashx_t *verdicts)
 {
     char key [512];
-    s_identity_key (identity, key);
+    sluice_identity_key (identity, key);
     void *known = zhashx_lookup (verdicts, key);
     if (known)
         return known == (void *) 1;

@@ -130,7 +130,13 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
         more = zmq_msg_more (frame);
     }
     if (*ping_id && decoded == SLUICE_OK && conn->reply.request_id == *ping_id) {
-        //  Any answer to the ping, even an error from an older actor, proves it is alive
+        //  The actor is alive; does it still hold our request? Replies on one connection keep
+        //  their order, so if ours had been sent on it we would have it by now
+        if (conn->reply.status == SLUICE_OK && !(conn->reply.flags & SLUICE_FLAG_PARKED)) {
+            conn->lost = true;
+            return sluice_conn_fail (conn, SLUICE_ETRANSPORT,
+                                     "request lost with an earlier connection to the actor");
+        }
         *ping_id = 0;
         *quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
         return S_NOT_OURS;
@@ -154,6 +160,7 @@ sluice_err_t
 sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
 {
     void *dealer = zsock_resolve (conn->dealer);
+    conn->lost = false;
     //  A long wait is a parked request; make sure the actor is still there to answer it
     uint64_t ping_id = 0;
     int64_t ping_due = INT64_MAX;
@@ -248,10 +255,21 @@ sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
                   uint32_t count, const void *body, size_t size)
 {
     sluice_conn_release_frames (conn);
-    uint64_t id;
     int64_t deadline = sluice_conn_deadline (conn, timeout_ms);
-    sluice_err_t rc = sluice_conn_send (conn, command, flags, timeout_ms, count, body, size, &id);
-    if (rc != SLUICE_OK)
-        return rc;
-    return sluice_conn_receive (conn, id, id, deadline);
+    while (true) {
+        uint64_t id;
+        sluice_err_t rc = sluice_conn_send (conn, command, flags, timeout_ms, count, body, size, &id);
+        if (rc != SLUICE_OK)
+            return rc;
+        rc = sluice_conn_receive (conn, id, id, deadline);
+        //  The DEALER reconnected and the actor no longer holds the request: send it again
+        //  (a lost WRITE may thus be enqueued twice: at-least-once across connection loss)
+        if (!(rc == SLUICE_ETRANSPORT && conn->lost) || zclock_mono () >= deadline)
+            return rc;
+        zsys_debug ("sluice: request %" PRIu64 " lost with its connection, sending it again", id);
+        if (timeout_ms > 0) {
+            int64_t left = deadline - conn->grace_ms - zclock_mono ();
+            timeout_ms = left > 0 ? (int) left : 0;
+        }
+    }
 }

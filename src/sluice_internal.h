@@ -85,6 +85,19 @@ typedef struct {
     const sluice_curve_t *curve;  //  CURVE server settings, or NULL
 } sluice_router_opts_t;
 
+//  Routing ids: a printable hash key (hex, up to 511 chars + NUL) and byte equality.
+void
+    sluice_identity_key (zmq_msg_t *identity, char *key);
+bool
+    sluice_identity_eq (zmq_msg_t *first, zmq_msg_t *second);
+
+//  Answer a PING; `holds` (SLUICE_FLAG_PARKED on the reply) says the actor still holds a
+//  request of this peer: a client that waits for a reply and gets a PING reply without it
+//  knows its request was lost with an earlier connection. The identity is consumed.
+int
+    sluice_reply_ping (void *router, zmq_msg_t *identity, const sluice_header_t *request,
+                       bool holds);
+
 //  New ROUTER bound at endpoint with ROUTER_MANDATORY, tcp heartbeats and a large listen
 //  backlog. NULL on failure, with *err SLUICE_EINVAL (security settings refused, logged) or
 //  SLUICE_ETRANSPORT (bind failed, errno kept). *secured tells whether CURVE was applied
@@ -146,6 +159,7 @@ typedef struct {
     char error_text[512];      //  the actor's reason for it, or ours
     void *interrupt;           //  raw socket whose input ends a wait (SLUICE_EINTR), or NULL
     int liveness_ms;           //  while waiting, ping the actor after this long without a word
+    bool lost;                 //  the last receive learned the request was lost (ETRANSPORT)
 } sluice_conn_t;
 
 //  Liveness on tcp: ZeroMQ heartbeats every interval, a peer silent for 3 intervals is

@@ -350,3 +350,34 @@ sluice_status_str (const char *text, size_t size, const char *key, char *out, si
     out [value_size] = 0;
     return true;
 }
+
+void
+sluice_identity_key (zmq_msg_t *identity, char *key)
+{
+    static const char hex [] = "0123456789abcdef";
+    const uint8_t *bytes = (const uint8_t *) zmq_msg_data (identity);
+    size_t size = zmq_msg_size (identity) < 255 ? zmq_msg_size (identity) : 255;
+    for (size_t index = 0; index < size; index++) {
+        key [index * 2] = hex [bytes [index] >> 4];
+        key [index * 2 + 1] = hex [bytes [index] & 15];
+    }
+    key [size * 2] = 0;
+}
+
+bool
+sluice_identity_eq (zmq_msg_t *first, zmq_msg_t *second)
+{
+    size_t size = zmq_msg_size (first);
+    return size == zmq_msg_size (second)
+        && memcmp (zmq_msg_data (first), zmq_msg_data (second), size) == 0;
+}
+
+int
+sluice_reply_ping (void *router, zmq_msg_t *identity, const sluice_header_t *request, bool holds)
+{
+    sluice_header_t reply = *request;
+    reply.flags = holds ? SLUICE_FLAG_PARKED : 0;
+    reply.timeout_ms = 0;
+    reply.status = SLUICE_OK;
+    return sluice_reply_send (router, identity, &reply, NULL, 0);
+}

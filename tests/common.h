@@ -8,7 +8,7 @@
     itself (sluice_stream_status is a round trip) until it reports the expected state, bounded
     by T_WAIT_MS. That bound is a liveness limit, never a timing assertion.
 
-    Define T_TCP to 1 before including to bind buffers at tcp://127.0.0.1:* instead of a
+    Define T_TCP to 1 before including to bind buffers at tcp://127.0.0.1:0 instead of a
     per-test inproc:// endpoint; clients always connect to sluice_buffer_endpoint().
 */
 #ifndef SLUICE_TEST_COMMON_H_INCLUDED
@@ -64,7 +64,7 @@ typedef struct {
     struct t_op_s *ops[T_MAX_THREADS];  //  the op a thread runs (t_spawn_op), or NULL
     size_t nthreads;
     unsigned serial;               //  makes endpoints unique within one test
-    bool tcp;                      //  bind tcp://127.0.0.1:* (T_TCP by default)
+    bool tcp;                      //  bind tcp://127.0.0.1:0 (T_TCP by default)
     void (*cleanup) (void);        //  a test file's own teardown, run first (optional)
 } t_fixture_t;
 
@@ -164,7 +164,7 @@ static inline void
 t_bind_endpoint (char *out, size_t size, const char *what)
 {
     if (t_fx.tcp)
-        snprintf (out, size, "tcp://127.0.0.1:*");
+        snprintf (out, size, "tcp://127.0.0.1:0");
     else
         snprintf (out, size, "inproc://sluice-%s-%s-%s-%u",
                   criterion_current_suite ? criterion_current_suite->name : "suite",

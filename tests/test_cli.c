@@ -2,7 +2,7 @@
 
     The binary is build/<this build>/bin/sluice, found from this test's own path
     (/proc/self/exe is build/<build>/tests/test_cli), or $SLUICE_CLI when set. Servers bind
-    tcp://127.0.0.1:* and print "listening on ENDPOINT" first: a test reads that line (an
+    tcp://127.0.0.1:0 and print "listening on ENDPOINT" first: a test reads that line (an
     event) instead of guessing ports or sleeping. Every child is registered in the fixture,
     dies with the test process (PR_SET_PDEATHSIG), and is killed and reaped in fini. Waits for
     a child are on a pidfd with T_WAIT_MS as liveness bound; "is the writer parked yet" is
@@ -242,7 +242,7 @@ c_line (size_t index, char *line, size_t size)
 static size_t
 c_buffer (const char *capacity, char *endpoint, size_t size, const char *err)
 {
-    size_t index = c_spawn_io (C_ARGS ("buffer", "--bind", "tcp://127.0.0.1:*", "--capacity",
+    size_t index = c_spawn_io (C_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity",
                                        capacity), NULL, -1, NULL, true, err);
     char line [200];
     c_line (index, line, sizeof line);
@@ -562,7 +562,7 @@ Test (cli, status_json_parses_and_plain_is_key_value)
 
 Test (cli, model_server_process)
 {
-    size_t server = c_spawn_io (C_ARGS ("model-server", "--bind", "tcp://127.0.0.1:*",
+    size_t server = c_spawn_io (C_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
                                         "--load-time", "100", "--model", "tiny"),
                                 NULL, -1, NULL, true, NULL);
     char line [512];
@@ -593,7 +593,7 @@ Test (cli, model_server_process)
 
 Test (cli, model_load_failure_exits_4)
 {
-    size_t server = c_spawn_io (C_ARGS ("model-server", "--bind", "tcp://127.0.0.1:*",
+    size_t server = c_spawn_io (C_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
                                         "--fail", "no GPU"), NULL, -1, NULL, true, NULL);
     char line [512];
     c_line (server, line, sizeof line);
@@ -754,7 +754,7 @@ Test (cli, help_on_every_command_and_usage_errors)
     cr_expect_eq (c_run (C_ARGS ("no-such-command"), NULL, NULL, err), 2);
     cr_expect_eq (c_run (C_ARGS ("write"), NULL, NULL, err), 2);
     c_expect_contains (err, "--connect");
-    cr_expect_eq (c_run (C_ARGS ("buffer", "--bind", "tcp://127.0.0.1:*", "--capacity", "many"),
+    cr_expect_eq (c_run (C_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "many"),
                          NULL, NULL, err), 2);
     c_expect_contains (err, "capacity");
     cr_expect_eq (c_run (C_ARGS ("read", "--bogus"), NULL, NULL, err), 2);

@@ -599,7 +599,7 @@ Test (cli_security, pipeline_file_with_curve_on_both_sides)
     //  Relative paths are relative to the file's directory
     char *text = zsys_sprintf (
         "buffer = tokens\n"
-        "    endpoint = tcp://127.0.0.1:*\n"
+        "    endpoint = tcp://127.0.0.1:0\n"
         "    capacity = 2\n"
         "    curve-cert = server_secret\n"
         "    curve-allow = allow\n"
@@ -632,7 +632,7 @@ Test (cli_security, pipeline_file_with_curve_on_both_sides)
     //  The command's options as defaults: the run's buffer gets CURVE without a word in the file
     char *local = zsys_sprintf (
         "buffer = lines\n"
-        "    endpoint = tcp://127.0.0.1:*\n"
+        "    endpoint = tcp://127.0.0.1:0\n"
         "writer = w\n"
         "    output = lines\n"
         "    curve-cert = good_secret\n"
@@ -671,7 +671,7 @@ Test (cli_security, pipeline_file_with_curve_on_both_sides)
     for (size_t index = 0; index < sizeof broken / sizeof broken [0]; index++) {
         char *file = zsys_sprintf (
             "buffer = tokens\n"
-            "    endpoint = tcp://127.0.0.1:*\n"
+            "    endpoint = tcp://127.0.0.1:0\n"
             "    curve-cert = server_secret\n"
             "    curve-allow = allow\n"
             "buffer = speech\n"

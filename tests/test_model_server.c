@@ -227,7 +227,7 @@ static void
 t_bind_endpoint (char *out, size_t size, const char *what)
 {
     if (t_fx.tcp)
-        snprintf (out, size, "tcp://127.0.0.1:*");
+        snprintf (out, size, "tcp://127.0.0.1:0");
     else
         snprintf (out, size, "inproc://model-%s-%s-%s-%u",
                   criterion_current_suite ? criterion_current_suite->name : "suite",

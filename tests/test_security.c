@@ -62,7 +62,7 @@ s_start (const sluice_curve_t *curve)
 {
     sluice_err_t err;
     s_buffer = sluice_buffer_new (&(sluice_buffer_opts_t) {
-        .endpoint = "tcp://127.0.0.1:*", .capacity = 8, .curve = curve }, &err);
+        .endpoint = "tcp://127.0.0.1:0", .capacity = 8, .curve = curve }, &err);
     cr_assert_not_null (s_buffer, "buffer did not start: %s", sluice_strerror (err));
 }
 
@@ -152,7 +152,7 @@ Test (security, curve_without_an_allow_list_refuses_to_start)
 {
     sluice_err_t err = SLUICE_OK;
     s_buffer = sluice_buffer_new (&(sluice_buffer_opts_t) {
-        .endpoint = "tcp://127.0.0.1:*", .capacity = 8,
+        .endpoint = "tcp://127.0.0.1:0", .capacity = 8,
         .curve = &(sluice_curve_t) { .cert = s_server_secret } }, &err);
     cr_assert_null (s_buffer, "started with CURVE but no authentication");
     cr_assert_eq (err, SLUICE_EINVAL);
@@ -176,7 +176,7 @@ Test (security, a_missing_certificate_is_a_clear_error)
 {
     sluice_err_t err = SLUICE_OK;
     s_buffer = sluice_buffer_new (&(sluice_buffer_opts_t) {
-        .endpoint = "tcp://127.0.0.1:*", .capacity = 8,
+        .endpoint = "tcp://127.0.0.1:0", .capacity = 8,
         .curve = &(sluice_curve_t) { .cert = "/nonexistent/cert", .allow = s_allow } }, &err);
     cr_assert_null (s_buffer);
     cr_assert_eq (err, SLUICE_EINVAL);
