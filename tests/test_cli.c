@@ -4,252 +4,50 @@
     (/proc/self/exe is build/<build>/tests/test_cli), or $SLUICE_CLI when set. Servers bind
     tcp://127.0.0.1:0 and print "listening on ENDPOINT" first: a test reads that line (an
     event) instead of guessing ports or sleeping. Every child is registered in the fixture,
-    dies with the test process (PR_SET_PDEATHSIG), and is killed and reaped in fini. Waits for
-    a child are on a pidfd with T_WAIT_MS as liveness bound; "is the writer parked yet" is
-    asked of the buffer itself (common.h's T_WAIT_STATUS), never slept on.
+    dies with the test process (PR_SET_PDEATHSIG), and is killed and reaped in fini (all of
+    that is proc.h). Waits for a child are on a pidfd with T_WAIT_MS as liveness bound; "is
+    the writer parked yet" is asked of the buffer itself (common.h's T_WAIT_STATUS), never
+    slept on.
 */
 #include "common.h"
+#include "proc.h"
 #include <ctype.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define C_SUITE_TIMEOUT  90        //  seconds: many processes, under ASan too
 #define C_MAX_CHILDREN   16
 #define C_MAX_FILES      32
 
-typedef struct {
-    pid_t pid;
-    int status;                    //  exit code, or 128 + signal
-    bool reaped;
-    int out;                       //  read end of its stdout pipe, or -1
-} c_child_t;
-
-typedef struct {
-    char cli [PATH_MAX + 32];
-    char root [PATH_MAX + 32];     //  the repository
-    char dir [PATH_MAX];           //  this test's temporary directory
-    c_child_t children [C_MAX_CHILDREN];
-    size_t nchildren;
-    char *files [C_MAX_FILES];
-    size_t nfiles;
-} c_fixture_t;
-
-static c_fixture_t c_fx;
+static char c_root [PATH_MAX + 32];    //  the repository
 
 static void
 c_init (void)
 {
-    memset (&c_fx, 0, sizeof c_fx);
+    p_init (C_MAX_CHILDREN, T_WAIT_MS);
     t_fx_init ();
-    char exe [PATH_MAX];
-    ssize_t size = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert_gt (size, 0, "readlink /proc/self/exe: %s", strerror (errno));
-    exe [size] = 0;
-    char *slash = strrchr (exe, '/');       //  .../build/<build>/tests/test_cli
-    cr_assert_not_null (slash);
-    *slash = 0;
-    const char *env = getenv ("SLUICE_CLI");
-    if (env && *env)
-        snprintf (c_fx.cli, sizeof c_fx.cli, "%s", env);
-    else
-        snprintf (c_fx.cli, sizeof c_fx.cli, "%s/../bin/sluice", exe);
-    cr_assert (access (c_fx.cli, X_OK) == 0, "no sluice command at %s (build it with make build, "
-               "or set SLUICE_CLI)", c_fx.cli);
-    snprintf (c_fx.root, sizeof c_fx.root, "%s/../../..", exe);
-    snprintf (c_fx.dir, sizeof c_fx.dir, "/tmp/sluice-test-cli-XXXXXX");
-    cr_assert_not_null (mkdtemp (c_fx.dir), "mkdtemp: %s", strerror (errno));
+    snprintf (c_root, sizeof c_root, "%s/../../..", p_fx.exe_dir);
+    p_tmpdir ("cli", C_MAX_FILES);
 }
 
 static void
 c_fini (void)
 {
-    for (size_t i = 0; i < c_fx.nchildren; i++) {
-        c_child_t *child = &c_fx.children [i];
-        if (!child->reaped) {
-            kill (child->pid, SIGKILL);
-            waitpid (child->pid, NULL, 0);
-            child->reaped = true;
-        }
-        if (child->out != -1)
-            close (child->out);
-    }
-    for (size_t i = 0; i < c_fx.nfiles; i++) {
-        unlink (c_fx.files [i]);
-        free (c_fx.files [i]);
-    }
-    rmdir (c_fx.dir);
+    p_fini ();
     t_fx_fini ();
 }
 
 TestSuite (cli, .init = c_init, .fini = c_fini, .timeout = C_SUITE_TIMEOUT);
 
 // ---------------------------------------------------------------------------------------------
-//  Files and processes
-
-//  A path in the test's directory (removed in fini).
-static const char *
-c_path (const char *name)
-{
-    cr_assert_lt (c_fx.nfiles, C_MAX_FILES);
-    char *path = zsys_sprintf ("%s/%s", c_fx.dir, name);
-    c_fx.files [c_fx.nfiles++] = path;
-    return path;
-}
-
-static void
-c_write_file (const char *path, const void *data, size_t size)
-{
-    FILE *file = fopen (path, "wb");
-    cr_assert_not_null (file, "%s: %s", path, strerror (errno));
-    cr_assert_eq (fwrite (data, 1, size, file), size);
-    cr_assert_eq (fclose (file), 0);
-}
-
-//  The whole file, NUL-terminated; *size its length.
-static char *
-c_read_file (const char *path, size_t *size)
-{
-    zchunk_t *chunk = zchunk_slurp (path, 0);
-    cr_assert_not_null (chunk, "cannot read %s", path);
-    *size = zchunk_size (chunk);
-    char *data = (char *) malloc (*size + 1);
-    memcpy (data, zchunk_data (chunk), *size);
-    data [*size] = 0;
-    zchunk_destroy (&chunk);
-    return data;
-}
-
-//  Start `sluice ARGS...` (NULL-terminated). stdin/stdout/stderr: a path, NULL for /dev/null;
-//  stdout_pipe: give the child a pipe as stdout instead (read it with c_line). stdin_fd >= 0:
-//  use that descriptor as stdin. Returns the child's index.
-static size_t
-c_spawn_io (const char *const *args, const char *in, int in_fd, const char *out, bool out_pipe,
-            const char *err)
-{
-    cr_assert_lt (c_fx.nchildren, C_MAX_CHILDREN);
-    const char *argv [32];
-    size_t argc = 0;
-    argv [argc++] = c_fx.cli;
-    for (; *args && argc < 31; args++)
-        argv [argc++] = *args;
-    argv [argc] = NULL;
-    int pipe_fds [2] = { -1, -1 };
-    if (out_pipe)
-        cr_assert_eq (pipe2 (pipe_fds, O_CLOEXEC), 0);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    cr_assert_neq (pid, -1, "fork: %s", strerror (errno));
-    if (pid == 0) {
-        //  Only async-signal-safe calls from here to exec: this process has threads
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        int fd_in = in_fd >= 0 ? in_fd : open (in ? in : "/dev/null", O_RDONLY);
-        int fd_out = out_pipe ? pipe_fds [1]
-                   : open (out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fd_err = open (err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd_in < 0 || fd_out < 0 || fd_err < 0
-        ||  dup2 (fd_in, 0) < 0 || dup2 (fd_out, 1) < 0 || dup2 (fd_err, 2) < 0)
-            _exit (127);
-        //  A clean signal state: the test process may block or catch some
-        sigset_t none;
-        sigemptyset (&none);
-        sigprocmask (SIG_SETMASK, &none, NULL);
-        signal (SIGPIPE, SIG_DFL);
-        execv (argv [0], (char *const *) argv);
-        _exit (127);
-    }
-    if (out_pipe)
-        close (pipe_fds [1]);
-    c_child_t *child = &c_fx.children [c_fx.nchildren];
-    child->pid = pid;
-    child->reaped = false;
-    child->out = pipe_fds [0];
-    return c_fx.nchildren++;
-}
-
-#define C_ARGS(...) ((const char *const []) { __VA_ARGS__, NULL })
-
-static size_t
-c_spawn (const char *const *args, const char *in, const char *out, const char *err)
-{
-    return c_spawn_io (args, in, -1, out, false, err);
-}
-
-//  Wait for the child to exit (bounded by T_WAIT_MS, on a pidfd: no polling); its status.
-static int
-c_wait (size_t index)
-{
-    c_child_t *child = &c_fx.children [index];
-    if (child->reaped)
-        return child->status;
-    int pidfd = (int) syscall (SYS_pidfd_open, child->pid, 0);
-    cr_assert_neq (pidfd, -1, "pidfd_open: %s", strerror (errno));
-    struct pollfd item = { pidfd, POLLIN, 0 };
-    int rc;
-    do
-        rc = poll (&item, 1, T_WAIT_MS);
-    while (rc == -1 && errno == EINTR);
-    close (pidfd);
-    cr_assert_eq (rc, 1, "sluice child %zu (pid %d) did not exit within %d ms", index,
-                  (int) child->pid, T_WAIT_MS);
-    int status;
-    cr_assert_eq (waitpid (child->pid, &status, 0), child->pid);
-    child->reaped = true;
-    child->status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-    return child->status;
-}
-
-//  Run to completion; its exit status.
-static int
-c_run (const char *const *args, const char *in, const char *out, const char *err)
-{
-    return c_wait (c_spawn (args, in, out, err));
-}
-
-//  One line from the child's stdout pipe (newline removed), bounded by T_WAIT_MS.
-static void
-c_line (size_t index, char *line, size_t size)
-{
-    c_child_t *child = &c_fx.children [index];
-    size_t used = 0;
-    while (true) {
-        struct pollfd item = { child->out, POLLIN, 0 };
-        int rc = poll (&item, 1, T_WAIT_MS);
-        cr_assert_eq (rc, 1, "no line from child %zu within %d ms (got '%.*s')", index,
-                      T_WAIT_MS, (int) used, line);
-        char byte;
-        ssize_t got = read (child->out, &byte, 1);
-        cr_assert_eq (got, 1, "child %zu closed its stdout before a whole line ('%.*s')", index,
-                      (int) used, line);
-        if (byte == '\n')
-            break;
-        cr_assert_lt (used + 1, size);
-        line [used++] = byte;
-    }
-    line [used] = 0;
-}
+//  A buffer process (the rest is in proc.h)
 
 //  Start `sluice buffer` on a free port; returns its index and its endpoint. Also makes the
 //  fixture's status client (t_fx.cli, for T_WAIT_STATUS) point at it.
 static size_t
 c_buffer (const char *capacity, char *endpoint, size_t size, const char *err)
 {
-    size_t index = c_spawn_io (C_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity",
+    size_t index = p_start_io (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity",
                                        capacity), NULL, -1, NULL, true, err);
-    char line [200];
-    c_line (index, line, sizeof line);
-    cr_assert (strncmp (line, "listening on tcp://127.0.0.1:", 29) == 0, "first line: '%s'", line);
-    cr_assert_lt (strlen (line + 13), size);
-    memcpy (endpoint, line + 13, strlen (line + 13) + 1);
-    cr_assert_null (strchr (endpoint, '*'), "port not resolved: %s", endpoint);
+    p_listening (index, "tcp://127.0.0.1:", endpoint, size);
     if (!t_fx.cli) {
         snprintf (t_fx.endpoint, sizeof t_fx.endpoint, "%s", endpoint);
         t_fx.cli = sluice_stream_new (endpoint);
@@ -257,15 +55,6 @@ c_buffer (const char *capacity, char *endpoint, size_t size, const char *err)
         t_fx.streams [t_fx.nstreams++] = t_fx.cli;
     }
     return index;
-}
-
-static void
-c_expect_contains (const char *path, const char *needle)
-{
-    size_t size;
-    char *text = c_read_file (path, &size);
-    cr_expect (strstr (text, needle) != NULL, "%s does not say '%s'; it says:\n%s", path, needle, text);
-    free (text);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,7 +176,7 @@ c_json_get (c_json_t *json, const char *key, bool *is_string)
 Test (cli, write_buffer_read_is_byte_for_byte_with_backpressure)
 {
     //  A few thousand lines of varied shape: empty ones, long ones, tabs, CR, UTF-8
-    const char *in = c_path ("in.txt"), *out = c_path ("out.txt");
+    const char *in = p_path ("in.txt"), *out = p_path ("out.txt");
     zchunk_t *text = zchunk_new (NULL, 0);
     for (int i = 0; i < 4000; i++) {
         char line [8192];
@@ -405,25 +194,25 @@ Test (cli, write_buffer_read_is_byte_for_byte_with_backpressure)
                              i % 3 ? "tokens" : "");
         zchunk_extend (text, line, (size_t) size);
     }
-    c_write_file (in, zchunk_data (text), zchunk_size (text));
+    p_write_file (in, zchunk_data (text), zchunk_size (text));
 
     char endpoint [256];
     c_buffer ("4", endpoint, sizeof endpoint, NULL);
-    const char *werr = c_path ("write.err"), *rerr = c_path ("read.err");
-    size_t writer = c_spawn (C_ARGS ("write", "--connect", endpoint, "--close"), in, NULL, werr);
+    const char *werr = p_path ("write.err"), *rerr = p_path ("read.err");
+    size_t writer = p_start (P_ARGS ("write", "--connect", endpoint, "--close"), in, NULL, werr);
     //  The buffer fills up and the writer is held back before any reader exists
     sluice_buffer_status_t st;
     T_WAIT_STATUS (st, st.parked_writers == 1);
     cr_expect_eq (st.queued, 4);
-    size_t reader = c_spawn (C_ARGS ("read", "--connect", endpoint), NULL, out, rerr);
-    cr_expect_eq (c_wait (writer), 0, "sluice write failed");
-    cr_expect_eq (c_wait (reader), 0, "sluice read failed");
+    size_t reader = p_start (P_ARGS ("read", "--connect", endpoint), NULL, out, rerr);
+    cr_expect_eq (p_wait (writer), 0, "sluice write failed");
+    cr_expect_eq (p_wait (reader), 0, "sluice read failed");
     size_t err_size;
-    free (c_read_file (werr, &err_size));
+    free (p_read_file (werr, &err_size));
     cr_expect_eq (err_size, 0, "sluice write complained");
 
     size_t size;
-    char *got = c_read_file (out, &size);
+    char *got = p_read_file (out, &size);
     cr_expect_eq (size, zchunk_size (text), "%zu bytes in, %zu out", zchunk_size (text), size);
     cr_expect (size == zchunk_size (text) && memcmp (got, zchunk_data (text), size) == 0,
                "output differs from input");
@@ -437,19 +226,19 @@ Test (cli, write_buffer_read_is_byte_for_byte_with_backpressure)
 
 Test (cli, chunk_bytes_and_raw_round_trip_binary)
 {
-    const char *in = c_path ("in.bin"), *out = c_path ("out.bin");
+    const char *in = p_path ("in.bin"), *out = p_path ("out.bin");
     unsigned char data [100000];
     t_pattern (data, sizeof data, 42);
-    c_write_file (in, data, sizeof data);
+    p_write_file (in, data, sizeof data);
     char endpoint [256];
     c_buffer ("3", endpoint, sizeof endpoint, NULL);
-    size_t writer = c_spawn (C_ARGS ("write", "-c", endpoint, "--chunk-bytes", "1000", "--close",
+    size_t writer = p_start (P_ARGS ("write", "-c", endpoint, "--chunk-bytes", "1000", "--close",
                                      "--window", "8"), in, NULL, NULL);
-    size_t reader = c_spawn (C_ARGS ("read", "-c", endpoint, "--raw", "--batch", "16"), NULL, out, NULL);
-    cr_expect_eq (c_wait (writer), 0);
-    cr_expect_eq (c_wait (reader), 0);
+    size_t reader = p_start (P_ARGS ("read", "-c", endpoint, "--raw", "--batch", "16"), NULL, out, NULL);
+    cr_expect_eq (p_wait (writer), 0);
+    cr_expect_eq (p_wait (reader), 0);
     size_t size;
-    char *got = c_read_file (out, &size);
+    char *got = p_read_file (out, &size);
     cr_expect (size == sizeof data && memcmp (got, data, size) == 0, "binary round trip differs "
                "(%zu bytes out)", size);
     free (got);
@@ -458,14 +247,14 @@ Test (cli, chunk_bytes_and_raw_round_trip_binary)
 
 Test (cli, final_marks_the_end_without_closing)
 {
-    const char *in = c_path ("in.txt"), *out = c_path ("out.txt");
-    c_write_file (in, "a\nb\n", 4);
+    const char *in = p_path ("in.txt"), *out = p_path ("out.txt");
+    p_write_file (in, "a\nb\n", 4);
     char endpoint [256];
     c_buffer ("8", endpoint, sizeof endpoint, NULL);
-    cr_expect_eq (c_run (C_ARGS ("write", "-c", endpoint, "--final"), in, NULL, NULL), 0);
-    cr_expect_eq (c_run (C_ARGS ("read", "-c", endpoint), NULL, out, NULL), 0);
+    cr_expect_eq (p_run (P_ARGS ("write", "-c", endpoint, "--final"), in, NULL, NULL), 0);
+    cr_expect_eq (p_run (P_ARGS ("read", "-c", endpoint), NULL, out, NULL), 0);
     size_t size;
-    char *got = c_read_file (out, &size);
+    char *got = p_read_file (out, &size);
     cr_expect_str_eq (got, "a\nb\n");
     free (got);
     cr_expect (!t_status ().closed, "--final closed the buffer");
@@ -476,55 +265,55 @@ Test (cli, final_marks_the_end_without_closing)
 
 Test (cli, sigterm_refuses_the_parked_writer_and_lets_readers_drain)
 {
-    const char *in = c_path ("in.txt"), *out = c_path ("out.txt");
-    const char *werr = c_path ("write.err"), *berr = c_path ("buffer.err");
-    c_write_file (in, "1\n2\n3\n4\n5\n6\n", 12);
+    const char *in = p_path ("in.txt"), *out = p_path ("out.txt");
+    const char *werr = p_path ("write.err"), *berr = p_path ("buffer.err");
+    p_write_file (in, "1\n2\n3\n4\n5\n6\n", 12);
     char endpoint [256];
     size_t buffer = c_buffer ("3", endpoint, sizeof endpoint, berr);
-    size_t writer = c_spawn (C_ARGS ("write", "--connect", endpoint), in, NULL, werr);
+    size_t writer = p_start (P_ARGS ("write", "--connect", endpoint), in, NULL, werr);
     sluice_buffer_status_t st;
     T_WAIT_STATUS (st, st.parked_writers == 1 && st.queued == 3);
 
-    kill (c_fx.children [buffer].pid, SIGTERM);
-    cr_expect_eq (c_wait (writer), 4, "the parked writer must fail with the closed error (exit 4)");
-    c_expect_contains (werr, "closed");
+    kill (p_fx.children [buffer].pid, SIGTERM);
+    cr_expect_eq (p_wait (writer), 4, "the parked writer must fail with the closed error (exit 4)");
+    p_expect_contains (werr, "closed");
     //  The buffer stays up while what it holds is drained
-    size_t reader = c_spawn (C_ARGS ("read", "--connect", endpoint), NULL, out, NULL);
-    cr_expect_eq (c_wait (reader), 0, "the reader must drain and reach end of stream");
-    cr_expect_eq (c_wait (buffer), 0, "sluice buffer after SIGTERM");
+    size_t reader = p_start (P_ARGS ("read", "--connect", endpoint), NULL, out, NULL);
+    cr_expect_eq (p_wait (reader), 0, "the reader must drain and reach end of stream");
+    cr_expect_eq (p_wait (buffer), 0, "sluice buffer after SIGTERM");
     size_t size;
-    char *got = c_read_file (out, &size);
+    char *got = p_read_file (out, &size);
     cr_expect_str_eq (got, "1\n2\n3\n");
     free (got);
 }
 
 Test (cli, write_into_a_closed_buffer_exits_4_and_close_ends_readers)
 {
-    const char *in = c_path ("in.txt"), *out = c_path ("out.txt"), *err = c_path ("err.txt");
-    c_write_file (in, "x\n", 2);
+    const char *in = p_path ("in.txt"), *out = p_path ("out.txt"), *err = p_path ("err.txt");
+    p_write_file (in, "x\n", 2);
     char endpoint [256];
     c_buffer ("2", endpoint, sizeof endpoint, NULL);
-    cr_expect_eq (c_run (C_ARGS ("close", "--connect", endpoint), NULL, NULL, NULL), 0);
-    cr_expect_eq (c_run (C_ARGS ("close", "--connect", endpoint), NULL, NULL, NULL), 0, "idempotent");
-    cr_expect_eq (c_run (C_ARGS ("write", "--connect", endpoint), in, NULL, err), 4);
-    c_expect_contains (err, "closed");
-    cr_expect_eq (c_run (C_ARGS ("read", "--connect", endpoint), NULL, out, NULL), 0);
+    cr_expect_eq (p_run (P_ARGS ("close", "--connect", endpoint), NULL, NULL, NULL), 0);
+    cr_expect_eq (p_run (P_ARGS ("close", "--connect", endpoint), NULL, NULL, NULL), 0, "idempotent");
+    cr_expect_eq (p_run (P_ARGS ("write", "--connect", endpoint), in, NULL, err), 4);
+    p_expect_contains (err, "closed");
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", endpoint), NULL, out, NULL), 0);
     size_t size;
-    free (c_read_file (out, &size));
+    free (p_read_file (out, &size));
     cr_expect_eq (size, 0, "a closed, empty buffer printed %zu bytes", size);
-    cr_expect_eq (c_run (C_ARGS ("wait-ready", "--connect", endpoint), NULL, NULL, NULL), 4);
+    cr_expect_eq (p_run (P_ARGS ("wait-ready", "--connect", endpoint), NULL, NULL, NULL), 4);
 }
 
 Test (cli, timeouts_exit_3)
 {
     char endpoint [256];
     c_buffer ("1", endpoint, sizeof endpoint, NULL);
-    const char *err = c_path ("err.txt");
-    cr_expect_eq (c_run (C_ARGS ("read", "--connect", endpoint, "--timeout", "50"), NULL, NULL, err), 3);
-    c_expect_contains (err, "timed out");
-    cr_expect_eq (c_run (C_ARGS ("wait-ready", "--connect", endpoint, "--timeout", "5000"), NULL, NULL, NULL), 0);
+    const char *err = p_path ("err.txt");
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", endpoint, "--timeout", "50"), NULL, NULL, err), 3);
+    p_expect_contains (err, "timed out");
+    cr_expect_eq (p_run (P_ARGS ("wait-ready", "--connect", endpoint, "--timeout", "5000"), NULL, NULL, NULL), 0);
     //  Nobody listening on port 1: no answer
-    cr_expect_eq (c_run (C_ARGS ("status", "--connect", "tcp://127.0.0.1:1", "--timeout", "100"),
+    cr_expect_eq (p_run (P_ARGS ("status", "--connect", "tcp://127.0.0.1:1", "--timeout", "100"),
                          NULL, NULL, NULL), 3);
 }
 
@@ -536,10 +325,10 @@ Test (cli, status_json_parses_and_plain_is_key_value)
     char endpoint [256];
     c_buffer ("5", endpoint, sizeof endpoint, NULL);
     T_WRITE (t_fx.cli, "queued-one");
-    const char *out = c_path ("status.json"), *plain = c_path ("status.txt");
-    cr_assert_eq (c_run (C_ARGS ("status", "--connect", endpoint, "--json"), NULL, out, NULL), 0);
+    const char *out = p_path ("status.json"), *plain = p_path ("status.txt");
+    cr_assert_eq (p_run (P_ARGS ("status", "--connect", endpoint, "--json"), NULL, out, NULL), 0);
     size_t size;
-    char *text = c_read_file (out, &size);
+    char *text = p_read_file (out, &size);
     c_json_t json;
     cr_assert (c_json_parse (text, &json), "not a JSON object: %s", text);
     bool is_string = true;
@@ -551,8 +340,8 @@ Test (cli, status_json_parses_and_plain_is_key_value)
     cr_expect_not_null (c_json_get (&json, "written", NULL));
     free (text);
 
-    cr_assert_eq (c_run (C_ARGS ("status", "-c", endpoint), NULL, plain, NULL), 0);
-    text = c_read_file (plain, &size);
+    cr_assert_eq (p_run (P_ARGS ("status", "-c", endpoint), NULL, plain, NULL), 0);
+    text = p_read_file (plain, &size);
     cr_expect (strstr (text, "capacity") && strstr (text, " 5\n"), "plain status:\n%s", text);
     free (text);
 }
@@ -562,24 +351,22 @@ Test (cli, status_json_parses_and_plain_is_key_value)
 
 Test (cli, model_server_process)
 {
-    size_t server = c_spawn_io (C_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
+    size_t server = p_start_io (P_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
                                         "--load-time", "100", "--model", "tiny"),
                                 NULL, -1, NULL, true, NULL);
-    char line [512];
-    c_line (server, line, sizeof line);
-    cr_assert (strncmp (line, "listening on tcp://127.0.0.1:", 29) == 0, "first line: '%s'", line);
-    const char *endpoint = line + 13;
-    cr_expect_eq (c_run (C_ARGS ("wait-ready", "--connect", endpoint), NULL, NULL, NULL), 0);
-    const char *out = c_path ("out.txt");
-    cr_expect_eq (c_run (C_ARGS ("request", "--connect", endpoint, "hello"), NULL, out, NULL), 0);
+    char endpoint [256];
+    p_listening (server, "tcp://127.0.0.1:", endpoint, sizeof endpoint);
+    cr_expect_eq (p_run (P_ARGS ("wait-ready", "--connect", endpoint), NULL, NULL, NULL), 0);
+    const char *out = p_path ("out.txt");
+    cr_expect_eq (p_run (P_ARGS ("request", "--connect", endpoint, "hello"), NULL, out, NULL), 0);
     size_t size;
-    char *text = c_read_file (out, &size);
+    char *text = p_read_file (out, &size);
     cr_expect_str_eq (text, "Response hello from tiny\n");
     free (text);
 
-    const char *json_out = c_path ("status.json");
-    cr_expect_eq (c_run (C_ARGS ("status", "--connect", endpoint, "--json"), NULL, json_out, NULL), 0);
-    text = c_read_file (json_out, &size);
+    const char *json_out = p_path ("status.json");
+    cr_expect_eq (p_run (P_ARGS ("status", "--connect", endpoint, "--json"), NULL, json_out, NULL), 0);
+    text = p_read_file (json_out, &size);
     c_json_t json;
     cr_expect (c_json_parse (text, &json), "not a JSON object: %s", text);
     bool is_string = false;
@@ -587,25 +374,24 @@ Test (cli, model_server_process)
     cr_expect (state && streq (state, "ready") && is_string, "state: %s", state ? state : "(none)");
     free (text);
 
-    kill (c_fx.children [server].pid, SIGTERM);
-    cr_expect_eq (c_wait (server), 0, "model-server after SIGTERM");
+    kill (p_fx.children [server].pid, SIGTERM);
+    cr_expect_eq (p_wait (server), 0, "model-server after SIGTERM");
 }
 
 Test (cli, model_load_failure_exits_4)
 {
-    size_t server = c_spawn_io (C_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
+    size_t server = p_start_io (P_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
                                         "--fail", "no GPU"), NULL, -1, NULL, true, NULL);
-    char line [512];
-    c_line (server, line, sizeof line);
-    const char *endpoint = line + 13;
-    const char *err = c_path ("err.txt");
-    cr_expect_eq (c_run (C_ARGS ("wait-ready", "--connect", endpoint), NULL, NULL, err), 4);
-    c_expect_contains (err, "no GPU");
-    cr_expect_eq (c_run (C_ARGS ("request", "--connect", endpoint, "x"), NULL, NULL, err), 4);
-    c_expect_contains (err, "no GPU");
+    char endpoint [256];
+    p_listening (server, "tcp://127.0.0.1:", endpoint, sizeof endpoint);
+    const char *err = p_path ("err.txt");
+    cr_expect_eq (p_run (P_ARGS ("wait-ready", "--connect", endpoint), NULL, NULL, err), 4);
+    p_expect_contains (err, "no GPU");
+    cr_expect_eq (p_run (P_ARGS ("request", "--connect", endpoint, "x"), NULL, NULL, err), 4);
+    p_expect_contains (err, "no GPU");
     //  close shuts a model server down, and the process then exits by itself
-    cr_expect_eq (c_run (C_ARGS ("close", "--connect", endpoint), NULL, NULL, NULL), 0);
-    cr_expect_eq (c_wait (server), 0);
+    cr_expect_eq (p_run (P_ARGS ("close", "--connect", endpoint), NULL, NULL, NULL), 0);
+    cr_expect_eq (p_wait (server), 0);
 }
 
 // =============================================================================================
@@ -614,11 +400,11 @@ Test (cli, model_load_failure_exits_4)
 Test (cli, run_llm_tts_example)
 {
     char file [PATH_MAX + 64];
-    snprintf (file, sizeof file, "%s/examples/pipelines/llm-tts.cfg", c_fx.root);
-    const char *out = c_path ("out.txt"), *err = c_path ("err.txt");
-    cr_assert_eq (c_run (C_ARGS ("run", file), NULL, out, err), 0, "sluice run %s", file);
+    snprintf (file, sizeof file, "%s/examples/pipelines/llm-tts.cfg", c_root);
+    const char *out = p_path ("out.txt"), *err = p_path ("err.txt");
+    cr_assert_eq (p_run (P_ARGS ("run", file), NULL, out, err), 0, "sluice run %s", file);
     size_t size;
-    char *text = c_read_file (out, &size);
+    char *text = p_read_file (out, &size);
     cr_expect_str_eq (text,
         "Speaking: 'Hello'\n"
         "Speaking: ' world'\n"
@@ -636,7 +422,7 @@ Test (cli, run_with_a_buffer_in_another_process)
     //  Only the endpoint says that `speech` runs elsewhere: here, a `sluice buffer` process
     char endpoint [256];
     c_buffer ("2", endpoint, sizeof endpoint, NULL);
-    const char *cfg = c_path ("split.cfg"), *out = c_path ("out.txt");
+    const char *cfg = p_path ("split.cfg"), *out = p_path ("out.txt");
     char *text = zsys_sprintf (
         "buffer = tokens\n"
         "    endpoint = inproc://tokens\n"
@@ -653,21 +439,21 @@ Test (cli, run_with_a_buffer_in_another_process)
         "    input = tokens\n"
         "    output = speech\n"
         "    transform = upper\n", endpoint);
-    c_write_file (cfg, text, strlen (text));
+    p_write_file (cfg, text, strlen (text));
     free (text);
-    size_t reader = c_spawn (C_ARGS ("read", "--connect", endpoint), NULL, out, NULL);
-    size_t run = c_spawn (C_ARGS ("run", cfg), NULL, NULL, NULL);
-    cr_expect_eq (c_wait (run), 0, "sluice run");
-    cr_expect_eq (c_wait (reader), 0, "sluice read");
+    size_t reader = p_start (P_ARGS ("read", "--connect", endpoint), NULL, out, NULL);
+    size_t run = p_start (P_ARGS ("run", cfg), NULL, NULL, NULL);
+    cr_expect_eq (p_wait (run), 0, "sluice run");
+    cr_expect_eq (p_wait (reader), 0, "sluice read");
     size_t size;
-    char *got = c_read_file (out, &size);
+    char *got = p_read_file (out, &size);
     cr_expect_str_eq (got, "ALPHA\n BETA\n GAMMA\n");
     free (got);
 }
 
 Test (cli, run_reads_stdin_and_sigterm_drains)
 {
-    const char *cfg = c_path ("stdin.cfg");
+    const char *cfg = p_path ("stdin.cfg");
     const char *text =
         "pipeline\n"
         "    name = from-stdin\n"
@@ -680,20 +466,20 @@ Test (cli, run_reads_stdin_and_sigterm_drains)
         "reader = show\n"
         "    input = lines\n"
         "    format = \"<{}>\"\n";
-    c_write_file (cfg, text, strlen (text));
+    p_write_file (cfg, text, strlen (text));
     int fds [2];
     cr_assert_eq (pipe2 (fds, O_CLOEXEC), 0);
-    size_t run = c_spawn_io (C_ARGS ("run", cfg), NULL, fds [0], NULL, true, NULL);
+    size_t run = p_start_io (P_ARGS ("run", cfg), NULL, fds [0], NULL, true, NULL);
     close (fds [0]);
     cr_assert_eq (write (fds [1], "one\ntwo\n", 8), 8);
     char line [256];
-    c_line (run, line, sizeof line);
+    p_line (run, line, sizeof line);
     cr_expect_str_eq (line, "<one>");
-    c_line (run, line, sizeof line);
+    p_line (run, line, sizeof line);
     cr_expect_str_eq (line, "<two>");
     //  stdin still open: the run goes on until it is told to stop
-    kill (c_fx.children [run].pid, SIGTERM);
-    cr_expect_eq (c_wait (run), 0, "sluice run after SIGTERM");
+    kill (p_fx.children [run].pid, SIGTERM);
+    cr_expect_eq (p_wait (run), 0, "sluice run after SIGTERM");
     close (fds [1]);
 }
 
@@ -702,37 +488,37 @@ Test (cli, stage_process_between_two_buffer_processes)
     char in [256], out_ep [256];
     c_buffer ("2", in, sizeof in, NULL);
     c_buffer ("2", out_ep, sizeof out_ep, NULL);
-    const char *input = c_path ("in.txt"), *out = c_path ("out.txt");
-    c_write_file (input, "oh darn\nheck no\nfine\n", 21);
-    size_t stage = c_spawn (C_ARGS ("stage", "--input", in, "--output", out_ep, "--transform",
+    const char *input = p_path ("in.txt"), *out = p_path ("out.txt");
+    p_write_file (input, "oh darn\nheck no\nfine\n", 21);
+    size_t stage = p_start (P_ARGS ("stage", "--input", in, "--output", out_ep, "--transform",
                                     "mask", "--word", "darn", "--word", "heck"), NULL, NULL, NULL);
-    size_t reader = c_spawn (C_ARGS ("read", "--connect", out_ep), NULL, out, NULL);
-    cr_expect_eq (c_run (C_ARGS ("write", "--connect", in, "--close"), input, NULL, NULL), 0);
-    cr_expect_eq (c_wait (stage), 0, "sluice stage");
-    cr_expect_eq (c_wait (reader), 0, "sluice read");
+    size_t reader = p_start (P_ARGS ("read", "--connect", out_ep), NULL, out, NULL);
+    cr_expect_eq (p_run (P_ARGS ("write", "--connect", in, "--close"), input, NULL, NULL), 0);
+    cr_expect_eq (p_wait (stage), 0, "sluice stage");
+    cr_expect_eq (p_wait (reader), 0, "sluice read");
     size_t size;
-    char *got = c_read_file (out, &size);
+    char *got = p_read_file (out, &size);
     cr_expect_str_eq (got, "oh ****\n**** no\nfine\n");
     free (got);
 }
 
 Test (cli, run_rejects_an_invalid_file)
 {
-    const char *cfg = c_path ("bad.cfg"), *err = c_path ("err.txt");
+    const char *cfg = p_path ("bad.cfg"), *err = p_path ("err.txt");
     const char *text =
         "buffer = b\n"
         "    endpoint = inproc://b\n"
         "    capcity = 3\n"
         "reader = r\n"
         "    input = b\n";
-    c_write_file (cfg, text, strlen (text));
-    cr_expect_eq (c_run (C_ARGS ("run", cfg), NULL, NULL, err), 2);
-    c_expect_contains (err, "capcity");
+    p_write_file (cfg, text, strlen (text));
+    cr_expect_eq (p_run (P_ARGS ("run", cfg), NULL, NULL, err), 2);
+    p_expect_contains (err, "capcity");
     text = "reader = r\n    input = nosuchbuffer\n";
-    c_write_file (cfg, text, strlen (text));
-    cr_expect_eq (c_run (C_ARGS ("run", cfg), NULL, NULL, err), 2);
-    c_expect_contains (err, "nosuchbuffer");
-    cr_expect_eq (c_run (C_ARGS ("run", "/nonexistent/pipeline.cfg"), NULL, NULL, NULL), 2);
+    p_write_file (cfg, text, strlen (text));
+    cr_expect_eq (p_run (P_ARGS ("run", cfg), NULL, NULL, err), 2);
+    p_expect_contains (err, "nosuchbuffer");
+    cr_expect_eq (p_run (P_ARGS ("run", "/nonexistent/pipeline.cfg"), NULL, NULL, NULL), 2);
 }
 
 // =============================================================================================
@@ -742,24 +528,24 @@ Test (cli, help_on_every_command_and_usage_errors)
 {
     const char *commands [] = { "buffer", "model-server", "stage", "write", "read", "close",
                                 "status", "wait-ready", "request", "run" };
-    const char *out = c_path ("help.txt"), *err = c_path ("err.txt");
+    const char *out = p_path ("help.txt"), *err = p_path ("err.txt");
     for (size_t i = 0; i < sizeof commands / sizeof commands [0]; i++) {
-        cr_expect_eq (c_run (C_ARGS (commands [i], "--help"), NULL, out, NULL), 0, "%s --help", commands [i]);
+        cr_expect_eq (p_run (P_ARGS (commands [i], "--help"), NULL, out, NULL), 0, "%s --help", commands [i]);
         char usage [64];
         snprintf (usage, sizeof usage, "usage: sluice %s", commands [i]);
-        c_expect_contains (out, usage);
+        p_expect_contains (out, usage);
     }
-    cr_expect_eq (c_run (C_ARGS ("--help"), NULL, out, NULL), 0);
-    c_expect_contains (out, "exit codes");
-    cr_expect_eq (c_run (C_ARGS ("no-such-command"), NULL, NULL, err), 2);
-    cr_expect_eq (c_run (C_ARGS ("write"), NULL, NULL, err), 2);
-    c_expect_contains (err, "--connect");
-    cr_expect_eq (c_run (C_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "many"),
+    cr_expect_eq (p_run (P_ARGS ("--help"), NULL, out, NULL), 0);
+    p_expect_contains (out, "exit codes");
+    cr_expect_eq (p_run (P_ARGS ("no-such-command"), NULL, NULL, err), 2);
+    cr_expect_eq (p_run (P_ARGS ("write"), NULL, NULL, err), 2);
+    p_expect_contains (err, "--connect");
+    cr_expect_eq (p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "many"),
                          NULL, NULL, err), 2);
-    c_expect_contains (err, "capacity");
-    cr_expect_eq (c_run (C_ARGS ("read", "--bogus"), NULL, NULL, err), 2);
+    p_expect_contains (err, "capacity");
+    cr_expect_eq (p_run (P_ARGS ("read", "--bogus"), NULL, NULL, err), 2);
     //  A bind that fails is a runtime error
-    cr_expect_eq (c_run (C_ARGS ("buffer", "--bind", "nosuchtransport://x", "--capacity", "1"),
+    cr_expect_eq (p_run (P_ARGS ("buffer", "--bind", "nosuchtransport://x", "--capacity", "1"),
                          NULL, NULL, err), 1);
-    c_expect_contains (err, "nosuchtransport://x");
+    p_expect_contains (err, "nosuchtransport://x");
 }

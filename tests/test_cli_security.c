@@ -11,41 +11,20 @@
     in allow/, secret half outside) and an unknown client. A refused client gets no answer at
     all, so its command ends by its own --timeout (plus the client's grace period).
 */
-#define _GNU_SOURCE
-#include <criterion/criterion.h>
-#include <czmq.h>
-#include <fcntl.h>
+#include "proc.h"
 #include <ftw.h>
-#include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define K_SUITE_TIMEOUT  90        //  seconds: several processes per test, under ASan too
 #define K_WAIT_MS        20000     //  liveness bound for a child or a line
 #define K_MAX_CHILDREN   12
 
-typedef struct {
-    pid_t pid;
-    int status;                    //  exit code, or 128 + signal
-    bool reaped;
-    int out;                       //  read end of its stdout pipe, or -1
-} k_child_t;
-
 static struct {
-    char cli [PATH_MAX + 32];
     char dir [PATH_MAX];
     char allow [PATH_MAX + 16];
     char server [PATH_MAX + 16], server_secret [PATH_MAX + 32], server_key [41];
     char good_secret [PATH_MAX + 32];
     char bad_secret [PATH_MAX + 32];
-    k_child_t children [K_MAX_CHILDREN];
-    size_t nchildren;
 } k;
 
 static void
@@ -59,23 +38,9 @@ static void
 k_init (void)
 {
     memset (&k, 0, sizeof k);
-    char exe [PATH_MAX];
-    ssize_t size = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert_gt (size, 0, "readlink /proc/self/exe: %s", strerror (errno));
-    exe [size] = 0;
-    char *slash = strrchr (exe, '/');       //  .../build/<build>/tests/test_cli_security
-    cr_assert_not_null (slash);
-    *slash = 0;
-    const char *env = getenv ("SLUICE_CLI");
-    if (env && *env)
-        snprintf (k.cli, sizeof k.cli, "%s", env);
-    else
-        snprintf (k.cli, sizeof k.cli, "%s/../bin/sluice", exe);
-    cr_assert (access (k.cli, X_OK) == 0, "no sluice command at %s (build it with make build, "
-               "or set SLUICE_CLI)", k.cli);
+    p_init (K_MAX_CHILDREN, K_WAIT_MS);
     snprintf (k.dir, sizeof k.dir, "/tmp/sluice-test-cli-security-XXXXXX");
     cr_assert_not_null (mkdtemp (k.dir), "mkdtemp: %s", strerror (errno));
-
     //  The certificates the servers and clients of a test use
     k_path (k.allow, sizeof k.allow, "allow");
     cr_assert_eq (mkdir (k.allow, 0700), 0);
@@ -107,16 +72,7 @@ k_remove (const char *path, const struct stat *info, int flag, struct FTW *ftw)
 static void
 k_fini (void)
 {
-    for (size_t i = 0; i < k.nchildren; i++) {
-        k_child_t *child = &k.children [i];
-        if (!child->reaped) {
-            kill (child->pid, SIGKILL);
-            waitpid (child->pid, NULL, 0);
-            child->reaped = true;
-        }
-        if (child->out != -1)
-            close (child->out);
-    }
+    p_fini ();
     if (*k.dir)
         nftw (k.dir, k_remove, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -124,147 +80,20 @@ k_fini (void)
 TestSuite (cli_security, .init = k_init, .fini = k_fini, .timeout = K_SUITE_TIMEOUT);
 
 // ---------------------------------------------------------------------------------------------
-//  Processes and files
-
-//  Start `sluice ARGS...` (NULL-terminated). in/out/err: paths, NULL for /dev/null; out_pipe:
-//  stdout is a pipe instead (read it with k_line). Returns the child's index.
-static size_t
-k_spawn_io (const char *const *args, const char *in, const char *out, bool out_pipe,
-            const char *err)
-{
-    cr_assert_lt (k.nchildren, K_MAX_CHILDREN);
-    const char *argv [32];
-    size_t argc = 0;
-    argv [argc++] = k.cli;
-    for (; *args && argc < 31; args++)
-        argv [argc++] = *args;
-    argv [argc] = NULL;
-    int pipe_fds [2] = { -1, -1 };
-    if (out_pipe)
-        cr_assert_eq (pipe2 (pipe_fds, O_CLOEXEC), 0);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    cr_assert_neq (pid, -1, "fork: %s", strerror (errno));
-    if (pid == 0) {
-        //  Only async-signal-safe calls from here to exec: this process has threads
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        int fd_in = open (in ? in : "/dev/null", O_RDONLY);
-        int fd_out = out_pipe ? pipe_fds [1]
-                   : open (out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fd_err = open (err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd_in < 0 || fd_out < 0 || fd_err < 0
-        ||  dup2 (fd_in, 0) < 0 || dup2 (fd_out, 1) < 0 || dup2 (fd_err, 2) < 0)
-            _exit (127);
-        sigset_t none;
-        sigemptyset (&none);
-        sigprocmask (SIG_SETMASK, &none, NULL);
-        signal (SIGPIPE, SIG_DFL);
-        execv (argv [0], (char *const *) argv);
-        _exit (127);
-    }
-    if (out_pipe)
-        close (pipe_fds [1]);
-    k_child_t *child = &k.children [k.nchildren];
-    child->pid = pid;
-    child->reaped = false;
-    child->out = pipe_fds [0];
-    return k.nchildren++;
-}
-
-#define K_ARGS(...) ((const char *const []) { __VA_ARGS__, NULL })
-
-//  Wait for the child to exit (on a pidfd, bounded by K_WAIT_MS); its status.
-static int
-k_wait (size_t index)
-{
-    k_child_t *child = &k.children [index];
-    if (child->reaped)
-        return child->status;
-    int pidfd = (int) syscall (SYS_pidfd_open, child->pid, 0);
-    cr_assert_neq (pidfd, -1, "pidfd_open: %s", strerror (errno));
-    struct pollfd item = { pidfd, POLLIN, 0 };
-    int rc;
-    do
-        rc = poll (&item, 1, K_WAIT_MS);
-    while (rc == -1 && errno == EINTR);
-    close (pidfd);
-    cr_assert_eq (rc, 1, "sluice child %zu (pid %d) did not exit within %d ms", index,
-                  (int) child->pid, K_WAIT_MS);
-    int status;
-    cr_assert_eq (waitpid (child->pid, &status, 0), child->pid);
-    child->reaped = true;
-    child->status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-    return child->status;
-}
-
-static int
-k_run (const char *const *args, const char *in, const char *out, const char *err)
-{
-    return k_wait (k_spawn_io (args, in, out, false, err));
-}
-
-//  One line of the child's stdout pipe, newline removed, bounded by K_WAIT_MS.
-static void
-k_line (size_t index, char *line, size_t size)
-{
-    k_child_t *child = &k.children [index];
-    size_t used = 0;
-    while (true) {
-        struct pollfd item = { child->out, POLLIN, 0 };
-        int rc = poll (&item, 1, K_WAIT_MS);
-        cr_assert_eq (rc, 1, "no line from child %zu within %d ms (got '%.*s')", index,
-                      K_WAIT_MS, (int) used, line);
-        char byte;
-        ssize_t got = read (child->out, &byte, 1);
-        cr_assert_eq (got, 1, "child %zu closed its stdout before a whole line ('%.*s')", index,
-                      (int) used, line);
-        if (byte == '\n')
-            break;
-        cr_assert_lt (used + 1, size);
-        line [used++] = byte;
-    }
-    line [used] = 0;
-}
+//  Processes and files (the rest is in proc.h)
 
 //  Stop a server with SIGTERM and expect it to end cleanly.
 static void
 k_stop (size_t index)
 {
-    kill (k.children [index].pid, SIGTERM);
-    cr_expect_eq (k_wait (index), 0, "server %zu did not stop cleanly", index);
+    kill (p_fx.children [index].pid, SIGTERM);
+    cr_expect_eq (p_wait (index), 0, "server %zu did not stop cleanly", index);
 }
 
 static void
 k_write_file (const char *path, const char *text)
 {
-    FILE *file = fopen (path, "wb");
-    cr_assert_not_null (file, "%s: %s", path, strerror (errno));
-    cr_assert_eq (fwrite (text, 1, strlen (text), file), strlen (text));
-    cr_assert_eq (fclose (file), 0);
-}
-
-//  The whole file, NUL-terminated (the caller frees it).
-static char *
-k_read_file (const char *path)
-{
-    zchunk_t *chunk = zchunk_slurp (path, 0);
-    cr_assert_not_null (chunk, "cannot read %s", path);
-    char *data = (char *) malloc (zchunk_size (chunk) + 1);
-    memcpy (data, zchunk_data (chunk), zchunk_size (chunk));
-    data [zchunk_size (chunk)] = 0;
-    zchunk_destroy (&chunk);
-    return data;
-}
-
-static void
-k_expect_contains (const char *path, const char *needle)
-{
-    char *text = k_read_file (path);
-    cr_expect (strstr (text, needle) != NULL, "%s does not say '%s'; it says:\n%s", path, needle,
-               text);
-    free (text);
+    p_write_file (path, text, strlen (text));
 }
 
 //  Start a server command (ARGS after the command name) and read its first lines: the
@@ -272,13 +101,10 @@ k_expect_contains (const char *path, const char *needle)
 static size_t
 k_server (const char *const *args, char *endpoint, size_t size, const char *err)
 {
-    size_t index = k_spawn_io (args, NULL, NULL, true, err);
+    size_t index = p_start_io (args, NULL, -1, NULL, true, err);
+    p_listening (index, "tcp://127.0.0.1:", endpoint, size);
     char line [256];
-    k_line (index, line, sizeof line);
-    cr_assert (strncmp (line, "listening on tcp://127.0.0.1:", 29) == 0, "first line: '%s'", line);
-    cr_assert_lt (strlen (line + 13), size);
-    snprintf (endpoint, size, "%s", line + 13);
-    k_line (index, line, sizeof line);
+    p_line (index, line, sizeof line);
     cr_assert (strncmp (line, "curve key ", 10) == 0, "second line: '%s'", line);
     cr_expect_str_eq (line + 10, k.server_key);
     return index;
@@ -287,7 +113,7 @@ k_server (const char *const *args, char *endpoint, size_t size, const char *err)
 static size_t
 k_secure_buffer (char *endpoint, size_t size)
 {
-    return k_server (K_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "8",
+    return k_server (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "8",
                              "--curve-cert", k.server_secret, "--curve-allow", k.allow),
                      endpoint, size, NULL);
 }
@@ -298,10 +124,10 @@ k_written (const char *endpoint)
 {
     char out [PATH_MAX + 32];
     k_path (out, sizeof out, "status.json");
-    cr_assert_eq (k_run (K_ARGS ("status", "--connect", endpoint, "--json",
+    cr_assert_eq (p_run (P_ARGS ("status", "--connect", endpoint, "--json",
                                  "--curve-cert", k.good_secret, "--curve-server-key", k.server),
                          NULL, out, NULL), 0, "status with an allowed key");
-    char *json = k_read_file (out);
+    char *json = p_read_file (out, NULL);
     const char *field = strstr (json, "\"written\": ");
     cr_assert_not_null (field, "no written counter in %s", json);
     long written = strtol (field + 11, NULL, 10);
@@ -319,10 +145,10 @@ Test (cli_security, keygen_writes_a_pair_czmq_loads_and_does_not_overwrite)
     snprintf (secret, sizeof secret, "%s_secret", path);
     k_path (out, sizeof out, "keygen.out");
     k_path (err, sizeof err, "keygen.err");
-    cr_assert_eq (k_run (K_ARGS ("keygen", path), NULL, out, err), 0);
+    cr_assert_eq (p_run (P_ARGS ("keygen", path), NULL, out, err), 0);
 
     //  Printed: the public key, alone on its line
-    char *printed = k_read_file (out);
+    char *printed = p_read_file (out, NULL);
     cr_assert_eq (strlen (printed), 41, "keygen printed '%s'", printed);
     cr_assert_eq (printed [40], '\n');
     printed [40] = 0;
@@ -334,7 +160,7 @@ Test (cli_security, keygen_writes_a_pair_czmq_loads_and_does_not_overwrite)
     cr_expect_str_eq (zcert_public_txt (secret_cert), printed);
     cr_expect_str_eq (zcert_public_txt (public_cert), printed);
     cr_expect_str_neq (zcert_secret_txt (secret_cert), "0000000000000000000000000000000000000000");
-    char *public_text = k_read_file (path);
+    char *public_text = p_read_file (path, NULL);
     cr_expect_null (strstr (public_text, zcert_secret_txt (secret_cert)),
                     "the public file holds the secret key");
     free (public_text);
@@ -345,12 +171,12 @@ Test (cli_security, keygen_writes_a_pair_czmq_loads_and_does_not_overwrite)
     zcert_destroy (&public_cert);
 
     //  A second keygen must not replace the pair unless asked to
-    cr_expect_eq (k_run (K_ARGS ("keygen", path), NULL, NULL, err), 1);
-    k_expect_contains (err, "exists");
+    cr_expect_eq (p_run (P_ARGS ("keygen", path), NULL, NULL, err), 1);
+    p_expect_contains (err, "exists");
     zcert_t *again = zcert_load (secret);
     cr_expect_str_eq (zcert_public_txt (again), printed, "the existing pair was replaced");
     zcert_destroy (&again);
-    cr_expect_eq (k_run (K_ARGS ("keygen", "--force", path), NULL, out, NULL), 0);
+    cr_expect_eq (p_run (P_ARGS ("keygen", "--force", path), NULL, out, NULL), 0);
     again = zcert_load (secret);
     cr_expect_str_neq (zcert_public_txt (again), printed, "--force kept the old pair");
     cr_assert_eq (stat (secret, &info), 0);
@@ -359,8 +185,8 @@ Test (cli_security, keygen_writes_a_pair_czmq_loads_and_does_not_overwrite)
     zcert_destroy (&secret_cert);
     free (printed);
 
-    cr_expect_eq (k_run (K_ARGS ("keygen"), NULL, NULL, NULL), 2);
-    cr_expect_eq (k_run (K_ARGS ("keygen", "--help"), NULL, NULL, NULL), 0);
+    cr_expect_eq (p_run (P_ARGS ("keygen"), NULL, NULL, NULL), 2);
+    cr_expect_eq (p_run (P_ARGS ("keygen", "--help"), NULL, NULL, NULL), 0);
 }
 
 // =============================================================================================
@@ -376,15 +202,15 @@ Test (cli_security, an_allowed_client_pair_is_served_byte_for_byte)
     k_path (err, sizeof err, "write.err");
     const char *text = "first line\n\n\ttabbed \xe2\x9c\x93 utf-8\r\nsecret payload 42\nlast\n";
     k_write_file (in, text);
-    size_t reader = k_spawn_io (K_ARGS ("read", "--connect", endpoint, "--curve-cert",
-                                        k.good_secret, "--curve-server-key", k.server),
-                                NULL, out, false, NULL);
+    size_t reader = p_start (P_ARGS ("read", "--connect", endpoint, "--curve-cert",
+                                     k.good_secret, "--curve-server-key", k.server),
+                             NULL, out, NULL);
     //  The server key as the key itself this time
-    cr_expect_eq (k_run (K_ARGS ("write", "--connect", endpoint, "--close", "--curve-cert",
+    cr_expect_eq (p_run (P_ARGS ("write", "--connect", endpoint, "--close", "--curve-cert",
                                  k.good_secret, "--curve-server-key", k.server_key),
                          in, NULL, err), 0, "allowed writer");
-    cr_expect_eq (k_wait (reader), 0, "allowed reader");
-    char *got = k_read_file (out);
+    cr_expect_eq (p_wait (reader), 0, "allowed reader");
+    char *got = p_read_file (out, NULL);
     cr_expect_str_eq (got, text);
     free (got);
     cr_expect_eq (k_written (endpoint), 5);
@@ -399,24 +225,24 @@ Test (cli_security, an_unknown_key_is_refused_and_writes_nothing)
     k_path (in, sizeof in, "in.txt");
     k_path (err, sizeof err, "write.err");
     k_write_file (in, "one\ntwo\n");
-    cr_assert_eq (k_run (K_ARGS ("write", "--connect", endpoint, "--curve-cert", k.good_secret,
+    cr_assert_eq (p_run (P_ARGS ("write", "--connect", endpoint, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server), in, NULL, NULL), 0);
     cr_assert_eq (k_written (endpoint), 2);
 
     k_write_file (in, "intruder\n");
-    int rc = k_run (K_ARGS ("write", "--connect", endpoint, "--timeout", "500", "--curve-cert",
+    int rc = p_run (P_ARGS ("write", "--connect", endpoint, "--timeout", "500", "--curve-cert",
                             k.bad_secret, "--curve-server-key", k.server), in, NULL, err);
     cr_expect_neq (rc, 0, "a client with an unknown key could write");
-    k_expect_contains (err, "CURVE");
+    p_expect_contains (err, "CURVE");
     cr_expect_eq (k_written (endpoint), 2, "a chunk of the unknown client reached the buffer");
     //  What is queued is exactly what the allowed client wrote
     char out [PATH_MAX + 32];
     k_path (out, sizeof out, "out.txt");
-    cr_expect_eq (k_run (K_ARGS ("close", "--connect", endpoint, "--curve-cert", k.good_secret,
+    cr_expect_eq (p_run (P_ARGS ("close", "--connect", endpoint, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server), NULL, NULL, NULL), 0);
-    cr_expect_eq (k_run (K_ARGS ("read", "--connect", endpoint, "--curve-cert", k.good_secret,
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", endpoint, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server), NULL, out, NULL), 0);
-    char *got = k_read_file (out);
+    char *got = p_read_file (out, NULL);
     cr_expect_str_eq (got, "one\ntwo\n");
     free (got);
     k_stop (buffer);
@@ -428,13 +254,13 @@ Test (cli_security, a_plaintext_client_is_refused)
     size_t buffer = k_secure_buffer (endpoint, sizeof endpoint);
     char out [PATH_MAX + 32];
     k_path (out, sizeof out, "plain.out");
-    cr_expect_neq (k_run (K_ARGS ("status", "--connect", endpoint, "--timeout", "500"),
+    cr_expect_neq (p_run (P_ARGS ("status", "--connect", endpoint, "--timeout", "500"),
                           NULL, out, NULL), 0, "plaintext status was answered");
-    char *printed = k_read_file (out);
+    char *printed = p_read_file (out, NULL);
     cr_expect_str_eq (printed, "", "plaintext status printed '%s'", printed);
     free (printed);
     //  A client with the server key but no certificate of its own: refused too
-    cr_expect_neq (k_run (K_ARGS ("status", "--connect", endpoint, "--timeout", "500",
+    cr_expect_neq (p_run (P_ARGS ("status", "--connect", endpoint, "--timeout", "500",
                                   "--curve-server-key", k.server), NULL, NULL, NULL), 0);
     cr_expect_eq (k_written (endpoint), 0);
     k_stop (buffer);
@@ -445,60 +271,60 @@ Test (cli_security, curve_without_allowed_clients_refuses_to_start)
     char out [PATH_MAX + 32], err [PATH_MAX + 32];
     k_path (out, sizeof out, "buffer.out");
     k_path (err, sizeof err, "buffer.err");
-    cr_expect_eq (k_run (K_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+    cr_expect_eq (p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
                                  "--curve-cert", k.server_secret), NULL, out, err), 2);
-    k_expect_contains (err, "--curve-cert without --curve-allow");
-    k_expect_contains (err, "--curve-encrypt-only");
-    char *printed = k_read_file (out);
+    p_expect_contains (err, "--curve-cert without --curve-allow");
+    p_expect_contains (err, "--curve-encrypt-only");
+    char *printed = p_read_file (out, NULL);
     cr_expect_str_eq (printed, "", "it printed '%s' on stdout", printed);
     free (printed);
-    cr_expect_eq (k_run (K_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
+    cr_expect_eq (p_run (P_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
                                  "--curve-cert", k.server_secret), NULL, NULL, err), 2);
-    k_expect_contains (err, "--curve-cert without --curve-allow");
+    p_expect_contains (err, "--curve-cert without --curve-allow");
 
     //  Settings that cannot work are refused before anything starts
     char missing [PATH_MAX + 32];
     k_path (missing, sizeof missing, "no-such-dir");
-    cr_expect_eq (k_run (K_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+    cr_expect_eq (p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
                                  "--curve-cert", k.server_secret, "--curve-allow", missing),
                          NULL, NULL, err), 2);
-    k_expect_contains (err, "not a directory");
-    cr_expect_eq (k_run (K_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+    p_expect_contains (err, "not a directory");
+    cr_expect_eq (p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
                                  "--curve-cert", missing, "--curve-allow", k.allow),
                          NULL, NULL, err), 2);
-    k_expect_contains (err, "cannot load certificate");
-    cr_expect_eq (k_run (K_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+    p_expect_contains (err, "cannot load certificate");
+    cr_expect_eq (p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
                                  "--curve-cert", k.server_secret, "--curve-allow", k.allow,
                                  "--curve-encrypt-only"), NULL, NULL, err), 2);
-    cr_expect_eq (k_run (K_ARGS ("write", "--connect", "tcp://127.0.0.1:1",
+    cr_expect_eq (p_run (P_ARGS ("write", "--connect", "tcp://127.0.0.1:1",
                                  "--curve-cert", k.good_secret), NULL, NULL, err), 2);
-    k_expect_contains (err, "--curve-server-key");
-    cr_expect_eq (k_run (K_ARGS ("read", "--connect", "tcp://127.0.0.1:1",
+    p_expect_contains (err, "--curve-server-key");
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", "tcp://127.0.0.1:1",
                                  "--curve-server-key", "not-a-key"), NULL, NULL, err), 2);
-    k_expect_contains (err, "neither a certificate file nor a 40-character Z85 key");
+    p_expect_contains (err, "neither a certificate file nor a 40-character Z85 key");
 }
 
 Test (cli_security, encrypt_only_accepts_a_client_with_only_the_server_key)
 {
     char endpoint [256];
-    size_t buffer = k_server (K_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+    size_t buffer = k_server (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
                                       "--curve-cert", k.server_secret, "--curve-encrypt-only"),
                               endpoint, sizeof endpoint, NULL);
     char in [PATH_MAX + 32], out [PATH_MAX + 32];
     k_path (in, sizeof in, "in.txt");
     k_path (out, sizeof out, "out.txt");
     k_write_file (in, "hidden\nin transit\n");
-    cr_expect_eq (k_run (K_ARGS ("write", "--connect", endpoint, "--close",
+    cr_expect_eq (p_run (P_ARGS ("write", "--connect", endpoint, "--close",
                                  "--curve-server-key", k.server), in, NULL, NULL), 0);
-    cr_expect_eq (k_run (K_ARGS ("read", "--connect", endpoint,
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", endpoint,
                                  "--curve-server-key", k.server_key), NULL, out, NULL), 0);
-    char *got = k_read_file (out);
+    char *got = p_read_file (out, NULL);
     cr_expect_str_eq (got, "hidden\nin transit\n");
     free (got);
     //  Any key is accepted, but plaintext is not
-    cr_expect_eq (k_run (K_ARGS ("status", "--connect", endpoint, "--curve-cert", k.bad_secret,
+    cr_expect_eq (p_run (P_ARGS ("status", "--connect", endpoint, "--curve-cert", k.bad_secret,
                                  "--curve-server-key", k.server), NULL, NULL, NULL), 0);
-    cr_expect_neq (k_run (K_ARGS ("status", "--connect", endpoint, "--timeout", "500"),
+    cr_expect_neq (p_run (P_ARGS ("status", "--connect", endpoint, "--timeout", "500"),
                           NULL, NULL, NULL), 0);
     k_stop (buffer);
 }
@@ -509,27 +335,27 @@ Test (cli_security, encrypt_only_accepts_a_client_with_only_the_server_key)
 Test (cli_security, model_server_serves_an_allowed_client_only)
 {
     char endpoint [256];
-    size_t server = k_server (K_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
+    size_t server = k_server (P_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
                                       "--curve-cert", k.server_secret, "--curve-allow", k.allow),
                               endpoint, sizeof endpoint, NULL);
     char out [PATH_MAX + 32];
     k_path (out, sizeof out, "response.txt");
-    cr_expect_eq (k_run (K_ARGS ("wait-ready", "--connect", endpoint, "--curve-cert",
+    cr_expect_eq (p_run (P_ARGS ("wait-ready", "--connect", endpoint, "--curve-cert",
                                  k.good_secret, "--curve-server-key", k.server),
                          NULL, NULL, NULL), 0);
-    cr_expect_eq (k_run (K_ARGS ("request", "--connect", endpoint, "--curve-cert", k.good_secret,
+    cr_expect_eq (p_run (P_ARGS ("request", "--connect", endpoint, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server, "hello"), NULL, out, NULL), 0);
-    char *got = k_read_file (out);
+    char *got = p_read_file (out, NULL);
     cr_expect_str_eq (got, "Response hello from sim-model\n");
     free (got);
-    cr_expect_neq (k_run (K_ARGS ("request", "--connect", endpoint, "--timeout", "500",
+    cr_expect_neq (p_run (P_ARGS ("request", "--connect", endpoint, "--timeout", "500",
                                   "--grace", "0", "--curve-cert", k.bad_secret,
                                   "--curve-server-key", k.server, "intruder"), NULL, NULL, NULL),
                    0, "an unknown key got an inference");
     //  A client shutting it down (allowed) ends the process
-    cr_expect_eq (k_run (K_ARGS ("close", "--connect", endpoint, "--curve-cert", k.good_secret,
+    cr_expect_eq (p_run (P_ARGS ("close", "--connect", endpoint, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server), NULL, NULL, NULL), 0);
-    cr_expect_eq (k_wait (server), 0);
+    cr_expect_eq (p_wait (server), 0);
 }
 
 Test (cli_security, stage_between_two_secure_buffers)
@@ -541,15 +367,15 @@ Test (cli_security, stage_between_two_secure_buffers)
     k_path (in, sizeof in, "in.txt");
     k_path (out, sizeof out, "out.txt");
     k_write_file (in, "quiet\nwords\n");
-    size_t stage = k_spawn_io (K_ARGS ("stage", "--input", input, "--output", output,
-                                       "--transform", "upper", "--curve-cert", k.good_secret,
-                                       "--curve-server-key", k.server), NULL, NULL, false, NULL);
-    cr_expect_eq (k_run (K_ARGS ("write", "--connect", input, "--close", "--curve-cert",
+    size_t stage = p_start (P_ARGS ("stage", "--input", input, "--output", output,
+                                    "--transform", "upper", "--curve-cert", k.good_secret,
+                                    "--curve-server-key", k.server), NULL, NULL, NULL);
+    cr_expect_eq (p_run (P_ARGS ("write", "--connect", input, "--close", "--curve-cert",
                                  k.good_secret, "--curve-server-key", k.server), in, NULL, NULL), 0);
-    cr_expect_eq (k_wait (stage), 0, "sluice stage");
-    cr_expect_eq (k_run (K_ARGS ("read", "--connect", output, "--curve-cert", k.good_secret,
+    cr_expect_eq (p_wait (stage), 0, "sluice stage");
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", output, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server), NULL, out, NULL), 0);
-    char *got = k_read_file (out);
+    char *got = p_read_file (out, NULL);
     cr_expect_str_eq (got, "QUIET\nWORDS\n");
     free (got);
     k_stop (first);
@@ -559,27 +385,24 @@ Test (cli_security, stage_between_two_secure_buffers)
 Test (cli_security, stage_with_one_plaintext_and_one_secure_side)
 {
     char input [256], output [256];
-    size_t plain = k_spawn_io (K_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4"),
-                               NULL, NULL, true, NULL);
-    char line [256];
-    k_line (plain, line, sizeof line);
-    cr_assert (strncmp (line, "listening on tcp://127.0.0.1:", 29) == 0, "first line: '%s'", line);
-    snprintf (input, sizeof input, "%s", line + 13);
+    size_t plain = p_start_io (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4"),
+                               NULL, -1, NULL, true, NULL);
+    p_listening (plain, "tcp://127.0.0.1:", input, sizeof input);
     size_t secure = k_secure_buffer (output, sizeof output);
     char in [PATH_MAX + 32], out [PATH_MAX + 32];
     k_path (in, sizeof in, "in.txt");
     k_path (out, sizeof out, "out.txt");
     k_write_file (in, "Mixed Case\n");
     //  The common certificate goes to the side that has a server key only
-    size_t stage = k_spawn_io (K_ARGS ("stage", "--input", input, "--output", output,
-                                       "--transform", "lower", "--curve-cert", k.good_secret,
-                                       "--output-curve-server-key", k.server),
-                               NULL, NULL, false, NULL);
-    cr_expect_eq (k_run (K_ARGS ("write", "--connect", input, "--close"), in, NULL, NULL), 0);
-    cr_expect_eq (k_wait (stage), 0, "sluice stage");
-    cr_expect_eq (k_run (K_ARGS ("read", "--connect", output, "--curve-cert", k.good_secret,
+    size_t stage = p_start (P_ARGS ("stage", "--input", input, "--output", output,
+                                    "--transform", "lower", "--curve-cert", k.good_secret,
+                                    "--output-curve-server-key", k.server),
+                            NULL, NULL, NULL);
+    cr_expect_eq (p_run (P_ARGS ("write", "--connect", input, "--close"), in, NULL, NULL), 0);
+    cr_expect_eq (p_wait (stage), 0, "sluice stage");
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", output, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server), NULL, out, NULL), 0);
-    char *got = k_read_file (out);
+    char *got = p_read_file (out, NULL);
     cr_expect_str_eq (got, "mixed case\n");
     free (got);
     k_stop (plain);
@@ -619,12 +442,12 @@ Test (cli_security, pipeline_file_with_curve_on_both_sides)
         "    curve-cert = good_secret\n", remote);
     k_write_file (cfg, text);
     free (text);
-    size_t reader = k_spawn_io (K_ARGS ("read", "--connect", remote, "--curve-cert",
-                                        k.good_secret, "--curve-server-key", k.server),
-                                NULL, out, false, NULL);
-    cr_expect_eq (k_run (K_ARGS ("run", cfg), NULL, NULL, err), 0, "sluice run");
-    cr_expect_eq (k_wait (reader), 0, "sluice read");
-    char *got = k_read_file (out);
+    size_t reader = p_start (P_ARGS ("read", "--connect", remote, "--curve-cert",
+                                     k.good_secret, "--curve-server-key", k.server),
+                             NULL, out, NULL);
+    cr_expect_eq (p_run (P_ARGS ("run", cfg), NULL, NULL, err), 0, "sluice run");
+    cr_expect_eq (p_wait (reader), 0, "sluice read");
+    char *got = p_read_file (out, NULL);
     cr_expect_str_eq (got, "ALPHA\n BETA\n");
     free (got);
     k_stop (buffer);
@@ -644,15 +467,15 @@ Test (cli_security, pipeline_file_with_curve_on_both_sides)
         "    curve-cert = good_secret\n");
     k_write_file (cfg, local);
     free (local);
-    cr_expect_eq (k_run (K_ARGS ("run", "--verbose", "--curve-cert", k.server_secret,
+    cr_expect_eq (p_run (P_ARGS ("run", "--verbose", "--curve-cert", k.server_secret,
                                  "--curve-allow", k.allow, cfg), NULL, out, err), 0);
-    got = k_read_file (out);
+    got = p_read_file (out, NULL);
     cr_expect_str_eq (got, "one\ntwo\n");
     free (got);
-    k_expect_contains (err, k.server_key);
-    cr_expect_eq (k_run (K_ARGS ("run", "--curve-cert", k.server_secret, cfg), NULL, NULL, err),
+    p_expect_contains (err, k.server_key);
+    cr_expect_eq (p_run (P_ARGS ("run", "--curve-cert", k.server_secret, cfg), NULL, NULL, err),
                   2, "--curve-cert alone let a buffer start");
-    k_expect_contains (err, "curve-cert without curve-allow");
+    p_expect_contains (err, "curve-cert without curve-allow");
 
     //  Checked before anything starts: a client that would be refused, a server that would
     //  accept anyone, and unknown keys
@@ -693,7 +516,7 @@ Test (cli_security, pipeline_file_with_curve_on_both_sides)
         k_write_file (cfg, edited);
         free (edited);
         free (file);
-        cr_expect_eq (k_run (K_ARGS ("run", cfg), NULL, NULL, err), 2, "broken file %zu", index);
-        k_expect_contains (err, says [index]);
+        cr_expect_eq (p_run (P_ARGS ("run", cfg), NULL, NULL, err), 2, "broken file %zu", index);
+        p_expect_contains (err, says [index]);
     }
 }

@@ -14,19 +14,12 @@
     The test process forks only to exec at once (it has ZeroMQ sockets and threads).
 */
 #include "common.h"
+#include "proc.h"
 #include "sluice_internal.h"        //  sluice_conn_t: STATUS with every key (unacked)
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define F_SUITE_TIMEOUT  60        //  seconds; each test takes well under 30 on a loaded machine
 #define F_MAX_CHILDREN   8
@@ -38,20 +31,7 @@
 #define F_HUNG_BOUND_MS  20000
 
 typedef struct {
-    pid_t pid;
-    int status;                    //  exit code, or 128 + signal
-    bool reaped;
-    int out;                       //  read end of its stdout pipe, or -1
-} f_child_t;
-
-typedef struct {
-    char cli [PATH_MAX + 32];
     char helper [PATH_MAX + 32];
-    char dir [PATH_MAX];
-    f_child_t children [F_MAX_CHILDREN];
-    size_t nchildren;
-    char *files [F_MAX_FILES];
-    size_t nfiles;
     int fds [F_MAX_FDS];           //  pipe ends the test holds (a child's stdin)
     size_t nfds;
     sluice_conn_t status;          //  STATUS client of the buffer under test
@@ -62,57 +42,23 @@ typedef struct {
 static f_fixture_t f_fx;
 
 static void
-f_program (char *out, size_t size, const char *env, const char *dir, const char *relative)
-{
-    const char *given = getenv (env);
-    if (given && *given)
-        snprintf (out, size, "%s", given);
-    else
-        snprintf (out, size, "%s/%s", dir, relative);
-    cr_assert (access (out, X_OK) == 0, "no program at %s (make build, or set %s)", out, env);
-}
-
-static void
 f_init (void)
 {
     memset (&f_fx, 0, sizeof f_fx);
+    p_init (F_MAX_CHILDREN, T_WAIT_MS);
     t_fx_init ();
-    char exe [PATH_MAX];
-    ssize_t size = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert_gt (size, 0, "readlink /proc/self/exe: %s", strerror (errno));
-    exe [size] = 0;
-    char *slash = strrchr (exe, '/');       //  .../build/<build>/tests/test_faults
-    cr_assert_not_null (slash);
-    *slash = 0;
-    f_program (f_fx.cli, sizeof f_fx.cli, "SLUICE_CLI", exe, "../bin/sluice");
-    f_program (f_fx.helper, sizeof f_fx.helper, "SLUICE_FAULT_HELPER", exe, "helpers/fault_helper");
-    snprintf (f_fx.dir, sizeof f_fx.dir, "/tmp/sluice-test-faults-XXXXXX");
-    cr_assert_not_null (mkdtemp (f_fx.dir), "mkdtemp: %s", strerror (errno));
+    p_program (f_fx.helper, sizeof f_fx.helper, "SLUICE_FAULT_HELPER", p_fx.exe_dir,
+               "helpers/fault_helper");
+    p_tmpdir ("faults", F_MAX_FILES);
 }
 
 static void
 f_fini (void)
 {
-    for (size_t i = 0; i < f_fx.nchildren; i++) {
-        f_child_t *child = &f_fx.children [i];
-        if (!child->reaped) {
-            kill (child->pid, SIGKILL);         //  ends a stopped process too
-            waitpid (child->pid, NULL, 0);
-            child->reaped = true;
-        }
-        if (child->out != -1)
-            close (child->out);
-    }
-    f_fx.nchildren = 0;
+    p_fini ();                              //  kills stopped children too
     for (size_t i = 0; i < f_fx.nfds; i++)
         close (f_fx.fds [i]);
     f_fx.nfds = 0;
-    for (size_t i = 0; i < f_fx.nfiles; i++) {
-        unlink (f_fx.files [i]);
-        free (f_fx.files [i]);
-    }
-    f_fx.nfiles = 0;
-    rmdir (f_fx.dir);
     if (f_fx.status_open)
         sluice_conn_fini (&f_fx.status);
     f_fx.status_open = false;
@@ -123,29 +69,7 @@ f_fini (void)
 TestSuite (faults, .init = f_init, .fini = f_fini, .timeout = F_SUITE_TIMEOUT);
 
 // ---------------------------------------------------------------------------------------------
-//  Files and processes
-
-static const char *
-f_path (const char *name)
-{
-    cr_assert_lt (f_fx.nfiles, F_MAX_FILES);
-    char *path = zsys_sprintf ("%s/%s", f_fx.dir, name);
-    f_fx.files [f_fx.nfiles++] = path;
-    return path;
-}
-
-static char *
-f_read_file (const char *path, size_t *size)
-{
-    zchunk_t *chunk = zchunk_slurp (path, 0);
-    cr_assert_not_null (chunk, "cannot read %s", path);
-    *size = zchunk_size (chunk);
-    char *data = (char *) malloc (*size + 1);
-    memcpy (data, zchunk_data (chunk), *size);
-    data [*size] = 0;
-    zchunk_destroy (&chunk);
-    return data;
-}
+//  Files and processes (the rest is in proc.h)
 
 //  A pipe for a child's stdin: returns the read end (for the child; the fixture closes it)
 //  and sets *writer to the end the test writes (closed by the fixture unless the test does).
@@ -161,120 +85,24 @@ f_stdin_pipe (int *writer)
     return fds [0];
 }
 
-//  Start argv [0] with argv (NULL-terminated). stdin: in_fd >= 0, else /dev/null; stdout: a
-//  pipe (read it with f_line) or a path (NULL: /dev/null); stderr: a path or /dev/null.
-static size_t
-f_spawn (const char *const *argv, int in_fd, bool out_pipe, const char *out, const char *err)
-{
-    cr_assert_lt (f_fx.nchildren, F_MAX_CHILDREN);
-    int pipe_fds [2] = { -1, -1 };
-    if (out_pipe)
-        cr_assert_eq (pipe2 (pipe_fds, O_CLOEXEC), 0);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    cr_assert_neq (pid, -1, "fork: %s", strerror (errno));
-    if (pid == 0) {
-        //  Only async-signal-safe calls from here to exec: this process has threads
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        int fd_in = in_fd >= 0 ? in_fd : open ("/dev/null", O_RDONLY);
-        int fd_out = out_pipe ? pipe_fds [1]
-                   : open (out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fd_err = open (err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd_in < 0 || fd_out < 0 || fd_err < 0
-        ||  dup2 (fd_in, 0) < 0 || dup2 (fd_out, 1) < 0 || dup2 (fd_err, 2) < 0)
-            _exit (127);
-        sigset_t none;
-        sigemptyset (&none);
-        sigprocmask (SIG_SETMASK, &none, NULL);
-        signal (SIGPIPE, SIG_DFL);
-        execv (argv [0], (char *const *) argv);
-        _exit (127);
-    }
-    if (out_pipe)
-        close (pipe_fds [1]);
-    f_child_t *child = &f_fx.children [f_fx.nchildren];
-    child->pid = pid;
-    child->reaped = false;
-    child->out = pipe_fds [0];
-    return f_fx.nchildren++;
-}
-
-//  `sluice ARGS...`
-#define F_SLUICE(...) ((const char *const []) { f_fx.cli, __VA_ARGS__, NULL })
 //  `fault_helper ARGS...`
 #define F_HELPER(...) ((const char *const []) { f_fx.helper, __VA_ARGS__, NULL })
-
-//  Wait for the child to exit, on a pidfd, at most bound_ms; its status.
-static int
-f_wait_for (size_t index, int bound_ms)
-{
-    f_child_t *child = &f_fx.children [index];
-    if (child->reaped)
-        return child->status;
-    int pidfd = (int) syscall (SYS_pidfd_open, child->pid, 0);
-    cr_assert_neq (pidfd, -1, "pidfd_open: %s", strerror (errno));
-    struct pollfd item = { pidfd, POLLIN, 0 };
-    int rc;
-    do
-        rc = poll (&item, 1, bound_ms);
-    while (rc == -1 && errno == EINTR);
-    close (pidfd);
-    cr_assert_eq (rc, 1, "child %zu (pid %d) did not exit within %d ms", index, (int) child->pid,
-                  bound_ms);
-    int status;
-    cr_assert_eq (waitpid (child->pid, &status, 0), child->pid);
-    child->reaped = true;
-    child->status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
-    return child->status;
-}
-
-static int
-f_wait (size_t index)
-{
-    return f_wait_for (index, T_WAIT_MS);
-}
 
 //  SIGKILL the child and reap it.
 static void
 f_kill9 (size_t index)
 {
-    f_child_t *child = &f_fx.children [index];
+    p_child_t *child = &p_fx.children [index];
     cr_assert (!child->reaped, "child %zu already ended", index);
     cr_assert_eq (kill (child->pid, SIGKILL), 0, "kill: %s", strerror (errno));
-    cr_assert_eq (f_wait (index), 128 + SIGKILL);
-}
-
-//  One line from the child's stdout pipe (newline removed), bounded by T_WAIT_MS.
-static void
-f_line (size_t index, char *line, size_t size)
-{
-    f_child_t *child = &f_fx.children [index];
-    size_t used = 0;
-    line [0] = 0;
-    while (true) {
-        struct pollfd item = { child->out, POLLIN, 0 };
-        int rc = poll (&item, 1, T_WAIT_MS);
-        cr_assert_eq (rc, 1, "no line from child %zu within %d ms (got '%.*s')", index,
-                      T_WAIT_MS, (int) used, line);
-        char byte;
-        ssize_t got = read (child->out, &byte, 1);
-        cr_assert_eq (got, 1, "child %zu closed its stdout before a whole line ('%.*s')", index,
-                      (int) used, line);
-        if (byte == '\n')
-            break;
-        cr_assert_lt (used + 1, size);
-        line [used++] = byte;
-    }
-    line [used] = 0;
+    cr_assert_eq (p_wait (index), 128 + SIGKILL);
 }
 
 static void
 f_expect_line (size_t index, const char *expected)
 {
     char line [256];
-    f_line (index, line, sizeof line);
+    p_line (index, line, sizeof line);
     cr_assert_str_eq (line, expected, "child %zu printed '%s', expected '%s'", index, line,
                       expected);
 }
@@ -283,7 +111,7 @@ f_expect_line (size_t index, const char *expected)
 static char *
 f_rest (size_t index)
 {
-    f_child_t *child = &f_fx.children [index];
+    p_child_t *child = &p_fx.children [index];
     cr_assert (child->reaped, "read the rest of a child's output only once it has exited");
     zchunk_t *all = zchunk_new (NULL, 0);
     char bytes [4096];
@@ -356,19 +184,12 @@ f_status (void)
 static size_t
 f_buffer_at (const char *bind, const char *capacity, char *endpoint, size_t size)
 {
-    size_t index = f_spawn (F_SLUICE ("buffer", "--bind", bind, "--capacity", capacity), -1,
-                            true, NULL, NULL);
-    char line [256];
-    f_line (index, line, sizeof line);
-    cr_assert (strncmp (line, "listening on tcp://127.0.0.1:", 29) == 0, "first line: '%s'", line);
-    const char *bound = line + 13;
-    cr_assert (strcmp (bound + 16, "0") != 0 && !strchr (bound, '*'), "port not resolved: %s",
-               bound);
-    cr_assert_lt (strlen (bound), size);
-    snprintf (endpoint, size, "%s", bound);
+    size_t index = p_spawn (P_SLUICE ("buffer", "--bind", bind, "--capacity", capacity), NULL,
+                            -1, NULL, true, NULL);
+    p_listening (index, "tcp://127.0.0.1:", endpoint, size);
     if (!f_fx.status_open) {
-        snprintf (f_fx.endpoint, sizeof f_fx.endpoint, "%s", bound);
-        cr_assert_eq (sluice_conn_init (&f_fx.status, bound), SLUICE_OK);
+        snprintf (f_fx.endpoint, sizeof f_fx.endpoint, "%s", endpoint);
+        cr_assert_eq (sluice_conn_init (&f_fx.status, endpoint), SLUICE_OK);
         f_fx.status_open = true;
     }
     return index;
@@ -424,7 +245,7 @@ Test (faults, killed_parked_reader_is_removed_and_a_later_chunk_reaches_another_
 {
     char endpoint [256];
     f_buffer ("4", endpoint, sizeof endpoint);
-    size_t doomed = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, true, NULL, NULL);
+    size_t doomed = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, NULL, true, NULL);
     f_status_t st;
     F_WAIT (st, st.parked_readers == 1);
 
@@ -435,10 +256,10 @@ Test (faults, killed_parked_reader_is_removed_and_a_later_chunk_reaches_another_
 
     sluice_stream_t *writer = f_stream (endpoint);
     f_write (writer, "after the death");
-    size_t reader = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, true, NULL, NULL);
+    size_t reader = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, NULL, true, NULL);
     f_expect_line (reader, "after the death");
     f_close_buffer (writer);
-    cr_assert_eq (f_wait (reader), 0, "the second reader must reach end of stream");
+    cr_assert_eq (p_wait (reader), 0, "the second reader must reach end of stream");
     char *rest = f_rest (reader);
     cr_expect_str_eq (rest, "", "after the chunk the reader printed '%s'", rest);
     free (rest);
@@ -467,7 +288,8 @@ Test (faults, killed_reader_holding_an_unacknowledged_chunk_gives_it_back)
     //  and c2; c3 is held, unacknowledged, while it blocks on stdin
     int hold_stdin;
     int hold_in = f_stdin_pipe (&hold_stdin);
-    size_t holder = f_spawn (F_HELPER ("hold-read", endpoint, "3"), hold_in, true, NULL, NULL);
+    size_t holder = p_spawn (F_HELPER ("hold-read", endpoint, "3"), NULL, hold_in, NULL, true,
+                             NULL);
     f_expect_line (holder, "c1");
     f_expect_line (holder, "c2");
     f_expect_line (holder, "c3");
@@ -478,7 +300,7 @@ Test (faults, killed_reader_holding_an_unacknowledged_chunk_gives_it_back)
     cr_assert_eq (st.queued, 0);
 
     //  A second reader waits on the empty buffer
-    size_t reader = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, true, NULL, NULL);
+    size_t reader = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, NULL, true, NULL);
     F_WAIT (st, st.parked_readers == 1);
 
     f_kill9 (holder);
@@ -487,7 +309,7 @@ Test (faults, killed_reader_holding_an_unacknowledged_chunk_gives_it_back)
     f_write (writer, "c4");
     f_expect_line (reader, "c4");
     f_close_buffer (writer);
-    cr_assert_eq (f_wait (reader), 0, "the second reader must reach end of stream");
+    cr_assert_eq (p_wait (reader), 0, "the second reader must reach end of stream");
     //  c1 and c2 were acknowledged: never delivered again
     char *rest = f_rest (reader);
     cr_expect_str_eq (rest, "", "after c3 c4 the second reader printed '%s'", rest);
@@ -508,7 +330,8 @@ Test (faults, killed_parked_writer_leaves_the_queue_intact_and_its_chunk_out)
     f_buffer ("3", endpoint, sizeof endpoint);
     int feed;
     int writer_in = f_stdin_pipe (&feed);
-    size_t writer = f_spawn (F_SLUICE ("write", "--connect", endpoint), writer_in, false, NULL, NULL);
+    size_t writer = p_spawn (P_SLUICE ("write", "--connect", endpoint), NULL, writer_in, NULL,
+                             false, NULL);
     f_write_all (feed, "w1\nw2\nw3\nunadmitted\n");
     f_status_t st;
     F_WAIT (st, st.parked_writers == 1 && st.queued == 3);
@@ -519,14 +342,14 @@ Test (faults, killed_parked_writer_leaves_the_queue_intact_and_its_chunk_out)
     cr_assert_eq (st.written, 3, "status:\n%s", st.text);
 
     //  Reading frees room: a parked write that survived would be admitted now and show up
-    const char *out = f_path ("out.txt");
-    size_t reader = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, false, out, NULL);
+    const char *out = p_path ("out.txt");
+    size_t reader = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, out, false, NULL);
     F_WAIT (st, st.parked_readers == 1 && st.queued == 0);
     sluice_stream_t *closer = f_stream (endpoint);
     f_close_buffer (closer);
-    cr_assert_eq (f_wait (reader), 0, "the reader must reach end of stream");
+    cr_assert_eq (p_wait (reader), 0, "the reader must reach end of stream");
     size_t size;
-    char *got = f_read_file (out, &size);
+    char *got = p_read_file (out, &size);
     cr_expect_str_eq (got, "w1\nw2\nw3\n", "queue content after the writer's death");
     free (got);
     st = f_status ();
@@ -540,27 +363,28 @@ Test (faults, stopped_reader_is_dropped_by_heartbeats_and_a_later_chunk_goes_els
 {
     char endpoint [256];
     f_buffer ("4", endpoint, sizeof endpoint);
-    const char *hung_out = f_path ("hung.txt");
-    size_t hung = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, false, hung_out, NULL);
+    const char *hung_out = p_path ("hung.txt");
+    size_t hung = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, hung_out, false,
+                           NULL);
     f_status_t st;
     F_WAIT (st, st.parked_readers == 1);
 
-    cr_assert_eq (kill (f_fx.children [hung].pid, SIGSTOP), 0);
+    cr_assert_eq (kill (p_fx.children [hung].pid, SIGSTOP), 0);
     //  The process is alive and its connection open: only tcp heartbeats (timeout 3 s) can
     //  tell, then the buffer's probe (every second) removes the parked read
     F_WAIT_BOUND (st, F_HUNG_BOUND_MS, st.parked_readers == 0);
 
     sluice_stream_t *writer = f_stream (endpoint);
     f_write (writer, "for the living");
-    size_t reader = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, true, NULL, NULL);
+    size_t reader = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, NULL, true, NULL);
     f_expect_line (reader, "for the living");
 
-    cr_assert_eq (kill (f_fx.children [hung].pid, SIGCONT), 0);
+    cr_assert_eq (kill (p_fx.children [hung].pid, SIGCONT), 0);
     f_kill9 (hung);
     f_close_buffer (writer);
-    cr_assert_eq (f_wait (reader), 0, "the second reader must reach end of stream");
+    cr_assert_eq (p_wait (reader), 0, "the second reader must reach end of stream");
     size_t size;
-    char *got = f_read_file (hung_out, &size);
+    char *got = p_read_file (hung_out, &size);
     cr_expect_eq (size, 0, "the stopped reader printed '%s'", got);
     free (got);
     st = f_status ();
@@ -575,8 +399,8 @@ Test (faults, killed_buffer_ends_blocked_reader_and_writer_with_an_error)
 {
     char endpoint [256], other [256];
     size_t buffer = f_buffer ("1", endpoint, sizeof endpoint);
-    const char *rerr = f_path ("read.err"), *werr = f_path ("write.err");
-    size_t reader = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, false, NULL, rerr);
+    const char *rerr = p_path ("read.err"), *werr = p_path ("write.err");
+    size_t reader = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, NULL, false, rerr);
     f_status_t st;
     F_WAIT (st, st.parked_readers == 1);
     //  A writer parked on a full buffer, in a second buffer process
@@ -585,7 +409,8 @@ Test (faults, killed_buffer_ends_blocked_reader_and_writer_with_an_error)
     cr_assert_eq (sluice_conn_init (&probe, other), SLUICE_OK);
     int feed;
     int writer_in = f_stdin_pipe (&feed);
-    size_t writer = f_spawn (F_SLUICE ("write", "--connect", other), writer_in, false, NULL, werr);
+    size_t writer = p_spawn (P_SLUICE ("write", "--connect", other), NULL, writer_in, NULL, false,
+                             werr);
     f_write_all (feed, "fits\nwaits\n");
     //  (the status client follows the first buffer; ask the second one directly)
     int64_t deadline = zclock_mono () + T_WAIT_MS;
@@ -603,13 +428,13 @@ Test (faults, killed_buffer_ends_blocked_reader_and_writer_with_an_error)
     f_kill9 (buffer);
     f_kill9 (full);
     //  Liveness ping after 5 s without a word, 2 s grace: a transport error, exit 1
-    cr_expect_eq (f_wait_for (reader, F_HUNG_BOUND_MS), 1, "sluice read on a dead buffer");
-    cr_expect_eq (f_wait_for (writer, F_HUNG_BOUND_MS), 1, "sluice write on a dead buffer");
+    cr_expect_eq (p_wait_within (reader, F_HUNG_BOUND_MS), 1, "sluice read on a dead buffer");
+    cr_expect_eq (p_wait_within (writer, F_HUNG_BOUND_MS), 1, "sluice write on a dead buffer");
     size_t size;
-    char *text = f_read_file (rerr, &size);
+    char *text = p_read_file (rerr, &size);
     cr_expect_gt (size, 0, "sluice read exited without saying why");
     free (text);
-    text = f_read_file (werr, &size);
+    text = p_read_file (werr, &size);
     cr_expect_gt (size, 0, "sluice write exited without saying why");
     free (text);
 }
@@ -620,8 +445,8 @@ Test (faults, buffer_restarted_at_the_same_address_does_not_hang_a_blocked_reade
 {
     char endpoint [256], again [256];
     size_t buffer = f_buffer ("4", endpoint, sizeof endpoint);
-    const char *rerr = f_path ("read.err");
-    size_t reader = f_spawn (F_SLUICE ("read", "--connect", endpoint), -1, true, NULL, rerr);
+    const char *rerr = p_path ("read.err");
+    size_t reader = p_spawn (P_SLUICE ("read", "--connect", endpoint), NULL, -1, NULL, true, rerr);
     f_status_t st;
     F_WAIT (st, st.parked_readers == 1);
     f_kill9 (buffer);
@@ -633,7 +458,7 @@ Test (faults, buffer_restarted_at_the_same_address_does_not_hang_a_blocked_reade
 
     //  Acceptable: the reader fails (exit 1: its buffer died) or it carries on with the new
     //  buffer (prints the chunk). Not acceptable: blocked past liveness + grace
-    f_child_t *child = &f_fx.children [reader];
+    p_child_t *child = &p_fx.children [reader];
     int pidfd = (int) syscall (SYS_pidfd_open, child->pid, 0);
     cr_assert_neq (pidfd, -1, "pidfd_open: %s", strerror (errno));
     struct pollfd items [2] = { { pidfd, POLLIN, 0 }, { child->out, POLLIN, 0 } };
@@ -645,12 +470,12 @@ Test (faults, buffer_restarted_at_the_same_address_does_not_hang_a_blocked_reade
     if (rc == 1 && (items [1].revents & POLLIN)) {
         f_expect_line (reader, "after the restart");
         f_close_buffer (writer);
-        cr_expect_eq (f_wait (reader), 0, "the reader carried on with the new buffer, then "
+        cr_expect_eq (p_wait (reader), 0, "the reader carried on with the new buffer, then "
                       "must reach its end of stream");
     }
     else
     if (rc >= 1)
-        cr_expect_eq (f_wait (reader), 1, "the reader whose buffer died must fail (exit 1)");
+        cr_expect_eq (p_wait (reader), 1, "the reader whose buffer died must fail (exit 1)");
     else {
         st = f_status ();
         cr_assert (false, "sluice read is still blocked %d ms after its buffer was killed and "

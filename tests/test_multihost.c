@@ -22,18 +22,11 @@
     says why and skips. Namespaces are deleted in .fini after every child is killed and reaped.
 */
 #include "common.h"
+#include "proc.h"
 #include "sluice_internal.h"        //  sluice_status_u64
-#include <fcntl.h>
-#include <limits.h>
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define M_SUITE_TIMEOUT  120       //  seconds: namespaces, an outage, under ASan too
 #define M_MAX_CHILDREN   24
@@ -43,13 +36,6 @@
 #define M_EXIT_BOUND_MS  20000     //  the clients finish the stream after the link is back
 
 static const char *m_hosts [3] = { "buf", "wri", "rea" };
-
-typedef struct {
-    pid_t pid;
-    int status;
-    bool reaped;
-    int out;                       //  read end of its stdout pipe, or -1
-} m_child_t;
 
 //  Drains a child's stdout into memory on a thread of its own; can be paused, so that the
 //  child blocks on a full pipe (a slow consumer).
@@ -69,13 +55,10 @@ typedef struct {
 
 typedef struct {
     char ip [PATH_MAX];
-    char cli [PATH_MAX + 32];
     char helper [PATH_MAX + 32];
     char dir [PATH_MAX];
     char prefix [64];              //  sluice-mh-<pid>
     bool made [4];                 //  namespaces created: hub, buf, wri, rea
-    m_child_t children [M_MAX_CHILDREN];
-    size_t nchildren;
     int feed;                      //  the writer's stdin, test side, or -1
     m_drain_t drain;
     char endpoint [256];           //  the buffer, tcp://10.250.0.1:PORT
@@ -119,24 +102,10 @@ m_init (void)
     m_fx.feed = -1;
     m_fx.drain.fd = -1;
     m_fx.drain.wake = -1;
+    p_init (M_MAX_CHILDREN, T_WAIT_MS);
     t_fx_init ();
-    char exe [PATH_MAX];
-    ssize_t size = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    cr_assert_gt (size, 0, "readlink /proc/self/exe: %s", strerror (errno));
-    exe [size] = 0;
-    char *slash = strrchr (exe, '/');       //  .../build/<build>/tests/test_multihost
-    cr_assert_not_null (slash);
-    *slash = 0;
-    const char *env = getenv ("SLUICE_CLI");
-    snprintf (m_fx.cli, sizeof m_fx.cli, "%s", env && *env ? env : "");
-    if (!*m_fx.cli)
-        snprintf (m_fx.cli, sizeof m_fx.cli, "%s/../bin/sluice", exe);
-    env = getenv ("SLUICE_FAULT_HELPER");
-    snprintf (m_fx.helper, sizeof m_fx.helper, "%s", env && *env ? env : "");
-    if (!*m_fx.helper)
-        snprintf (m_fx.helper, sizeof m_fx.helper, "%s/helpers/fault_helper", exe);
-    cr_assert (access (m_fx.cli, X_OK) == 0, "no sluice command at %s (make build)", m_fx.cli);
-    cr_assert (access (m_fx.helper, X_OK) == 0, "no helper at %s (make build)", m_fx.helper);
+    p_program (m_fx.helper, sizeof m_fx.helper, "SLUICE_FAULT_HELPER", p_fx.exe_dir,
+               "helpers/fault_helper");
     snprintf (m_fx.prefix, sizeof m_fx.prefix, "sluice-mh-%d", (int) getpid ());
     snprintf (m_fx.dir, sizeof m_fx.dir, "/tmp/sluice-test-multihost-XXXXXX");
     cr_assert_not_null (mkdtemp (m_fx.dir), "mkdtemp: %s", strerror (errno));
@@ -157,14 +126,7 @@ m_cleanup (void)
         pthread_cond_signal (&m_fx.drain.cond);
         pthread_mutex_unlock (&m_fx.drain.lock);
     }
-    for (size_t i = 0; i < m_fx.nchildren; i++) {
-        m_child_t *child = &m_fx.children [i];
-        if (!child->reaped) {
-            kill (child->pid, SIGKILL);
-            waitpid (child->pid, NULL, 0);
-            child->reaped = true;
-        }
-    }
+    p_kill_all ();
     if (m_fx.drain.started) {
         pthread_join (m_fx.drain.thread, NULL);
         pthread_mutex_destroy (&m_fx.drain.lock);
@@ -175,10 +137,7 @@ m_cleanup (void)
     if (m_fx.drain.wake != -1)
         close (m_fx.drain.wake);
     m_fx.drain.wake = -1;
-    for (size_t i = 0; i < m_fx.nchildren; i++)
-        if (m_fx.children [i].out != -1)
-            close (m_fx.children [i].out);
-    m_fx.nchildren = 0;
+    p_fini ();                      //  the children's pipes, once the drain is done with them
     if (m_fx.feed != -1)
         close (m_fx.feed);
     m_fx.feed = -1;
@@ -215,90 +174,13 @@ TestSuite (multihost, .init = m_init, .fini = m_fini, .timeout = M_SUITE_TIMEOUT
 // ---------------------------------------------------------------------------------------------
 //  Processes
 
-//  Start argv [0] (NULL-terminated argv). stdin: in_fd or /dev/null; stdout: a pipe (out_pipe)
-//  or /dev/null... or `out` path; stderr: `err` path or /dev/null.
-static size_t
-m_spawn (const char *const *argv, int in_fd, bool out_pipe, const char *out, const char *err)
-{
-    cr_assert_lt (m_fx.nchildren, M_MAX_CHILDREN);
-    int pipe_fds [2] = { -1, -1 };
-    if (out_pipe)
-        cr_assert_eq (pipe2 (pipe_fds, O_CLOEXEC), 0);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    cr_assert_neq (pid, -1, "fork: %s", strerror (errno));
-    if (pid == 0) {
-        //  Only async-signal-safe calls from here to exec: this process has threads.
-        //  `ip netns exec` execs the program in the same process: the death signal holds.
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        int fd_in = in_fd >= 0 ? in_fd : open ("/dev/null", O_RDONLY);
-        int fd_out = out_pipe ? pipe_fds [1]
-                   : open (out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fd_err = open (err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd_in < 0 || fd_out < 0 || fd_err < 0
-        ||  dup2 (fd_in, 0) < 0 || dup2 (fd_out, 1) < 0 || dup2 (fd_err, 2) < 0)
-            _exit (127);
-        sigset_t none;
-        sigemptyset (&none);
-        sigprocmask (SIG_SETMASK, &none, NULL);
-        signal (SIGPIPE, SIG_DFL);
-        execv (argv [0], (char *const *) argv);
-        _exit (127);
-    }
-    if (out_pipe)
-        close (pipe_fds [1]);
-    m_child_t *child = &m_fx.children [m_fx.nchildren];
-    child->pid = pid;
-    child->reaped = false;
-    child->out = pipe_fds [0];
-    return m_fx.nchildren++;
-}
-
-//  Wait for a child's exit on a pidfd, at most bound_ms: true and *status when it exited.
-static bool
-m_wait_for (size_t index, int bound_ms, int *status)
-{
-    m_child_t *child = &m_fx.children [index];
-    if (!child->reaped) {
-        int pidfd = (int) syscall (SYS_pidfd_open, child->pid, 0);
-        cr_assert_neq (pidfd, -1, "pidfd_open: %s", strerror (errno));
-        struct pollfd item = { pidfd, POLLIN, 0 };
-        int rc;
-        do
-            rc = poll (&item, 1, bound_ms);
-        while (rc == -1 && errno == EINTR);
-        close (pidfd);
-        if (rc != 1)
-            return false;
-        int raw;
-        cr_assert_eq (waitpid (child->pid, &raw, 0), child->pid);
-        child->reaped = true;
-        child->status = WIFEXITED (raw) ? WEXITSTATUS (raw) : 128 + WTERMSIG (raw);
-    }
-    *status = child->status;
-    return true;
-}
-
 //  A short-lived child that has been reaped: free its slot when it is the last one.
 static void
 m_forget (size_t index)
 {
-    if (index + 1 == m_fx.nchildren && m_fx.children [index].reaped
-    &&  m_fx.children [index].out == -1)
-        m_fx.nchildren--;
-}
-
-//  Argument vector: `ip ARGS...`
-static void
-m_ip_argv (const char **argv, size_t size, const char *const *args)
-{
-    size_t argc = 0;
-    argv [argc++] = m_fx.ip;
-    for (; *args && argc + 1 < size; args++)
-        argv [argc++] = *args;
-    argv [argc] = NULL;
+    if (index + 1 == p_fx.nchildren && p_fx.children [index].reaped
+    &&  p_fx.children [index].out == -1)
+        p_fx.nchildren--;
 }
 
 //  Run `ip ARGS...` to its end; its exit status (stderr to the setup log).
@@ -306,10 +188,10 @@ static int
 m_run_ip (const char *const *args)
 {
     const char *argv [32];
-    m_ip_argv (argv, 32, args);
-    size_t index = m_spawn (argv, -1, false, NULL, m_fx.log);
+    p_argv (argv, 32, m_fx.ip, args);
+    size_t index = p_spawn (argv, NULL, -1, NULL, false, m_fx.log);
     int status;
-    cr_assert (m_wait_for (index, T_WAIT_MS, &status), "ip %s %s did not finish", args [0],
+    cr_assert (p_try_wait (index, T_WAIT_MS, &status), "ip %s %s did not finish", args [0],
                args [1] ? args [1] : "");
     m_forget (index);
     return status;
@@ -319,7 +201,7 @@ static void
 m_run_ip_quiet (const char *const *args)
 {
     const char *argv [32];
-    m_ip_argv (argv, 32, args);
+    p_argv (argv, 32, m_fx.ip, args);
     pid_t pid = fork ();
     if (pid == 0) {
         int null = open ("/dev/null", O_RDWR);
@@ -414,7 +296,8 @@ m_link (const char *host, bool up)
                   m_log_text ());
 }
 
-//  Start PROGRAM ARGS... on host (`ip netns exec`).
+//  Start PROGRAM ARGS... on host (`ip netns exec`, which execs the program in the same process:
+//  the death signal holds).
 static size_t
 m_spawn_on (const char *host, const char *const *args, int in_fd, bool out_pipe,
             const char *out, const char *err)
@@ -430,45 +313,16 @@ m_spawn_on (const char *host, const char *const *args, int in_fd, bool out_pipe,
     for (; *args && argc + 1 < 40; args++)
         argv [argc++] = *args;
     argv [argc] = NULL;
-    return m_spawn (argv, in_fd, out_pipe, out, err);
-}
-
-#define M_SLUICE(...) ((const char *const []) { m_fx.cli, __VA_ARGS__, NULL })
-
-//  One line from the child's stdout pipe, bounded by T_WAIT_MS.
-static void
-m_line (size_t index, char *line, size_t size)
-{
-    m_child_t *child = &m_fx.children [index];
-    size_t used = 0;
-    line [0] = 0;
-    while (true) {
-        struct pollfd item = { child->out, POLLIN, 0 };
-        int rc = poll (&item, 1, T_WAIT_MS);
-        cr_assert_eq (rc, 1, "no line from child %zu within %d ms (got '%.*s')", index,
-                      T_WAIT_MS, (int) used, line);
-        char byte;
-        ssize_t got = read (child->out, &byte, 1);
-        cr_assert_eq (got, 1, "child %zu closed its stdout before a whole line ('%.*s')", index,
-                      (int) used, line);
-        if (byte == '\n')
-            break;
-        cr_assert_lt (used + 1, size);
-        line [used++] = byte;
-    }
-    line [used] = 0;
+    return p_spawn (argv, NULL, in_fd, out, out_pipe, err);
 }
 
 //  The buffer on its host, capacity N; sets m_fx.endpoint.
 static size_t
 m_buffer (const char *capacity)
 {
-    size_t index = m_spawn_on ("buf", M_SLUICE ("buffer", "--bind", "tcp://10.250.0.1:0",
+    size_t index = m_spawn_on ("buf", P_SLUICE ("buffer", "--bind", "tcp://10.250.0.1:0",
                                                 "--capacity", capacity), -1, true, NULL, NULL);
-    char line [256];
-    m_line (index, line, sizeof line);
-    cr_assert (strncmp (line, "listening on tcp://10.250.0.1:", 30) == 0, "first line: '%s'", line);
-    snprintf (m_fx.endpoint, sizeof m_fx.endpoint, "%s", line + 13);
+    p_listening (index, "tcp://10.250.0.1:", m_fx.endpoint, sizeof m_fx.endpoint);
     return index;
 }
 
@@ -492,7 +346,7 @@ m_wait_status (int bound_ms, const char *const *conds)
     snprintf (err, sizeof err, "%s/wait.err", m_fx.dir);
     size_t index = m_spawn_on ("buf", args, -1, false, NULL, err);
     int status;
-    bool ended = m_wait_for (index, bound_ms + T_WAIT_MS, &status);
+    bool ended = p_try_wait (index, bound_ms + T_WAIT_MS, &status);
     if (ended)
         m_forget (index);
     zchunk_t *text = zchunk_slurp (err, 0);
@@ -518,7 +372,7 @@ m_status_text (void)
                                m_fx.endpoint, "3000", "capacity>=0", NULL }, -1, false, out, NULL);
     int status;
     snprintf (text, sizeof text, "(no status)");
-    bool ended = m_wait_for (index, T_WAIT_MS, &status);
+    bool ended = p_try_wait (index, T_WAIT_MS, &status);
     if (ended)
         m_forget (index);
     if (ended && status == 0) {
@@ -582,7 +436,7 @@ static void
 m_drain_start (size_t index, int pipe_size)
 {
     m_drain_t *drain = &m_fx.drain;
-    drain->fd = m_fx.children [index].out;
+    drain->fd = p_fx.children [index].out;
     drain->pipe_size = fcntl (drain->fd, F_GETPIPE_SZ);
     if (pipe_size > 0)
         drain->pipe_size = fcntl (drain->fd, F_SETPIPE_SZ, pipe_size);
@@ -707,12 +561,12 @@ m_stream_start (int reader_pipe_size, size_t *writer, size_t *reader)
     char rerr [PATH_MAX + 32], werr [PATH_MAX + 32];
     snprintf (rerr, sizeof rerr, "%s/read.err", m_fx.dir);
     snprintf (werr, sizeof werr, "%s/write.err", m_fx.dir);
-    *reader = m_spawn_on ("rea", M_SLUICE ("read", "--connect", m_fx.endpoint), -1, true, NULL, rerr);
+    *reader = m_spawn_on ("rea", P_SLUICE ("read", "--connect", m_fx.endpoint), -1, true, NULL, rerr);
     m_drain_start (*reader, reader_pipe_size);
     int fds [2];
     cr_assert_eq (pipe2 (fds, O_CLOEXEC), 0);
     m_fx.feed = fds [1];
-    *writer = m_spawn_on ("wri", M_SLUICE ("write", "--connect", m_fx.endpoint, "--close"),
+    *writer = m_spawn_on ("wri", P_SLUICE ("write", "--connect", m_fx.endpoint, "--close"),
                           fds [0], false, NULL, werr);
     close (fds [0]);
     m_feed (1, M_FIRST_PART);
@@ -752,9 +606,9 @@ m_stream_finish (size_t writer, size_t reader)
     close (m_fx.feed);
     m_fx.feed = -1;
     int wstatus = -1, rstatus = -1;
-    bool wended = m_wait_for (writer, M_EXIT_BOUND_MS, &wstatus);
+    bool wended = p_try_wait (writer, M_EXIT_BOUND_MS, &wstatus);
     //  The reader ends only after the writer's close; without it, just look
-    bool rended = m_wait_for (reader, wended ? M_EXIT_BOUND_MS : 0, &rstatus);
+    bool rended = p_try_wait (reader, wended ? M_EXIT_BOUND_MS : 0, &rstatus);
     if (!wended || !rended || wstatus != 0 || rstatus != 0) {
         char wsaid [1200], rsaid [1200], status [1024];
         m_describe (wsaid, sizeof wsaid, "write", wended, wstatus, m_err_text ("write.err"));

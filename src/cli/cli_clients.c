@@ -19,13 +19,146 @@ s_classify (sluice_err_t rc, int64_t started, int timeout_ms)
     return rc;
 }
 
-static bool
-s_require_endpoint (const char *command, const char *endpoint)
+// ---------------------------------------------------------------------------------------------
+//  Options, set-up and errors, shared by the commands
+
+typedef struct s_client_s s_client_t;
+
+//  Takes one of a command's own options: SLUICE_EXIT_OK, SLUICE_EXIT_USAGE once the usage error
+//  is printed, or S_NOT_AN_OPTION when the command has no such option.
+typedef int (s_option_fn) (s_client_t *self, int option, const char *arg);
+#define S_NOT_AN_OPTION  (-2)
+
+//  A client command: what it is, then what it was given. Every one takes --connect, --timeout,
+//  --help and the CURVE client options; its own others go to `option`.
+struct s_client_s {
+    const char *command;
+    void (*usage) (FILE *out);
+    long timeout_min;              //  the least --timeout it takes
+    s_option_fn *option;           //  its own options (NULL: none)
+    void *own;                     //  what they set
+    const char *endpoint;          //  --connect ENDPOINT
+    long timeout;                  //  --timeout MS; the command's default until given
+    sluice_cli_curve_t curve;
+    int64_t started;               //  when s_conn_client began to connect (wait-ready's
+                                   //  --timeout counts from there)
+};
+
+//  An integer option of the command: SLUICE_EXIT_OK, or SLUICE_EXIT_USAGE after the error.
+static int
+s_int_option (s_client_t *self, const char *option, const char *arg, long min, long max,
+              long *value)
 {
-    if (endpoint)
-        return true;
-    sluice_cli_usage_error (command, "--connect ENDPOINT is required");
-    return false;
+    if (sluice_cli_option_int (self->command, option, arg, min, max, value))
+        return SLUICE_EXIT_OK;
+    return SLUICE_EXIT_USAGE;
+}
+
+//  The getopt_long loop of a client command over its own table (short_options and options,
+//  with 'c', 't', 'h' and the CURVE options among them). Returns SLUICE_EXIT_OK, -1 once --help
+//  has been printed, or the exit code of a usage error (printed). The arguments after the
+//  options start at argv [optind].
+static int
+s_client_parse (s_client_t *self, int argc, char **argv, const char *short_options,
+                const struct option *options)
+{
+    int option;
+    while ((option = getopt_long (argc, argv, short_options, options, NULL)) != -1) {
+        int rc = SLUICE_EXIT_OK;
+        switch (option) {
+            case 'c': self->endpoint = optarg; break;
+            case 't':
+                rc = s_int_option (self, "timeout", optarg, self->timeout_min, INT32_MAX,
+                                   &self->timeout);
+                break;
+            case 'h': self->usage (stdout); return -1;
+            default:
+                if (sluice_cli_curve_option (&self->curve, option, optarg))
+                    break;
+                rc = self->option ? self->option (self, option, optarg) : S_NOT_AN_OPTION;
+                if (rc == S_NOT_AN_OPTION)
+                    return sluice_cli_bad_option (self->command, argc, argv);
+        }
+        if (rc != SLUICE_EXIT_OK)
+            return rc;
+    }
+    return SLUICE_EXIT_OK;
+}
+
+//  After the options: --connect is required and the CURVE settings must hold together. Prints
+//  a usage error; returns SLUICE_EXIT_USAGE, or SLUICE_EXIT_OK.
+static int
+s_client_check (s_client_t *self)
+{
+    if (!self->endpoint)
+        return sluice_cli_usage_error (self->command, "--connect ENDPOINT is required");
+    return sluice_cli_curve_client (self->command, &self->curve);
+}
+
+//  s_client_parse, no argument after the options (args_hint: said after an unexpected one),
+//  then s_client_check. Returns what they return.
+static int
+s_client_options (s_client_t *self, int argc, char **argv, const char *short_options,
+                  const struct option *options, const char *args_hint)
+{
+    int rc = s_client_parse (self, argc, argv, short_options, options);
+    if (rc != SLUICE_EXIT_OK)
+        return rc;
+    if (optind < argc)
+        return sluice_cli_usage_error (self->command, "unexpected argument '%s'%s", argv [optind],
+                                       args_hint);
+    return s_client_check (self);
+}
+
+//  The client library refused the endpoint. Returns SLUICE_EXIT_USAGE.
+static int
+s_invalid_endpoint (s_client_t *self)
+{
+    return sluice_cli_usage_error (self->command, "invalid endpoint '%s'", self->endpoint);
+}
+
+//  The options of write or read (s_client_options), then its stream client. NULL when the
+//  command is done: after --help, or a usage error; *exit_code says which (SLUICE_EXIT_OK
+//  with a stream).
+static sluice_stream_t *
+s_stream_client (s_client_t *self, int argc, char **argv, const char *short_options,
+                 const struct option *options, const char *args_hint, int *exit_code)
+{
+    int rc = s_client_options (self, argc, argv, short_options, options, args_hint);
+    *exit_code = rc < 0 ? SLUICE_EXIT_OK : rc;
+    if (rc != SLUICE_EXIT_OK)
+        return NULL;
+    sluice_stream_t *stream = sluice_stream_new_secure (self->endpoint,
+                                                        sluice_cli_curve_get (&self->curve));
+    if (!stream)
+        *exit_code = s_invalid_endpoint (self);
+    return stream;
+}
+
+//  The model server client of wait-ready and request; NULL when the endpoint is invalid.
+static sluice_model_client_t *
+s_model_client_new (s_client_t *self)
+{
+    return sluice_model_client_new_secure (self->endpoint, sluice_cli_curve_get (&self->curve));
+}
+
+//  A call to the actor failed: "sluice COMMAND: ENDPOINT: <error> (<text>)", then what to
+//  check when a CURVE client got no answer (raw: the error as the call returned it, before
+//  s_classify). Returns the exit code.
+static int
+s_call_failed (s_client_t *self, sluice_err_t err, const char *text, sluice_err_t raw)
+{
+    int exit_code = sluice_cli_fail (self->command, err, text, "%s", self->endpoint);
+    sluice_cli_curve_hint (self->command, sluice_cli_curve_get (&self->curve), raw);
+    return exit_code;
+}
+
+//  Reading stdin or writing stdout failed (errno): say so. Returns SLUICE_EXIT_ERROR.
+static int
+s_io_failed (const char *command, const char *what)
+{
+    fprintf (stderr, "sluice %s: %s: %s\n", command, what, strerror (errno));
+    return SLUICE_EXIT_ERROR;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -55,6 +188,26 @@ s_write_usage (FILE *out)
         "Exit: 0 all input written, 1 error, 2 usage, 3 timeout, 4 the buffer is closed.\n");
 }
 
+//  write's own options
+typedef struct {
+    long chunk_bytes, window;
+    bool close_at_end, final;
+} s_write_t;
+
+static int
+s_write_option (s_client_t *client, int option, const char *arg)
+{
+    s_write_t *self = (s_write_t *) client->own;
+    switch (option) {
+        case 'b':
+            return s_int_option (client, "chunk-bytes", arg, 1, INT32_MAX, &self->chunk_bytes);
+        case 'C': self->close_at_end = true; return SLUICE_EXIT_OK;
+        case 'F': self->final = true; return SLUICE_EXIT_OK;
+        case 'w': return s_int_option (client, "window", arg, 1, 100000, &self->window);
+        default:  return S_NOT_AN_OPTION;
+    }
+}
+
 int
 sluice_cli_write (int argc, char **argv)
 {
@@ -69,49 +222,20 @@ sluice_cli_write (int argc, char **argv)
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
-    sluice_cli_curve_t curve;
-    memset (&curve, 0, sizeof curve);
-    const char *endpoint = NULL;
-    long chunk_bytes = 0, timeout = SLUICE_FOREVER, window = 1;
-    bool close_at_end = false, final = false;
-    int option;
-    while ((option = getopt_long (argc, argv, "c:b:t:w:h", options, NULL)) != -1) {
-        switch (option) {
-            case 'c': endpoint = optarg; break;
-            case 'b':
-                if (!sluice_cli_option_int ("write", "chunk-bytes", optarg, 1, INT32_MAX, &chunk_bytes))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'C': close_at_end = true; break;
-            case 'F': final = true; break;
-            case 't':
-                if (!sluice_cli_option_int ("write", "timeout", optarg, 0, INT32_MAX, &timeout))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'w':
-                if (!sluice_cli_option_int ("write", "window", optarg, 1, 100000, &window))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'h': s_write_usage (stdout); return SLUICE_EXIT_OK;
-            default:
-                if (sluice_cli_curve_option (&curve, option, optarg))
-                    break;
-                return sluice_cli_bad_option ("write", argc, argv);
-        }
-    }
-    if (optind < argc)
-        return sluice_cli_usage_error ("write", "unexpected argument '%s' (input is stdin)", argv [optind]);
-    if (!s_require_endpoint ("write", endpoint)
-    ||  sluice_cli_curve_client ("write", &curve) != SLUICE_EXIT_OK)
-        return SLUICE_EXIT_USAGE;
-    sluice_stream_t *stream = sluice_stream_new_secure (endpoint, sluice_cli_curve_get (&curve));
+    s_write_t own = { .chunk_bytes = 0, .window = 1 };
+    s_client_t client = { .command = "write", .usage = s_write_usage, .option = s_write_option,
+                          .own = &own, .timeout = SLUICE_FOREVER };
+    int exit_code;
+    sluice_stream_t *stream = s_stream_client (&client, argc, argv, "c:b:t:w:h", options,
+                                               " (input is stdin)", &exit_code);
     if (!stream)
-        return sluice_cli_usage_error ("write", "invalid endpoint '%s'", endpoint);
-    sluice_stream_set_window (stream, (size_t) window);
+        return exit_code;
+    const char *endpoint = client.endpoint;
+    int timeout = (int) client.timeout;
+    sluice_stream_set_window (stream, (size_t) own.window);
 
     sluice_cli_input_t input;
-    sluice_cli_input_init (&input, STDIN_FILENO, (size_t) chunk_bytes);
-    int exit_code = SLUICE_EXIT_OK;
+    sluice_cli_input_init (&input, STDIN_FILENO, (size_t) own.chunk_bytes);
     size_t index = 0;
     while (exit_code == SLUICE_EXIT_OK) {
         const char *data;
@@ -120,25 +244,24 @@ sluice_cli_write (int argc, char **argv)
         if (rc == 0)
             break;
         if (rc < 0) {
-            fprintf (stderr, "sluice write: reading stdin: %s\n", strerror (errno));
-            exit_code = SLUICE_EXIT_ERROR;
+            exit_code = s_io_failed ("write", "reading stdin");
             break;
         }
         int64_t started = zclock_mono ();
-        sluice_err_t err = sluice_stream_write_timeout (stream, data, size, false, (int) timeout);
+        sluice_err_t err = sluice_stream_write_timeout (stream, data, size, false, timeout);
         if (err != SLUICE_OK) {
-            exit_code = sluice_cli_fail ("write", s_classify (err, started, (int) timeout),
+            exit_code = sluice_cli_fail ("write", s_classify (err, started, timeout),
                                          sluice_stream_error_text (stream), "%s: chunk %zu",
                                          endpoint, index + 1);
-            sluice_cli_curve_hint ("write", sluice_cli_curve_get (&curve), err);
+            sluice_cli_curve_hint ("write", sluice_cli_curve_get (&client.curve), err);
         }
         index++;
     }
-    if (exit_code == SLUICE_EXIT_OK && final) {
+    if (exit_code == SLUICE_EXIT_OK && own.final) {
         int64_t started = zclock_mono ();
-        sluice_err_t err = sluice_stream_write_timeout (stream, "", 0, true, (int) timeout);
+        sluice_err_t err = sluice_stream_write_timeout (stream, "", 0, true, timeout);
         if (err != SLUICE_OK)
-            exit_code = sluice_cli_fail ("write", s_classify (err, started, (int) timeout),
+            exit_code = sluice_cli_fail ("write", s_classify (err, started, timeout),
                                          sluice_stream_error_text (stream),
                                          "%s: final chunk", endpoint);
     }
@@ -149,7 +272,7 @@ sluice_cli_write (int argc, char **argv)
             exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
                                          "%s: a write in flight", endpoint);
     }
-    if (exit_code == SLUICE_EXIT_OK && close_at_end) {
+    if (exit_code == SLUICE_EXIT_OK && own.close_at_end) {
         sluice_err_t err = sluice_stream_close (stream);
         if (err != SLUICE_OK)
             exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
@@ -182,6 +305,23 @@ s_read_usage (FILE *out)
         "Exit: 0 end of stream, 1 error, 2 usage, 3 timeout.\n");
 }
 
+//  read's own options
+typedef struct {
+    long batch;
+    bool raw;
+} s_read_t;
+
+static int
+s_read_option (s_client_t *client, int option, const char *arg)
+{
+    s_read_t *self = (s_read_t *) client->own;
+    switch (option) {
+        case 'r': self->raw = true; return SLUICE_EXIT_OK;
+        case 'b': return s_int_option (client, "batch", arg, 1, SLUICE_MAX_BATCH, &self->batch);
+        default:  return S_NOT_AN_OPTION;
+    }
+}
+
 int
 sluice_cli_read (int argc, char **argv)
 {
@@ -194,50 +334,23 @@ sluice_cli_read (int argc, char **argv)
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
-    sluice_cli_curve_t curve;
-    memset (&curve, 0, sizeof curve);
-    const char *endpoint = NULL;
-    long timeout = SLUICE_FOREVER, batch = 1;
-    bool raw = false;
-    int option;
-    while ((option = getopt_long (argc, argv, "c:rt:b:h", options, NULL)) != -1) {
-        switch (option) {
-            case 'c': endpoint = optarg; break;
-            case 'r': raw = true; break;
-            case 't':
-                if (!sluice_cli_option_int ("read", "timeout", optarg, 0, INT32_MAX, &timeout))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'b':
-                if (!sluice_cli_option_int ("read", "batch", optarg, 1, SLUICE_MAX_BATCH, &batch))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'h': s_read_usage (stdout); return SLUICE_EXIT_OK;
-            default:
-                if (sluice_cli_curve_option (&curve, option, optarg))
-                    break;
-                return sluice_cli_bad_option ("read", argc, argv);
-        }
-    }
-    if (optind < argc)
-        return sluice_cli_usage_error ("read", "unexpected argument '%s'", argv [optind]);
-    if (!s_require_endpoint ("read", endpoint)
-    ||  sluice_cli_curve_client ("read", &curve) != SLUICE_EXIT_OK)
-        return SLUICE_EXIT_USAGE;
-    sluice_stream_t *stream = sluice_stream_new_secure (endpoint, sluice_cli_curve_get (&curve));
+    s_read_t own = { .batch = 1, .raw = false };
+    s_client_t client = { .command = "read", .usage = s_read_usage, .option = s_read_option,
+                          .own = &own, .timeout = SLUICE_FOREVER };
+    int exit_code;
+    sluice_stream_t *stream = s_stream_client (&client, argc, argv, "c:rt:b:h", options, "",
+                                               &exit_code);
     if (!stream)
-        return sluice_cli_usage_error ("read", "invalid endpoint '%s'", endpoint);
-    sluice_stream_set_batch (stream, (size_t) batch);
+        return exit_code;
+    sluice_stream_set_batch (stream, (size_t) own.batch);
 
-    int exit_code = SLUICE_EXIT_OK;
     while (true) {
         sluice_chunk_t chunk;
         int64_t started = zclock_mono ();
-        sluice_err_t err = sluice_stream_read_timeout (stream, &chunk, (int) timeout);
+        sluice_err_t err = sluice_stream_read_timeout (stream, &chunk, (int) client.timeout);
         if (err != SLUICE_OK) {
-            exit_code = sluice_cli_fail ("read", s_classify (err, started, (int) timeout),
-                                         sluice_stream_error_text (stream), "%s", endpoint);
-            sluice_cli_curve_hint ("read", sluice_cli_curve_get (&curve), err);
+            exit_code = s_call_failed (&client, s_classify (err, started, (int) client.timeout),
+                                       sluice_stream_error_text (stream), err);
             break;
         }
         if (chunk.is_eos)
@@ -245,11 +358,10 @@ sluice_cli_read (int argc, char **argv)
         //  An empty final chunk only marks the end; a final chunk with text is data too
         if (!chunk.is_final || chunk.size > 0) {
             bool ok = fwrite (chunk.text, 1, chunk.size, stdout) == chunk.size
-                   && (raw || fputc ('\n', stdout) != EOF)
+                   && (own.raw || fputc ('\n', stdout) != EOF)
                    && fflush (stdout) == 0;
             if (!ok) {
-                fprintf (stderr, "sluice read: writing stdout: %s\n", strerror (errno));
-                exit_code = SLUICE_EXIT_ERROR;
+                exit_code = s_io_failed ("read", "writing stdout");
                 break;
             }
         }
@@ -274,10 +386,35 @@ s_call_once (sluice_conn_t *conn, uint8_t command, int timeout_ms)
     return s_classify (rc, started, timeout_ms);
 }
 
+//  STATUS, which either actor answers at once; the text of the reply is conn->frames [0].
+static sluice_err_t
+s_call_status (sluice_conn_t *conn, int timeout_ms)
+{
+    sluice_err_t err = s_call_once (conn, SLUICE_CMD_STATUS, timeout_ms);
+    if (err == SLUICE_OK && conn->frame_count != 1)
+        err = sluice_conn_fail (conn, SLUICE_EPROTO, "STATUS reply without its text");
+    return err;
+}
+
+//  --json: status takes it; close and wait-ready share its option table, and refuse it.
 static int
-s_parse_endpoint_timeout (const char *command, int argc, char **argv, void (*usage) (FILE *),
-                          const char **endpoint, long *timeout, bool *json,
-                          sluice_cli_curve_t *curve)
+s_json_option (s_client_t *client, int option, const char *arg)
+{
+    bool *json = (bool *) client->own;
+    if (option != 'j')
+        return S_NOT_AN_OPTION;
+    if (!json)
+        return sluice_cli_usage_error (client->command, "unrecognized option '--json'");
+    *json = true;
+    return SLUICE_EXIT_OK;
+}
+
+//  The options of close, status (json: not NULL) and wait-ready, then its connection to the
+//  actor. False when the command is done: after --help, or a usage error (conn then needs no
+//  sluice_conn_fini); *exit_code says which (SLUICE_EXIT_OK with a connection).
+static bool
+s_conn_client (s_client_t *client, int argc, char **argv, bool *json, sluice_conn_t *conn,
+               int *exit_code)
 {
     static const struct option options [] = {
         { "connect", required_argument, NULL, 'c' },
@@ -287,32 +424,20 @@ s_parse_endpoint_timeout (const char *command, int argc, char **argv, void (*usa
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
-    memset (curve, 0, sizeof *curve);
-    int option;
-    while ((option = getopt_long (argc, argv, json ? "c:t:jh" : "c:t:h", options, NULL)) != -1) {
-        switch (option) {
-            case 'c': *endpoint = optarg; break;
-            case 't':
-                if (!sluice_cli_option_int (command, "timeout", optarg, 1, INT32_MAX, timeout))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'j':
-                if (!json)
-                    return sluice_cli_usage_error (command, "unrecognized option '--json'");
-                *json = true;
-                break;
-            case 'h': usage (stdout); return -1;
-            default:
-                if (sluice_cli_curve_option (curve, option, optarg))
-                    break;
-                return sluice_cli_bad_option (command, argc, argv);
-        }
-    }
-    if (optind < argc)
-        return sluice_cli_usage_error (command, "unexpected argument '%s'", argv [optind]);
-    if (!s_require_endpoint (command, *endpoint))
-        return SLUICE_EXIT_USAGE;
-    return sluice_cli_curve_client (command, curve);
+    client->timeout_min = 1;
+    client->option = s_json_option;
+    client->own = json;
+    int rc = s_client_options (client, argc, argv, json ? "c:t:jh" : "c:t:h", options, "");
+    *exit_code = rc < 0 ? SLUICE_EXIT_OK : rc;
+    if (rc != SLUICE_EXIT_OK)
+        return false;
+    client->started = zclock_mono ();
+    if (sluice_conn_init_secure (conn, client->endpoint, sluice_cli_curve_get (&client->curve))
+        == SLUICE_OK)
+        return true;
+    sluice_conn_fini (conn);
+    *exit_code = s_invalid_endpoint (client);
+    return false;
 }
 
 static void
@@ -333,26 +458,17 @@ s_close_usage (FILE *out)
 int
 sluice_cli_close (int argc, char **argv)
 {
-    const char *endpoint = NULL;
-    long timeout = SLUICE_CLI_DEFAULT_TIMEOUT;
-    sluice_cli_curve_t curve;
-    int rc = s_parse_endpoint_timeout ("close", argc, argv, s_close_usage, &endpoint, &timeout,
-                                       NULL, &curve);
-    if (rc != SLUICE_EXIT_OK)
-        return rc < 0 ? SLUICE_EXIT_OK : rc;
+    s_client_t client = { .command = "close", .usage = s_close_usage,
+                          .timeout = SLUICE_CLI_DEFAULT_TIMEOUT };
     sluice_conn_t conn;
-    if (sluice_conn_init_secure (&conn, endpoint, sluice_cli_curve_get (&curve)) != SLUICE_OK) {
-        sluice_conn_fini (&conn);
-        return sluice_cli_usage_error ("close", "invalid endpoint '%s'", endpoint);
-    }
-    sluice_err_t err = s_call_once (&conn, SLUICE_CMD_CLOSE, (int) timeout);
+    int exit_code;
+    if (!s_conn_client (&client, argc, argv, NULL, &conn, &exit_code))
+        return exit_code;
+    sluice_err_t err = s_call_once (&conn, SLUICE_CMD_CLOSE, (int) client.timeout);
     if (err == SLUICE_ECOMMAND)         //  not a buffer: a model server shuts down instead
-        err = s_call_once (&conn, SLUICE_CMD_SHUTDOWN, (int) timeout);
-    int exit_code = SLUICE_EXIT_OK;
-    if (err != SLUICE_OK) {
-        exit_code = sluice_cli_fail ("close", err, conn.error_text, "%s", endpoint);
-        sluice_cli_curve_hint ("close", sluice_cli_curve_get (&curve), conn.error);
-    }
+        err = s_call_once (&conn, SLUICE_CMD_SHUTDOWN, (int) client.timeout);
+    if (err != SLUICE_OK)
+        exit_code = s_call_failed (&client, err, conn.error_text, conn.error);
     sluice_conn_fini (&conn);
     return exit_code;
 }
@@ -450,35 +566,22 @@ s_print_status (const char *text, size_t size, bool json)
 int
 sluice_cli_status (int argc, char **argv)
 {
-    const char *endpoint = NULL;
-    long timeout = SLUICE_CLI_DEFAULT_TIMEOUT;
     bool json = false;
-    sluice_cli_curve_t curve;
-    int rc = s_parse_endpoint_timeout ("status", argc, argv, s_status_usage, &endpoint, &timeout,
-                                       &json, &curve);
-    if (rc != SLUICE_EXIT_OK)
-        return rc < 0 ? SLUICE_EXIT_OK : rc;
+    s_client_t client = { .command = "status", .usage = s_status_usage,
+                          .timeout = SLUICE_CLI_DEFAULT_TIMEOUT };
     sluice_conn_t conn;
-    if (sluice_conn_init_secure (&conn, endpoint, sluice_cli_curve_get (&curve)) != SLUICE_OK) {
-        sluice_conn_fini (&conn);
-        return sluice_cli_usage_error ("status", "invalid endpoint '%s'", endpoint);
-    }
-    int exit_code = SLUICE_EXIT_OK;
-    sluice_err_t err = s_call_once (&conn, SLUICE_CMD_STATUS, (int) timeout);
-    if (err == SLUICE_OK && conn.frame_count != 1)
-        err = sluice_conn_fail (&conn, SLUICE_EPROTO, "STATUS reply without its text");
+    int exit_code;
+    if (!s_conn_client (&client, argc, argv, &json, &conn, &exit_code))
+        return exit_code;
+    sluice_err_t err = s_call_status (&conn, (int) client.timeout);
     if (err == SLUICE_OK) {
         s_print_status ((const char *) zmq_msg_data (&conn.frames [0]),
                         zmq_msg_size (&conn.frames [0]), json);
-        if (fflush (stdout) != 0) {
-            fprintf (stderr, "sluice status: writing stdout: %s\n", strerror (errno));
-            exit_code = SLUICE_EXIT_ERROR;
-        }
+        if (fflush (stdout) != 0)
+            exit_code = s_io_failed ("status", "writing stdout");
     }
-    else {
-        exit_code = sluice_cli_fail ("status", err, conn.error_text, "%s", endpoint);
-        sluice_cli_curve_hint ("status", sluice_cli_curve_get (&curve), conn.error);
-    }
+    else
+        exit_code = s_call_failed (&client, err, conn.error_text, conn.error);
     sluice_conn_fini (&conn);
     return exit_code;
 }
@@ -506,28 +609,18 @@ s_wait_ready_usage (FILE *out)
 int
 sluice_cli_wait_ready (int argc, char **argv)
 {
-    const char *endpoint = NULL;
-    long timeout = SLUICE_FOREVER;
-    sluice_cli_curve_t curve;
-    int rc = s_parse_endpoint_timeout ("wait-ready", argc, argv, s_wait_ready_usage, &endpoint,
-                                       &timeout, NULL, &curve);
-    if (rc != SLUICE_EXIT_OK)
-        return rc < 0 ? SLUICE_EXIT_OK : rc;
-    const sluice_curve_t *secure = sluice_cli_curve_get (&curve);
-    int64_t started = zclock_mono ();
+    s_client_t client = { .command = "wait-ready", .usage = s_wait_ready_usage,
+                          .timeout = SLUICE_FOREVER };
     sluice_conn_t conn;
-    if (sluice_conn_init_secure (&conn, endpoint, secure) != SLUICE_OK) {
-        sluice_conn_fini (&conn);
-        return sluice_cli_usage_error ("wait-ready", "invalid endpoint '%s'", endpoint);
-    }
+    int exit_code;
+    if (!s_conn_client (&client, argc, argv, NULL, &conn, &exit_code))
+        return exit_code;
+    const char *endpoint = client.endpoint;
+    long timeout = client.timeout;
     //  First: is anyone there, and which actor is it? Both answer STATUS at once.
-    sluice_err_t err = s_call_once (&conn, SLUICE_CMD_STATUS, (int) timeout);
-    if (err == SLUICE_OK && conn.frame_count != 1)
-        err = sluice_conn_fail (&conn, SLUICE_EPROTO, "STATUS reply without its text");
-    int exit_code = SLUICE_EXIT_OK;
+    sluice_err_t err = s_call_status (&conn, (int) timeout);
     if (err != SLUICE_OK) {
-        exit_code = sluice_cli_fail ("wait-ready", err, conn.error_text, "%s", endpoint);
-        sluice_cli_curve_hint ("wait-ready", secure, conn.error);
+        exit_code = s_call_failed (&client, err, conn.error_text, conn.error);
         sluice_conn_fini (&conn);
         return exit_code;
     }
@@ -542,20 +635,20 @@ sluice_cli_wait_ready (int argc, char **argv)
             exit_code = sluice_cli_fail ("wait-ready", SLUICE_ECLOSED, NULL, "%s", endpoint);
         return exit_code;
     }
-    sluice_model_client_t *client = sluice_model_client_new_secure (endpoint, secure);
-    if (!client)
-        return sluice_cli_usage_error ("wait-ready", "invalid endpoint '%s'", endpoint);
+    sluice_model_client_t *model = s_model_client_new (&client);
+    if (!model)
+        return s_invalid_endpoint (&client);
     int remaining = SLUICE_FOREVER;
     if (timeout >= 0) {
-        int64_t left = timeout - (zclock_mono () - started);
+        int64_t left = timeout - (zclock_mono () - client.started);
         remaining = left > 0 ? (int) left : 0;
     }
     int64_t waited_from = zclock_mono ();
-    err = sluice_model_client_wait_ready (client, remaining);
+    err = sluice_model_client_wait_ready (model, remaining);
     if (err != SLUICE_OK)
         exit_code = sluice_cli_fail ("wait-ready", s_classify (err, waited_from, remaining),
-                                     sluice_model_client_error_text (client), "%s", endpoint);
-    sluice_model_client_destroy (&client);
+                                     sluice_model_client_error_text (model), "%s", endpoint);
+    sluice_model_client_destroy (&model);
     return exit_code;
 }
 
@@ -611,6 +704,15 @@ s_read_all (int fd, size_t *size)
     return NULL;
 }
 
+//  request's own option: --grace
+static int
+s_request_option (s_client_t *client, int option, const char *arg)
+{
+    if (option != 'g')
+        return S_NOT_AN_OPTION;
+    return s_int_option (client, "grace", arg, 0, INT32_MAX, (long *) client->own);
+}
+
 int
 sluice_cli_request (int argc, char **argv)
 {
@@ -622,33 +724,15 @@ sluice_cli_request (int argc, char **argv)
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
-    sluice_cli_curve_t curve;
-    memset (&curve, 0, sizeof curve);
-    const char *endpoint = NULL;
-    long timeout = SLUICE_FOREVER, grace = -1;
-    int option;
-    while ((option = getopt_long (argc, argv, "c:t:g:h", options, NULL)) != -1) {
-        switch (option) {
-            case 'c': endpoint = optarg; break;
-            case 't':
-                if (!sluice_cli_option_int ("request", "timeout", optarg, 0, INT32_MAX, &timeout))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'g':
-                if (!sluice_cli_option_int ("request", "grace", optarg, 0, INT32_MAX, &grace))
-                    return SLUICE_EXIT_USAGE;
-                break;
-            case 'h': s_request_usage (stdout); return SLUICE_EXIT_OK;
-            default:
-                if (sluice_cli_curve_option (&curve, option, optarg))
-                    break;
-                return sluice_cli_bad_option ("request", argc, argv);
-        }
-    }
+    long grace = -1;
+    s_client_t client = { .command = "request", .usage = s_request_usage,
+                          .option = s_request_option, .own = &grace, .timeout = SLUICE_FOREVER };
+    int rc = s_client_parse (&client, argc, argv, "c:t:g:h", options);
+    if (rc != SLUICE_EXIT_OK)
+        return rc < 0 ? SLUICE_EXIT_OK : rc;
     if (argc - optind > 1)
         return sluice_cli_usage_error ("request", "one PAYLOAD at most (quote it)");
-    if (!s_require_endpoint ("request", endpoint)
-    ||  sluice_cli_curve_client ("request", &curve) != SLUICE_EXIT_OK)
+    if (s_client_check (&client) != SLUICE_EXIT_OK)
         return SLUICE_EXIT_USAGE;
     char *from_stdin = NULL;
     const char *payload;
@@ -659,39 +743,32 @@ sluice_cli_request (int argc, char **argv)
     }
     else {
         from_stdin = s_read_all (STDIN_FILENO, &size);
-        if (!from_stdin) {
-            fprintf (stderr, "sluice request: reading stdin: %s\n", strerror (errno));
-            return SLUICE_EXIT_ERROR;
-        }
+        if (!from_stdin)
+            return s_io_failed ("request", "reading stdin");
         payload = from_stdin;
     }
-    sluice_model_client_t *client = sluice_model_client_new_secure (endpoint,
-                                                                    sluice_cli_curve_get (&curve));
-    if (!client) {
+    sluice_model_client_t *model = s_model_client_new (&client);
+    if (!model) {
         free (from_stdin);
-        return sluice_cli_usage_error ("request", "invalid endpoint '%s'", endpoint);
+        return s_invalid_endpoint (&client);
     }
     if (grace >= 0)
-        sluice_model_client_set_grace (client, (int) grace);
+        sluice_model_client_set_grace (model, (int) grace);
     int exit_code = SLUICE_EXIT_OK;
     char *response = NULL;
     int64_t started = zclock_mono ();
-    sluice_err_t err = sluice_model_client_request_timeout (client, payload, size, (int) timeout,
-                                                            &response);
+    sluice_err_t err = sluice_model_client_request_timeout (model, payload, size,
+                                                            (int) client.timeout, &response);
     if (err == SLUICE_OK) {
         printf ("%s\n", response);
-        if (fflush (stdout) != 0) {
-            fprintf (stderr, "sluice request: writing stdout: %s\n", strerror (errno));
-            exit_code = SLUICE_EXIT_ERROR;
-        }
+        if (fflush (stdout) != 0)
+            exit_code = s_io_failed ("request", "writing stdout");
     }
-    else {
-        exit_code = sluice_cli_fail ("request", s_classify (err, started, (int) timeout),
-                                     sluice_model_client_error_text (client), "%s", endpoint);
-        sluice_cli_curve_hint ("request", sluice_cli_curve_get (&curve), err);
-    }
+    else
+        exit_code = s_call_failed (&client, s_classify (err, started, (int) client.timeout),
+                                   sluice_model_client_error_text (model), err);
     free (response);
     free (from_stdin);
-    sluice_model_client_destroy (&client);
+    sluice_model_client_destroy (&model);
     return exit_code;
 }
