@@ -727,26 +727,6 @@ s_handle_pipe (s_buffer_t *self)
     zmsg_destroy (&msg);
 }
 
-//  Is the peer still there? A probe is a header with the reserved request id 0, which clients
-//  ignore; with ROUTER_MANDATORY an unroutable peer fails at once. A peer whose queue is full
-//  (EAGAIN) is alive.
-static bool
-s_peer_alive (s_buffer_t *self, zmq_msg_t *identity, zhashx_t *verdicts, const char *key)
-{
-    void *known = zhashx_lookup (verdicts, key);
-    if (known)
-        return known == (void *) 1;
-    sluice_header_t probe = { .command = SLUICE_CMD_PING, .request_id = SLUICE_PROBE_ID };
-    zmq_msg_t routing;
-    zmq_msg_init (&routing);
-    zmq_msg_copy (&routing, identity);
-    bool alive = sluice_reply_send (zsock_resolve (self->router), &routing, &probe, NULL, 0) == 0
-              || errno != EHOSTUNREACH;
-    zmq_msg_close (&routing);
-    zhashx_insert (verdicts, key, alive ? (void *) 1 : (void *) 2);
-    return alive;
-}
-
 static void
 s_sweep_list (s_buffer_t *self, s_fifo_t *fifo, zhashx_t *verdicts)
 {
@@ -755,7 +735,7 @@ s_sweep_list (s_buffer_t *self, s_fifo_t *fifo, zhashx_t *verdicts)
     while (waiter) {
         s_waiter_t *next = waiter->next;
         sluice_identity_key (&waiter->identity, key);
-        if (!s_peer_alive (self, &waiter->identity, verdicts, key)) {
+        if (!sluice_peer_alive (zsock_resolve (self->router), &waiter->identity, verdicts, key)) {
             s_waiter_remove (self, waiter);
             s_waiter_free (self, &waiter);
         }
@@ -782,7 +762,7 @@ s_sweep (s_buffer_t *self)
         if (zlistx_size (reader->deliveries) == 0)
             zlistx_add_end (idle, strdup (key));
         else
-        if (!s_peer_alive (self, &reader->identity, verdicts, key))
+        if (!sluice_peer_alive (zsock_resolve (self->router), &reader->identity, verdicts, key))
             zlistx_add_end (gone, strdup (key));
         reader = (s_reader_t *) zhashx_next (self->deliveries);
     }

@@ -787,34 +787,13 @@ s_on_ping (s_server_t *self, sluice_request_t *req)
 //  reserved request id 0, which clients ignore); ROUTER_MANDATORY fails at once for a peer
 //  that is gone (tcp heartbeats disconnect dead and hung ones).
 
-
-static bool
-s_peer_alive (s_server_t *self, zmq_msg_t *identity, zhashx_t *verdicts)
-{
-    char key [512];
-    sluice_identity_key (identity, key);
-    void *known = zhashx_lookup (verdicts, key);
-    if (known)
-        return known == (void *) 1;
-    sluice_header_t probe = { .command = SLUICE_CMD_PING, .request_id = SLUICE_PROBE_ID };
-    zmq_msg_t routing;
-    zmq_msg_init (&routing);
-    zmq_msg_copy (&routing, identity);
-    //  A peer whose queue is full (EAGAIN) is alive, only busy
-    bool alive = sluice_reply_send (zsock_resolve (self->router), &routing, &probe, NULL, 0) == 0
-              || errno != EHOSTUNREACH;
-    zmq_msg_close (&routing);
-    zhashx_insert (verdicts, key, alive ? (void *) 1 : (void *) 2);
-    return alive;
-}
-
 static void
 s_sweep_list (s_server_t *self, zlistx_t *list, zhashx_t *verdicts)
 {
     s_job_t *job = (s_job_t *) zlistx_first (list);
     while (job) {
         s_job_t *next = (s_job_t *) zlistx_next (list);
-        if (!s_peer_alive (self, &job->identity, verdicts)) {
+        if (!sluice_peer_alive (zsock_resolve (self->router), &job->identity, verdicts, NULL)) {
             //  Detaching this node leaves the list's cursor on `next`: iteration stays valid
             s_job_unlist (self, job);
             s_job_free (&job);

@@ -91,6 +91,12 @@ void
 bool
     sluice_identity_eq (zmq_msg_t *first, zmq_msg_t *second);
 
+//  Is the peer still connected? Sends it a probe (a header with the reserved request id 0,
+//  which clients ignore): with ROUTER_MANDATORY an unroutable peer fails at once. Verdicts are
+//  cached in `verdicts` (keys: sluice_identity_key, computed when key is NULL) for one sweep.
+bool
+    sluice_peer_alive (void *router, zmq_msg_t *identity, zhashx_t *verdicts, const char *key);
+
 //  Answer a PING; `holds` (SLUICE_FLAG_PARKED on the reply) says the actor still holds a
 //  request of this peer: a client that waits for a reply and gets a PING reply without it
 //  knows its request was lost with an earlier connection. The identity is consumed.

@@ -381,3 +381,25 @@ sluice_reply_ping (void *router, zmq_msg_t *identity, const sluice_header_t *req
     reply.status = SLUICE_OK;
     return sluice_reply_send (router, identity, &reply, NULL, 0);
 }
+
+bool
+sluice_peer_alive (void *router, zmq_msg_t *identity, zhashx_t *verdicts, const char *key)
+{
+    char own_key [512];
+    if (!key) {
+        sluice_identity_key (identity, own_key);
+        key = own_key;
+    }
+    void *known = zhashx_lookup (verdicts, key);
+    if (known)
+        return known == (void *) 1;
+    sluice_header_t probe = { .command = SLUICE_CMD_PING, .request_id = SLUICE_PROBE_ID };
+    zmq_msg_t routing;
+    zmq_msg_init (&routing);
+    zmq_msg_copy (&routing, identity);
+    //  A peer whose queue is full (EAGAIN) is alive, only busy
+    bool alive = sluice_reply_send (router, &routing, &probe, NULL, 0) == 0 || errno != EHOSTUNREACH;
+    zmq_msg_close (&routing);
+    zhashx_insert (verdicts, key, alive ? (void *) 1 : (void *) 2);
+    return alive;
+}
