@@ -128,19 +128,30 @@ s_task_error (s_task_args_t *args, const char *what, const char *text)
     pthread_mutex_unlock (&args->lock);
 }
 
-static void
-s_source_actor (zsock_t *pipe, void *argument)
+//  The opening every task actor shares: connect, signal the owner, and either hand back an
+//  interruptible stream or report the failure (the task is then finished).
+static sluice_stream_t *
+s_task_connect (zsock_t *pipe, s_task_args_t *args)
 {
-    s_task_args_t *args = (s_task_args_t *) argument;
     sluice_stream_t *stream = sluice_stream_new_secure (args->endpoint, args->curve);
     zsock_signal (pipe, 0);
     if (!stream) {
         s_task_error (args, args->curve ? "invalid endpoint or CURVE settings" : "invalid endpoint",
                       args->endpoint);
         sluice_task_finish (pipe, SLUICE_EINVAL, false);
-        return;
+        return NULL;
     }
     sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
+    return stream;
+}
+
+static void
+s_source_actor (zsock_t *pipe, void *argument)
+{
+    s_task_args_t *args = (s_task_args_t *) argument;
+    sluice_stream_t *stream = s_task_connect (pipe, args);
+    if (!stream)
+        return;
     sluice_cli_input_t input;
     sluice_cli_input_init (&input, args->fd, args->chunk_bytes);
     sluice_err_t result = SLUICE_OK;
@@ -222,15 +233,9 @@ static void
 s_sink_actor (zsock_t *pipe, void *argument)
 {
     s_task_args_t *args = (s_task_args_t *) argument;
-    sluice_stream_t *stream = sluice_stream_new_secure (args->endpoint, args->curve);
-    zsock_signal (pipe, 0);
-    if (!stream) {
-        s_task_error (args, args->curve ? "invalid endpoint or CURVE settings" : "invalid endpoint",
-                      args->endpoint);
-        sluice_task_finish (pipe, SLUICE_EINVAL, false);
+    sluice_stream_t *stream = s_task_connect (pipe, args);
+    if (!stream)
         return;
-    }
-    sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
     char *line = NULL;
     size_t capacity = 0;
     sluice_err_t result = SLUICE_OK;
