@@ -6,6 +6,7 @@
 */
 #include "sluice_internal.h"
 #include "fuzz_frames.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,14 @@
 static sluice_buffer_t *s_buffer;
 static zsock_t *s_dealer;
 static uint64_t s_next_id = 1ull << 40;      //  far from ids a fuzz input is likely to pick
+
+//  A finding must say which check failed: libFuzzer only reports "deadly signal"
+static void
+s_fail (const char *what)
+{
+    fprintf (stderr, "fuzz_actor: %s\n", what);
+    abort ();
+}
 
 //  Stop the actor before czmq's own exit handler tears the context down under it
 static void
@@ -35,7 +44,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
         .max_chunk_size = 4096, .max_parked = 256 }, &err);
     s_dealer = zsock_new_dealer ("inproc://fuzz-actor");
     if (!s_buffer || !s_dealer)
-        abort ();
+        s_fail ("cannot start the buffer actor");
     return 0;
 }
 
@@ -49,33 +58,37 @@ s_check_alive (void)
                                .request_id = id };
     uint8_t bytes [SLUICE_HEADER_SIZE];
     sluice_header_encode (&status, bytes);
-    if (zmq_send (dealer, bytes, sizeof bytes, 0) == -1)
-        abort ();
-    int64_t deadline = zclock_mono () + 10000;
+    fuzz_frames_t request = { .data = { bytes }, .size = { sizeof bytes }, .count = 1 };
+    if (!fuzz_send (dealer, &request))
+        s_fail ("cannot send STATUS");
     while (true) {
-        zmq_pollitem_t item = { dealer, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, sluice_poll_timeout (deadline)) != 1)
-            abort ();                   //  the actor stopped serving
+        //  Replies arrive in order: our STATUS reply comes within 10 s or the actor is stuck
+        if (!fuzz_wait_input (dealer, 10000))
+            s_fail ("no STATUS reply within 10 s: the actor stopped serving");
         zmsg_t *reply = zmsg_recv (s_dealer);
         if (!reply)
-            abort ();
+            s_fail ("reply receive failed");
         zframe_t *header_frame = zmsg_first (reply);
         sluice_header_t header;
         if (sluice_header_decode (zframe_data (header_frame), zframe_size (header_frame),
                                   &header) != SLUICE_OK)
-            abort ();                   //  the actor itself sent a malformed reply
+            s_fail ("the actor sent a malformed reply header");
         if (header.request_id == id) {
             zframe_t *text = zmsg_next (reply);
             if (header.status != SLUICE_OK || !text)
-                abort ();
+                s_fail ("STATUS was refused or has no body");
             const char *data = (const char *) zframe_data (text);
             size_t size = zframe_size (text);
             uint64_t queued = sluice_status_u64 (data, size, "queued", UINT64_MAX);
             uint64_t writers = sluice_status_u64 (data, size, "parked_writers", UINT64_MAX);
             uint64_t readers = sluice_status_u64 (data, size, "parked_readers", UINT64_MAX);
             //  Writers wait only on a full queue, readers only on an empty one
-            if (queued == UINT64_MAX || (writers && queued < FUZZ_CAPACITY) || (readers && queued))
-                abort ();
+            if (queued == UINT64_MAX)
+                s_fail ("STATUS body lacks queued=");
+            if (writers && queued < FUZZ_CAPACITY)
+                s_fail ("writers parked on a queue that has room");
+            if (readers && queued)
+                s_fail ("readers parked on a queue that has chunks");
             zmsg_destroy (&reply);
             return;
         }
@@ -88,11 +101,8 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
 {
     fuzz_frames_t frames;
     fuzz_split (input, size, &frames);
-    void *dealer = zsock_resolve (s_dealer);
-    for (size_t index = 0; index < frames.count; index++)
-        if (zmq_send (dealer, frames.data [index], frames.size [index],
-                      index + 1 < frames.count ? ZMQ_SNDMORE : 0) == -1)
-            abort ();
+    if (!fuzz_send (zsock_resolve (s_dealer), &frames))
+        s_fail ("cannot send the fuzz input");
     s_check_alive ();
     return 0;
 }

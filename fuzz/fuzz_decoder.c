@@ -50,16 +50,14 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
     fuzz_split (input, size, &frames);
     if (frames.count == 0)
         return 0;
-    void *dealer = zsock_resolve (s_dealer);
-    for (size_t index = 0; index < frames.count; index++)
-        if (zmq_send (dealer, frames.data [index], frames.size [index],
-                      index + 1 < frames.count ? ZMQ_SNDMORE : 0) == -1)
-            abort ();
+    if (!fuzz_send (zsock_resolve (s_dealer), &frames))
+        abort ();
     sluice_request_t req;
-    zmq_pollitem_t item = { zsock_resolve (s_router), 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll (&item, 1, 5000) != 1)
+    if (!fuzz_wait_input (zsock_resolve (s_router), 5000))
         abort ();                       //  a message sent in-process must arrive
-    int rc = sluice_request_recv (zsock_resolve (s_router), &req);
+    int rc;
+    while ((rc = sluice_request_recv (zsock_resolve (s_router), &req)) == -1 && zmq_errno () == EINTR)
+        ;                               //  a signal before the first frame: nothing taken yet
     if (rc != 1)
         abort ();
     if (req.error == SLUICE_OK) {
@@ -70,7 +68,10 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
     if (!req.reason)
         abort ();                       //  every refusal names its reason
     //  Exactly one message was consumed: nothing of it may be left behind
-    if (sluice_request_recv (zsock_resolve (s_router), &(sluice_request_t) { 0 }) != 0)
+    sluice_request_t rest = { 0 };
+    while ((rc = sluice_request_recv (zsock_resolve (s_router), &rest)) == -1 && zmq_errno () == EINTR)
+        ;
+    if (rc != 0)
         abort ();
     sluice_request_fini (&req);
     return 0;

@@ -86,7 +86,7 @@ s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, si
     //  A DEALER with no connected peer blocks on send; that wait is bounded by the caller's
     //  deadline through ZMQ_SNDTIMEO below.
     if (zmq_send (dealer, bytes, sizeof bytes, has_body ? ZMQ_SNDMORE : 0) == -1
-    || (has_body && zmq_send (dealer, body, size, 0) == -1)) {
+    || (has_body && sluice_send_more (dealer, body, size, 0) == -1)) {
         int err = zmq_errno ();
         if (err == EINTR)
             return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while sending");
@@ -122,7 +122,7 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
         }
         zmq_msg_t *frame = &conn->frames [conn->frame_count];
         zmq_msg_init (frame);
-        if (zmq_msg_recv (frame, dealer, 0) == -1) {
+        if (sluice_recv_more (frame, dealer) == -1) {
             zmq_msg_close (frame);
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
         }
@@ -178,6 +178,8 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
             return rc;
         }
         zmq_msg_close (&header_msg);
+        if (zmq_errno () == EINTR)
+            return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while waiting for a reply");
         if (zmq_errno () != EAGAIN)
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
 

@@ -51,6 +51,17 @@ typedef struct {
 int
     sluice_request_recv (void *router, sluice_request_t *req);
 
+//  Receive or send a frame that continues a multipart message. libzmq may fail any call with
+//  EINTR when a signal arrives, even mid-message (it checks its command mailbox first); giving
+//  up there would leave the rest of the message to be taken for a new one, so these retry.
+//  Otherwise as zmq_msg_recv (flags 0), zmq_send and zmq_msg_send.
+int
+    sluice_recv_more (zmq_msg_t *msg, void *socket);
+int
+    sluice_send_more (void *socket, const void *data, size_t size, int flags);
+int
+    sluice_msg_send_more (zmq_msg_t *msg, void *socket, int flags);
+
 //  Release what the request still holds (identity, body).
 void
     sluice_request_fini (sluice_request_t *req);

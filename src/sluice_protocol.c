@@ -72,6 +72,33 @@ sluice_header_decode (const void *data, size_t size, sluice_header_t *header)
     return SLUICE_OK;
 }
 
+int
+sluice_recv_more (zmq_msg_t *msg, void *socket)
+{
+    int rc;
+    while ((rc = zmq_msg_recv (msg, socket, 0)) == -1 && zmq_errno () == EINTR)
+        ;
+    return rc;
+}
+
+int
+sluice_send_more (void *socket, const void *data, size_t size, int flags)
+{
+    int rc;
+    while ((rc = zmq_send (socket, data, size, flags)) == -1 && zmq_errno () == EINTR)
+        ;
+    return rc;
+}
+
+int
+sluice_msg_send_more (zmq_msg_t *msg, void *socket, int flags)
+{
+    int rc;
+    while ((rc = zmq_msg_send (msg, socket, flags)) == -1 && zmq_errno () == EINTR)
+        ;
+    return rc;
+}
+
 static void
 s_drain_rest (void *socket)
 {
@@ -79,7 +106,7 @@ s_drain_rest (void *socket)
     zmq_msg_t junk;
     zmq_msg_init (&junk);
     while (more) {
-        if (zmq_msg_recv (&junk, socket, 0) == -1)
+        if (sluice_recv_more (&junk, socket) == -1)
             break;
         more = zmq_msg_more (&junk);
     }
@@ -119,7 +146,7 @@ sluice_request_recv (void *router, sluice_request_t *req)
 
     zmq_msg_t header;
     zmq_msg_init (&header);
-    if (zmq_msg_recv (&header, router, 0) == -1) {
+    if (sluice_recv_more (&header, router) == -1) {
         zmq_msg_close (&header);
         return -1;
     }
@@ -137,7 +164,7 @@ sluice_request_recv (void *router, sluice_request_t *req)
         s_flag (req, SLUICE_EPROTO, "status byte of a request must be 0");
 
     if (more) {
-        if (zmq_msg_recv (&req->body, router, 0) == -1)
+        if (sluice_recv_more (&req->body, router) == -1)
             return -1;
         req->has_body = true;
         if (zmq_msg_more (&req->body)) {
@@ -179,12 +206,12 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
     reply.version = SLUICE_PROTOCOL_VERSION;
     reply.count = (uint32_t) count;
     sluice_header_encode (&reply, bytes);
-    int rc = zmq_send (router, bytes, sizeof bytes, (count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    int rc = sluice_send_more (router, bytes, sizeof bytes, (count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
     for (size_t index = 0; rc != -1 && index < count; index++)
-        rc = zmq_msg_send (&frames [index], router,
-                           (index + 1 < count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+        rc = sluice_msg_send_more (&frames [index], router,
+                                   (index + 1 < count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
     if (rc == -1) {
-        //  Only possible when the context is terminating: nothing to recover
+        //  Only possible when the context is terminating (EINTR is retried): nothing to recover
         zsys_error ("sluice: reply lost after routing frame: %s", zmq_strerror (errno));
         return -1;
     }
