@@ -23,7 +23,10 @@ typedef struct s_waiter_t s_waiter_t;
 struct s_waiter_t {
     zmq_msg_t identity;           //  who to answer
     sluice_header_t request;      //  the request as it arrived
-    zmq_msg_t chunk;              //  writers: the chunk to enqueue
+    zmq_msg_t chunk;              //  writers: the (first) chunk to enqueue
+    zmq_msg_t *more;              //  and the rest of a batch: more_count chunks. The array is
+    size_t more_count;            //  swapped with the request's, and kept while the waiter
+    size_t more_capacity;         //  is spare: no allocation per request
     int64_t deadline;             //  zclock_mono ms, INT64_MAX = none
     s_waiter_t *prev, *next;      //  in its FIFO (intrusive: no allocation per request)
     void *deadline_handle;        //  in self->deadlines, or NULL
@@ -196,7 +199,11 @@ s_waiter_new (s_buffer_t *self)
     if (waiter) {
         self->spare = waiter->next;
         self->spare_count--;
+        zmq_msg_t *more = waiter->more;
+        size_t more_capacity = waiter->more_capacity;
         memset (waiter, 0, sizeof *waiter);
+        waiter->more = more;
+        waiter->more_capacity = more_capacity;
     }
     else
         waiter = (s_waiter_t *) zmalloc (sizeof *waiter);
@@ -213,13 +220,18 @@ s_waiter_free (s_buffer_t *self, s_waiter_t **waiter_p)
         self->arriving = NULL;
     zmq_msg_close (&waiter->identity);
     zmq_msg_close (&waiter->chunk);
+    for (size_t index = 0; index < waiter->more_count; index++)
+        zmq_msg_close (&waiter->more [index]);
+    waiter->more_count = 0;
     if (self->spare_count < S_SPARE_WAITERS) {
         waiter->next = self->spare;
         self->spare = waiter;
         self->spare_count++;
     }
-    else
+    else {
+        free (waiter->more);
         free (waiter);
+    }
     *waiter_p = NULL;
 }
 
@@ -334,7 +346,14 @@ s_settle_deliveries (s_buffer_t *self, const char *key, uint64_t ack_id, bool va
 // ---------------------------------------------------------------------------------------------
 //  The one serving routine
 
-//  Admit the oldest writer. Its chunk is enqueued only once its OK is on the way, so a writer
+//  Chunks a writer brings: one, or a batch
+static size_t
+s_chunks_of (s_waiter_t *writer)
+{
+    return 1 + writer->more_count;
+}
+
+//  Admit the oldest writer. Its chunks are enqueued only once its OK is on the way, so a writer
 //  that vanished while parked never leaves a chunk it was not told about.
 static void
 s_admit_writer (s_buffer_t *self)
@@ -346,12 +365,17 @@ s_admit_writer (s_buffer_t *self)
     reply.timeout_ms = 0;
     reply.status = SLUICE_OK;
     if (sluice_reply_send (zsock_resolve (self->router), &writer->identity, &reply, NULL, 0) == 0) {
-        s_push_tail (self, &writer->chunk, writer->request.flags & SLUICE_FLAG_FINAL);
-        self->written++;
+        //  FINAL marks the last chunk of a batch
+        bool is_final = writer->request.flags & SLUICE_FLAG_FINAL;
+        s_push_tail (self, &writer->chunk, is_final && writer->more_count == 0);
+        for (size_t index = 0; index < writer->more_count; index++)
+            s_push_tail (self, &writer->more [index], is_final && index + 1 == writer->more_count);
+        self->written += s_chunks_of (writer);
+        writer->more_count = 0;
     }
     else
-        zsys_debug ("sluice buffer: writer gone before admission (%s): chunk dropped, never acknowledged",
-                    zmq_strerror (errno));
+        zsys_debug ("sluice buffer: writer gone before admission (%s): %zu chunk(s) dropped, never acknowledged",
+                    zmq_strerror (errno), s_chunks_of (writer));
     s_waiter_free (self, &writer);
 }
 
@@ -433,7 +457,9 @@ s_settle (s_buffer_t *self)
     bool progress = true;
     while (progress) {
         progress = false;
-        while (self->queued < self->opts.capacity && self->writers.size && !self->closed) {
+        //  A batch goes in whole, when there is room for all of it
+        while (self->writers.size && !self->closed
+           &&  self->queued + s_chunks_of (self->writers.head) <= self->opts.capacity) {
             s_admit_writer (self);
             progress = true;
         }
@@ -507,16 +533,25 @@ s_check (s_buffer_t *self, sluice_request_t *req, sluice_err_t *status)
     const sluice_header_t *header = &req->header;
     *status = SLUICE_EPROTO;
     switch (header->command) {
-        case SLUICE_CMD_WRITE:
+        case SLUICE_CMD_WRITE: {
             if (!req->has_body)
                 return "WRITE needs one chunk frame after the header";
             if (header->flags & ~SLUICE_FLAG_FINAL)
                 return "WRITE accepts only the FINAL flag";
-            if (zmq_msg_size (&req->body) > self->opts.max_chunk_size) {
+            size_t chunks = 1 + req->more_count;
+            if ((chunks > 1 || header->count > 1) && header->count != chunks)
+                return "WRITE count must equal the number of chunk frames";
+            if (chunks > self->opts.capacity)
+                return "WRITE batch larger than the buffer's capacity: it could never fit";
+            bool too_big = zmq_msg_size (&req->body) > self->opts.max_chunk_size;
+            for (size_t index = 0; index < req->more_count && !too_big; index++)
+                too_big = zmq_msg_size (&req->more [index]) > self->opts.max_chunk_size;
+            if (too_big) {
                 *status = SLUICE_ETOOBIG;
                 return "chunk larger than the buffer's max_chunk_size";
             }
             return NULL;
+        }
         case SLUICE_CMD_READ:
             if (header->flags & ~SLUICE_FLAG_ACK)
                 return "READ accepts only the ACK flag";
@@ -524,11 +559,13 @@ s_check (s_buffer_t *self, sluice_request_t *req, sluice_err_t *status)
                 return "READ with the ACK flag needs an 8-byte body: the last reply id received";
             if (!(header->flags & SLUICE_FLAG_ACK) && req->has_body)
                 return "READ without the ACK flag takes no body frame";
+            if (req->more_count)
+                return "READ takes at most one body frame";
             if (header->count < 1 || header->count > SLUICE_MAX_BATCH)
                 return "READ count must be 1..1024";
             return NULL;
         case SLUICE_CMD_ACK:
-            if (!req->has_body || zmq_msg_size (&req->body) != 8)
+            if (!req->has_body || req->more_count || zmq_msg_size (&req->body) != 8)
                 return "ACK needs an 8-byte body: the last reply id received";
             return NULL;
         case SLUICE_CMD_CLOSE:
@@ -548,8 +585,18 @@ s_park (s_buffer_t *self, sluice_request_t *req)
 {
     s_waiter_t *waiter = s_waiter_new (self);
     zmq_msg_move (&waiter->identity, &req->identity);
-    if (req->header.command == SLUICE_CMD_WRITE)
+    if (req->header.command == SLUICE_CMD_WRITE) {
         zmq_msg_move (&waiter->chunk, &req->body);
+        //  A batch: trade frame arrays with the request (the waiter's is empty)
+        zmq_msg_t *more = waiter->more;
+        size_t more_capacity = waiter->more_capacity;
+        waiter->more = req->more;
+        waiter->more_count = req->more_count;
+        waiter->more_capacity = req->more_capacity;
+        req->more = more;
+        req->more_count = 0;
+        req->more_capacity = more_capacity;
+    }
     waiter->request = req->header;
     s_fifo_push (s_fifo_of (self, waiter), waiter);
     if (req->header.timeout_ms != SLUICE_WAIT_FOREVER) {
@@ -806,7 +853,7 @@ s_check_drained (s_buffer_t *self)
 static void
 s_buffer_run (s_buffer_t *self)
 {
-    sluice_request_t req;
+    sluice_request_t req = { 0 };
     while (!self->terminated) {
         zmq_pollitem_t items [3] = {
             { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
@@ -831,7 +878,7 @@ s_buffer_run (s_buffer_t *self)
         if (self->router && (items [1].revents & ZMQ_POLLIN)) {
             //  Drain what has arrived, without a poll per message
             for (int handled = 0; handled < S_DRAIN_BATCH; handled++) {
-                int rc = sluice_request_recv (zsock_resolve (self->router), &req);
+                int rc = sluice_request_recv (zsock_resolve (self->router), &req, SLUICE_MAX_BATCH);
                 if (rc <= 0) {
                     if (rc == -1 && zmq_errno () == ETERM)
                         self->terminated = true;
@@ -851,6 +898,7 @@ s_buffer_run (s_buffer_t *self)
         }
         s_check_drained (self);
     }
+    sluice_request_release (&req);
 }
 
 static void
@@ -867,6 +915,7 @@ s_buffer_destroy (s_buffer_t *self)
     }
     while ((waiter = self->spare)) {
         self->spare = waiter->next;
+        free (waiter->more);
         free (waiter);
     }
     zlistx_destroy (&self->deadlines);

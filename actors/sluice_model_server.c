@@ -965,7 +965,7 @@ s_handle_pipe (s_server_t *self)
 static void
 s_server_run (s_server_t *self)
 {
-    sluice_request_t req;
+    sluice_request_t req = { 0 };
     zmq_pollitem_t *items = self->items;
     while (!self->terminated) {
         int count = 0, router_at = -1, events_at = -1, loader_at = -1, workers_at = -1;
@@ -1013,7 +1013,7 @@ s_server_run (s_server_t *self)
         if (router_at >= 0 && (items [router_at].revents & ZMQ_POLLIN)) {
             //  Drain what has arrived, without a poll per message
             for (int handled = 0; handled < S_DRAIN_BATCH; handled++) {
-                int rc = sluice_request_recv (zsock_resolve (self->router), &req);
+                int rc = sluice_request_recv (zsock_resolve (self->router), &req, 1);
                 if (rc <= 0) {
                     if (rc == -1 && zmq_errno () == ETERM)
                         self->terminated = true;
@@ -1027,6 +1027,7 @@ s_server_run (s_server_t *self)
         s_expire (self);
         s_sweep (self);
     }
+    sluice_request_release (&req);
 }
 
 static void

@@ -434,6 +434,10 @@ s_sl_writer (void *varg)
     sluice_buffer_status_t status;
     if (stream) {
         s_set_window (stream, arg->spec->window);
+        //  Pipelined rows also batch writes, up to what the buffer can admit at once
+        if (arg->spec->window > 1 && arg->spec->batch > 1)
+            sluice_stream_set_write_batch (stream, arg->spec->batch < arg->spec->capacity
+                                                   ? arg->spec->batch : arg->spec->capacity);
         arg->err = sluice_stream_status (stream, &status);     //  connected before the clock
     }
     else

@@ -52,14 +52,17 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
         return 0;
     if (!fuzz_send (zsock_resolve (s_dealer), &frames))
         abort ();
-    sluice_request_t req;
+    static sluice_request_t req;        //  its frame array is kept between inputs
     if (!fuzz_wait_input (zsock_resolve (s_router), 5000))
         abort ();                       //  a message sent in-process must arrive
     int rc;
-    while ((rc = sluice_request_recv (zsock_resolve (s_router), &req)) == -1 && zmq_errno () == EINTR)
+    void *router = zsock_resolve (s_router);
+    while ((rc = sluice_request_recv (router, &req, SLUICE_MAX_BATCH)) == -1 && zmq_errno () == EINTR)
         ;                               //  a signal before the first frame: nothing taken yet
     if (rc != 1)
         abort ();
+    if (req.more_count && !req.has_body)
+        abort ();                       //  frames after the first body without a first body
     if (req.error == SLUICE_OK) {
         if (req.header.version != SLUICE_PROTOCOL_VERSION || req.header.status != 0)
             abort ();                   //  accepted a header it should have refused
@@ -68,8 +71,8 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
     if (!req.reason)
         abort ();                       //  every refusal names its reason
     //  Exactly one message was consumed: nothing of it may be left behind
-    sluice_request_t rest = { 0 };
-    while ((rc = sluice_request_recv (zsock_resolve (s_router), &rest)) == -1 && zmq_errno () == EINTR)
+    static sluice_request_t rest;
+    while ((rc = sluice_request_recv (router, &rest, 1)) == -1 && zmq_errno () == EINTR)
         ;
     if (rc != 0)
         abort ();

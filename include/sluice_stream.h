@@ -121,7 +121,20 @@ bool
 sluice_err_t
     sluice_stream_set_window (sluice_stream_t *self, size_t window);
 
-//  Wait until every write in flight is acknowledged; returns the first error among them.
+//  Batched writes: let one WRITE carry up to `batch` chunks (default 1, at most
+//  SLUICE_MAX_BATCH and at most the buffer's capacity, which refuses a larger batch with
+//  SLUICE_EPROTO). A write (without a timeout: SLUICE_FOREVER) copies its chunk into the
+//  pending batch, which is sent as soon as the window has room, or when it is full or the
+//  chunk is final; so an idle pipe sends every chunk at once, and batches form only while
+//  writes in flight wait for the buffer. The buffer admits a batch whole, when there is room
+//  for all of it. Pending chunks go out with the next call or sluice_stream_flush: flush
+//  before a pause in writing and before destroying the stream (destroy drops them). A write
+//  that returns an error did not add its chunk. Writes with a timeout are never batched.
+sluice_err_t
+    sluice_stream_set_write_batch (sluice_stream_t *self, size_t batch);
+
+//  Send the pending batch and wait until every write in flight is acknowledged; returns the
+//  first error among them.
 sluice_err_t
     sluice_stream_flush (sluice_stream_t *self);
 

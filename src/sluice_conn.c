@@ -76,17 +76,23 @@ sluice_conn_fail (sluice_conn_t *conn, sluice_err_t err, const char *format, ...
     return err;
 }
 
+//  Send a request: the header, then either one body (body != NULL) or `count` frames (consumed).
 static sluice_err_t
 s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, size_t size,
-        bool has_body)
+        zmq_msg_t *frames, size_t count)
 {
     void *dealer = zsock_resolve (conn->dealer);
     uint8_t bytes [SLUICE_HEADER_SIZE];
     sluice_header_encode (header, bytes);
+    bool more = body || count;
     //  A DEALER with no connected peer blocks on send; that wait is bounded by the caller's
-    //  deadline through ZMQ_SNDTIMEO below.
-    if (zmq_send (dealer, bytes, sizeof bytes, has_body ? ZMQ_SNDMORE : 0) == -1
-    || (has_body && sluice_send_more (dealer, body, size, 0) == -1)) {
+    //  deadline through ZMQ_SNDTIMEO below. Once the header is accepted the rest follows whole.
+    int rc = zmq_send (dealer, bytes, sizeof bytes, more ? ZMQ_SNDMORE : 0);
+    if (rc != -1 && body)
+        rc = sluice_send_more (dealer, body, size, 0);
+    for (size_t index = 0; rc != -1 && index < count; index++)
+        rc = sluice_msg_send_more (&frames [index], dealer, index + 1 < count ? ZMQ_SNDMORE : 0);
+    if (rc == -1) {
         int err = zmq_errno ();
         if (err == EINTR)
             return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while sending");
@@ -233,12 +239,9 @@ sluice_conn_deadline (sluice_conn_t *conn, int timeout_ms)
     return timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms + conn->grace_ms;
 }
 
-sluice_err_t
-sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
-                  uint32_t count, const void *body, size_t size, uint64_t *id)
+static sluice_header_t
+s_request (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms, uint32_t count)
 {
-    if (!conn->dealer)
-        return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
     sluice_header_t header = {
         .version = SLUICE_PROTOCOL_VERSION,
         .command = command,
@@ -248,8 +251,29 @@ sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
         .count = count,
     };
     zsock_set_sndtimeo (conn->dealer, (int) sluice_poll_timeout (sluice_conn_deadline (conn, timeout_ms)));
+    return header;
+}
+
+sluice_err_t
+sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                  uint32_t count, const void *body, size_t size, uint64_t *id)
+{
+    if (!conn->dealer)
+        return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
+    sluice_header_t header = s_request (conn, command, flags, timeout_ms, count);
     *id = header.request_id;
-    return s_send (conn, &header, body, size, body != NULL);
+    return s_send (conn, &header, body, size, NULL, 0);
+}
+
+sluice_err_t
+sluice_conn_send_frames (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                         zmq_msg_t *frames, size_t count, uint64_t *id)
+{
+    if (!conn->dealer)
+        return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
+    sluice_header_t header = s_request (conn, command, flags, timeout_ms, (uint32_t) count);
+    *id = header.request_id;
+    return s_send (conn, &header, NULL, 0, frames, count);
 }
 
 sluice_err_t

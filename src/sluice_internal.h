@@ -38,18 +38,22 @@ sluice_err_t
 typedef struct {
     zmq_msg_t identity;        //  routing id, moved into the reply
     sluice_header_t header;
-    zmq_msg_t body;            //  the one body frame (empty message when has_body is false)
+    zmq_msg_t body;            //  the first body frame (empty message when has_body is false)
     bool has_body;
+    zmq_msg_t *more;           //  the body frames after the first (a WRITE batch): more_count
+    size_t more_count;         //  of them. The array is kept from one request to the next;
+    size_t more_capacity;      //  sluice_request_release frees it
     sluice_err_t error;        //  SLUICE_OK, or why the request is malformed
     const char *reason;        //  static text naming the problem when error is set
 } sluice_request_t;
 
-//  Receive one whole request without blocking. Returns 1 when a request was taken (check
-//  req->error: a malformed one still has identity and, when decodable, request_id), 0 when
-//  none is waiting, -1 on a socket error (errno set; ETERM on shutdown). Frames of a message
-//  with more parts than a request can have are consumed and the request flagged SLUICE_EPROTO.
+//  Receive one whole request without blocking into `req` (zero it before the first use).
+//  Returns 1 when a request was taken (check req->error: a malformed one still has identity
+//  and, when decodable, request_id), 0 when none is waiting, -1 on a socket error (errno set;
+//  ETERM on shutdown). A message with more than max_bodies body frames is consumed and the
+//  request flagged SLUICE_EPROTO.
 int
-    sluice_request_recv (void *router, sluice_request_t *req);
+    sluice_request_recv (void *router, sluice_request_t *req, size_t max_bodies);
 
 //  Receive or send a frame that continues a multipart message. libzmq may fail any call with
 //  EINTR when a signal arrives, even mid-message (it checks its command mailbox first); giving
@@ -62,9 +66,12 @@ int
 int
     sluice_msg_send_more (zmq_msg_t *msg, void *socket, int flags);
 
-//  Release what the request still holds (identity, body).
+//  Release what the request still holds (identity, body frames); the array stays for reuse.
 void
     sluice_request_fini (sluice_request_t *req);
+//  Same, and free the array: when the request struct is no longer used.
+void
+    sluice_request_release (sluice_request_t *req);
 
 //  Send a reply [identity][header][frames...] on a ROUTER with ZMQ_ROUTER_MANDATORY, never
 //  blocking. On success the identity and frames are consumed (left empty) and 0 is returned.
@@ -213,6 +220,11 @@ sluice_err_t
 sluice_err_t
     sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
                       uint32_t count, const void *body, size_t size, uint64_t *id);
+//  Send a request whose body is `count` frames (count goes into the header); on success the
+//  frames are consumed.
+sluice_err_t
+    sluice_conn_send_frames (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                             zmq_msg_t *frames, size_t count, uint64_t *id);
 sluice_err_t
     sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline);
 //  Deadline for the reply to a request with this timeout: timeout + grace, or INT64_MAX.

@@ -123,10 +123,47 @@ s_flag (sluice_request_t *req, sluice_err_t error, const char *reason)
     return 1;
 }
 
+//  Take the body frames after the first into req->more (the array is kept for the next
+//  request). Past max_bodies, or out of memory, the rest is drained and the request refused.
+static void
+s_recv_more_bodies (void *router, sluice_request_t *req, size_t max_bodies)
+{
+    while (true) {
+        if (1 + req->more_count == max_bodies) {
+            s_drain_rest (router);
+            s_flag (req, SLUICE_EPROTO, max_bodies == 1
+                    ? "too many frames: a request has a header and at most one body frame"
+                    : "too many frames: a request has a header and at most 1024 body frames");
+            return;
+        }
+        if (req->more_count == req->more_capacity) {
+            size_t capacity = req->more_capacity ? req->more_capacity * 2 : 16;
+            zmq_msg_t *more = (zmq_msg_t *) realloc (req->more, capacity * sizeof *more);
+            if (!more) {
+                s_drain_rest (router);
+                s_flag (req, SLUICE_EBUSY, "out of memory: request refused");
+                return;
+            }
+            req->more = more;
+            req->more_capacity = capacity;
+        }
+        zmq_msg_t *frame = &req->more [req->more_count];
+        zmq_msg_init (frame);
+        if (sluice_recv_more (frame, router) == -1) {
+            zmq_msg_close (frame);
+            return;         //  only when the context terminates
+        }
+        req->more_count++;
+        if (!zmq_msg_more (frame))
+            return;
+    }
+}
+
 int
-sluice_request_recv (void *router, sluice_request_t *req)
+sluice_request_recv (void *router, sluice_request_t *req, size_t max_bodies)
 {
     req->has_body = false;
+    req->more_count = 0;
     req->error = SLUICE_OK;
     req->reason = NULL;
     zmq_msg_init (&req->identity);
@@ -167,10 +204,8 @@ sluice_request_recv (void *router, sluice_request_t *req)
         if (sluice_recv_more (&req->body, router) == -1)
             return -1;
         req->has_body = true;
-        if (zmq_msg_more (&req->body)) {
-            s_drain_rest (router);
-            s_flag (req, SLUICE_EPROTO, "too many frames: a request has a header and at most one body frame");
-        }
+        if (zmq_msg_more (&req->body))
+            s_recv_more_bodies (router, req, max_bodies < 1 ? 1 : max_bodies);
     }
     return 1;
 }
@@ -182,7 +217,19 @@ sluice_request_fini (sluice_request_t *req)
     zmq_msg_close (&req->body);
     zmq_msg_init (&req->identity);
     zmq_msg_init (&req->body);
+    for (size_t index = 0; index < req->more_count; index++)
+        zmq_msg_close (&req->more [index]);
+    req->more_count = 0;
     req->has_body = false;
+}
+
+void
+sluice_request_release (sluice_request_t *req)
+{
+    sluice_request_fini (req);
+    free (req->more);
+    req->more = NULL;
+    req->more_capacity = 0;
 }
 
 int

@@ -16,6 +16,11 @@ struct sluice_stream_t {
     int64_t flight_deadline;    //  when the last reply in flight is due (INT64_MAX = never)
     sluice_err_t deferred;      //  first error among acknowledged writes, not yet reported
     char deferred_text [512];
+    //  Batched writes: chunks written while the window was full, sent as one WRITE
+    size_t write_batch;         //  most chunks per WRITE (1 = no batching)
+    zmq_msg_t *pending;         //  copies of the chunks, write_batch slots
+    size_t pending_count;
+    bool pending_final;         //  the last pending chunk was written with is_final
     //  Batched reads: chunks of the last READ reply not yet handed out
     size_t batch;
     zmq_msg_t *held;
@@ -47,6 +52,7 @@ sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
     sluice_stream_t *self = (sluice_stream_t *) zmalloc (sizeof *self);
     self->window = 1;
     self->batch = 1;
+    self->write_batch = 1;
     if (sluice_conn_init_secure (&self->conn, endpoint, curve) != SLUICE_OK) {
         sluice_conn_fini (&self->conn);
         free (self);
@@ -74,6 +80,9 @@ sluice_stream_destroy (sluice_stream_t **self_p)
     for (size_t index = self->held_next; index < self->held_count; index++)
         zmq_msg_close (&self->held [index]);
     free (self->held);
+    for (size_t index = 0; index < self->pending_count; index++)
+        zmq_msg_close (&self->pending [index]);
+    free (self->pending);
     sluice_conn_fini (&self->conn);
     free (self->text);
     free (self);
@@ -115,9 +124,50 @@ s_report_deferred (sluice_stream_t *self)
     return rc;
 }
 
+//  Count a request just sent as in flight until its reply.
+static void
+s_take_off (sluice_stream_t *self, uint64_t id, int timeout_ms)
+{
+    self->last_in_flight = id;
+    if (self->in_flight++ == 0) {
+        self->first_in_flight = id;
+        self->flight_deadline = INT64_MIN;
+    }
+    int64_t deadline = sluice_conn_deadline (&self->conn, timeout_ms);
+    if (deadline > self->flight_deadline)
+        self->flight_deadline = deadline;
+}
+
+//  Wait for window room, then send the pending chunks as one WRITE.
+static sluice_err_t
+s_send_pending (sluice_stream_t *self)
+{
+    while (self->in_flight >= self->window) {
+        sluice_err_t rc = s_reap_one (self);
+        if (rc != SLUICE_OK)
+            return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+    }
+    uint64_t id;
+    sluice_err_t rc = sluice_conn_send_frames (&self->conn, SLUICE_CMD_WRITE,
+                                               self->pending_final ? SLUICE_FLAG_FINAL : 0,
+                                               SLUICE_FOREVER, self->pending,
+                                               self->pending_count, &id);
+    if (rc != SLUICE_OK)
+        return rc;          //  still pending: a later flush tries again
+    self->pending_count = 0;
+    self->pending_final = false;
+    s_take_off (self, id, SLUICE_FOREVER);
+    return SLUICE_OK;
+}
+
 sluice_err_t
 sluice_stream_flush (sluice_stream_t *self)
 {
+    if (self->pending_count) {
+        sluice_err_t rc = s_send_pending (self);
+        if (rc != SLUICE_OK)
+            return rc;
+    }
     while (self->in_flight) {
         sluice_err_t rc = s_reap_one (self);
         if (rc != SLUICE_OK)
@@ -132,7 +182,7 @@ static sluice_err_t
 s_call (sluice_stream_t *self, uint8_t command, uint8_t flags, int timeout_ms, uint32_t count,
         const void *body, size_t size)
 {
-    if (self->in_flight || self->deferred) {
+    if (self->in_flight || self->deferred || self->pending_count) {
         sluice_err_t rc = sluice_stream_flush (self);
         if (rc != SLUICE_OK)
             return rc;
@@ -141,6 +191,49 @@ s_call (sluice_stream_t *self, uint8_t command, uint8_t flags, int timeout_ms, u
     sluice_err_t rc = sluice_conn_call (&self->conn, command, flags, timeout_ms, count, body, size);
     self->was_parked = (self->conn.reply.flags & SLUICE_FLAG_PARKED) != 0;
     return rc;
+}
+
+//  Batched: the chunk joins the pending batch, which goes out as one WRITE as soon as the window
+//  has room (acknowledgements already received are taken without waiting), or when it is full
+//  or final. An idle pipe so sends each chunk at once; batches form only while it is busy.
+static sluice_err_t
+s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_final)
+{
+    if (s_report_deferred (self) != SLUICE_OK)
+        return self->conn.error;
+    if (!self->pending) {
+        self->pending = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->pending);
+        if (!self->pending)
+            return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
+    }
+    if (self->pending_count >= self->write_batch) {
+        sluice_err_t rc = s_send_pending (self);
+        if (rc != SLUICE_OK)
+            return rc;
+    }
+    zmq_msg_t *copy = &self->pending [self->pending_count];
+    if (zmq_msg_init_size (copy, size) == -1)
+        return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
+    if (size)
+        memcpy (zmq_msg_data (copy), data, size);
+    self->pending_count++;
+    self->pending_final = is_final;
+
+    sluice_err_t rc = SLUICE_OK;
+    int events;
+    while (rc == SLUICE_OK && self->in_flight
+       &&  (events = zsock_events (self->conn.dealer)) > 0 && (events & ZMQ_POLLIN))
+        rc = s_reap_one (self);
+    if (rc == SLUICE_OK
+    && (self->in_flight < self->window || self->pending_count >= self->write_batch || is_final))
+        rc = s_send_pending (self);
+    if (rc != SLUICE_OK) {
+        //  This call did not run: the chunk leaves the batch again
+        zmq_msg_close (&self->pending [--self->pending_count]);
+        self->pending_final = false;
+        return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+    }
+    return sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
 }
 
 sluice_err_t
@@ -153,11 +246,19 @@ sluice_stream_write_timeout (sluice_stream_t *self, const void *data, size_t siz
     //  A body pointer is what marks the chunk frame as present, even for an empty chunk
     if (!data)
         data = "";
-    if (self->window <= 1)
+    if (self->window <= 1 && self->write_batch <= 1)
         return s_call (self, SLUICE_CMD_WRITE, flags, timeout_ms, 0, data, size);
-
-    //  Pipelined: wait only while the window is full
     self->was_parked = false;
+    if (self->write_batch > 1 && timeout_ms == SLUICE_FOREVER)
+        return s_write_batched (self, data, size, is_final);
+
+    //  Pipelined, one chunk per WRITE (chunks batched earlier go first): wait only while the
+    //  window is full
+    if (self->pending_count) {
+        sluice_err_t rc = s_send_pending (self);
+        if (rc != SLUICE_OK)
+            return rc;
+    }
     while (self->in_flight >= self->window) {
         sluice_err_t rc = s_reap_one (self);
         if (rc != SLUICE_OK)
@@ -170,14 +271,7 @@ sluice_stream_write_timeout (sluice_stream_t *self, const void *data, size_t siz
                                         data, size, &id);
     if (rc != SLUICE_OK)
         return rc;
-    self->last_in_flight = id;
-    if (self->in_flight++ == 0) {
-        self->first_in_flight = id;
-        self->flight_deadline = INT64_MIN;
-    }
-    int64_t deadline = sluice_conn_deadline (&self->conn, timeout_ms);
-    if (deadline > self->flight_deadline)
-        self->flight_deadline = deadline;
+    s_take_off (self, id, timeout_ms);
     return sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
 }
 
@@ -334,6 +428,15 @@ sluice_stream_set_window (sluice_stream_t *self, size_t window)
         return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "window must be at least 1");
     //  A smaller window takes effect as writes in flight are acknowledged
     self->window = window;
+    return SLUICE_OK;
+}
+
+sluice_err_t
+sluice_stream_set_write_batch (sluice_stream_t *self, size_t batch)
+{
+    if (batch < 1 || batch > SLUICE_MAX_BATCH)
+        return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "batch must be 1..%d", SLUICE_MAX_BATCH);
+    self->write_batch = batch;
     return SLUICE_OK;
 }
 

@@ -653,6 +653,80 @@ T_TEST (buffer_malformed, write_with_two_chunk_frames_enqueues_neither)
     m_assert_intact (d);
 }
 
+//  Send a WRITE of n chunk frames with header count `count`.
+static void
+m_send_batch (zsock_t *d, m_hdr_t *req, uint32_t count, size_t n, const char *const *chunks)
+{
+    uint8_t hdr [SLUICE_HEADER_SIZE];
+    req->count = count;
+    m_encode (req, hdr);
+    const void *data [8] = { hdr };
+    size_t size [8] = { sizeof hdr };
+    cr_assert_lt (n, 8);
+    for (size_t i = 0; i < n; i++) {
+        data [i + 1] = chunks [i];
+        size [i + 1] = strlen (chunks [i]);
+    }
+    m_send_frames (d, n + 1, data, size);
+}
+
+T_TEST (buffer_malformed, write_batch_count_must_match_its_frames)
+{
+    zsock_t *d = m_setup ();
+    const char *chunks [] = { "x", "y", "z" };
+    m_hdr_t req = m_req (SLUICE_CMD_WRITE, 64);
+    m_send_batch (d, &req, 3, 2, chunks);
+    m_expect_error (d, SLUICE_EPROTO, 64, SLUICE_CMD_WRITE);
+    m_send_batch (d, &req, 2, 1, chunks);
+    m_expect_error (d, SLUICE_EPROTO, 64, SLUICE_CMD_WRITE);
+    m_send_batch (d, &req, 2, 3, chunks);
+    m_expect_error (d, SLUICE_EPROTO, 64, SLUICE_CMD_WRITE);
+    m_assert_intact (d);
+}
+
+T_TEST (buffer_malformed, write_batch_larger_than_capacity_enqueues_none)
+{
+    zsock_t *d = m_setup ();                      //  capacity 4
+    const char *chunks [] = { "1", "2", "3", "4", "5" };
+    m_hdr_t req = m_req (SLUICE_CMD_WRITE, 65);
+    m_send_batch (d, &req, 5, 5, chunks);
+    m_expect_error (d, SLUICE_EPROTO, 65, SLUICE_CMD_WRITE);
+    m_assert_intact (d);
+}
+
+T_TEST (buffer_malformed, write_batch_with_an_oversized_chunk_enqueues_none)
+{
+    zsock_t *d = m_setup ();                      //  max chunk 16
+    const char *chunks [] = { "ok", "this chunk is too long", "ok" };
+    m_hdr_t req = m_req (SLUICE_CMD_WRITE, 66);
+    m_send_batch (d, &req, 3, 3, chunks);
+    m_expect_error (d, SLUICE_ETOOBIG, 66, SLUICE_CMD_WRITE);
+    m_assert_intact (d);
+}
+
+T_TEST (buffer_malformed, raw_write_batch_goes_in_whole_and_in_order)
+{
+    zsock_t *d = m_setup ();                      //  "a", "b" queued of 4
+    const char *chunks [] = { "x", "y", "z" };
+    m_hdr_t req = m_req (SLUICE_CMD_WRITE, 67), h;
+    req.flags = SLUICE_FLAG_FINAL;
+    m_send_batch (d, &req, 3, 3, chunks);         //  room for 2: parks
+    T_WAIT_PARKED_WRITERS (1);
+    cr_assert_eq (t_status ().queued, 2, "part of a batch went in");
+    T_EXPECT_CHUNK (t_fx.cli, "a");
+    zmsg_t *reply = m_expect_ok (d, 67, SLUICE_CMD_WRITE, &h);
+    cr_expect_eq (h.count, 0);
+    cr_expect (h.flags & SLUICE_FLAG_PARKED, "a deferred WRITE reply lacks PARKED");
+    zmsg_destroy (&reply);
+    sluice_buffer_status_t st = t_status ();
+    cr_assert_eq (st.queued, 4);
+    cr_assert_eq (st.written, 5);
+    T_EXPECT_CHUNK (t_fx.cli, "b");
+    T_EXPECT_CHUNK (t_fx.cli, "x");
+    T_EXPECT_CHUNK (t_fx.cli, "y");
+    T_EXPECT_CHUNK_F (t_fx.cli, "z", true);      //  FINAL marks the batch's last chunk
+}
+
 T_TEST (buffer_malformed, write_with_an_unknown_flag)
 {
     zsock_t *d = m_setup ();

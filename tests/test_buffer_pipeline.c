@@ -11,6 +11,7 @@ TestSuite (pipeline, .init = t_fx_init, .fini = t_fx_fini, .timeout = T_SUITE_TI
 
 typedef struct {
     size_t window;
+    size_t write_batch;         //  chunks per WRITE (1 = one each)
     sluice_err_t rc;            //  first failure, checked by the main thread
     int failed_at;
 } s_writer_t;
@@ -21,6 +22,8 @@ s_windowed_writer (void *arg)
     s_writer_t *writer = (s_writer_t *) arg;
     sluice_stream_t *stream = sluice_stream_new (t_fx.endpoint);
     writer->rc = sluice_stream_set_window (stream, writer->window);
+    if (writer->rc == SLUICE_OK)
+        writer->rc = sluice_stream_set_write_batch (stream, writer->write_batch);
     char text [32];
     for (int seq = 0; seq < COUNT && writer->rc == SLUICE_OK; seq++) {
         snprintf (text, sizeof text, "%d", seq);
@@ -38,10 +41,10 @@ s_windowed_writer (void *arg)
 }
 
 static void
-s_pipeline (size_t capacity, size_t window, size_t batch)
+s_pipeline (size_t capacity, size_t window, size_t batch, size_t write_batch)
 {
     t_start (capacity);
-    s_writer_t writer = { .window = window };
+    s_writer_t writer = { .window = window, .write_batch = write_batch };
     size_t thread = t_spawn (s_windowed_writer, &writer);
     sluice_stream_t *reader = sluice_stream_new (t_fx.endpoint);
     cr_assert_eq (sluice_stream_set_batch (reader, batch), SLUICE_OK);
@@ -61,9 +64,93 @@ s_pipeline (size_t capacity, size_t window, size_t batch)
     sluice_stream_destroy (&reader);
 }
 
-Test (pipeline, window_64_batch_16_at_capacity_8)   { s_pipeline (8, 64, 16); }
-Test (pipeline, window_16_batch_64_at_capacity_64)  { s_pipeline (64, 16, 64); }
-Test (pipeline, window_1_batch_1_at_capacity_1)     { s_pipeline (1, 1, 1); }
+Test (pipeline, window_64_batch_16_at_capacity_8)   { s_pipeline (8, 64, 16, 1); }
+Test (pipeline, window_16_batch_64_at_capacity_64)  { s_pipeline (64, 16, 64, 1); }
+Test (pipeline, window_1_batch_1_at_capacity_1)     { s_pipeline (1, 1, 1, 1); }
+Test (pipeline, batched_writes_of_8_at_capacity_8)  { s_pipeline (8, 2, 8, 8); }
+Test (pipeline, batched_writes_of_64_at_capacity_64) { s_pipeline (64, 4, 64, 64); }
+Test (pipeline, batched_writes_window_1_capacity_1) { s_pipeline (1, 1, 1, 1); }
+Test (pipeline, batched_writes_of_3_at_capacity_5)  { s_pipeline (5, 3, 2, 3); }
+
+//  Batches form only while writes are in flight, and the buffer admits a batch whole
+Test (pipeline, a_write_batch_forms_while_the_window_is_full_and_goes_in_whole)
+{
+    t_start (2);
+    T_WRITE (t_fx.cli, "a");
+    T_WRITE (t_fx.cli, "b");                    //  full
+    sluice_stream_t *writer = t_stream ();
+    cr_assert_eq (sluice_stream_set_window (writer, 1), SLUICE_OK);
+    cr_assert_eq (sluice_stream_set_write_batch (writer, 2), SLUICE_OK);
+    cr_assert_eq (sluice_stream_write_str (writer, "c"), SLUICE_OK);    //  sent, parks
+    T_WAIT_PARKED_WRITERS (1);
+    //  The window is full: "d" waits in the stream, and the call returns at once
+    cr_assert_eq (sluice_stream_write_str (writer, "d"), SLUICE_OK);
+    cr_assert_eq (t_status ().parked_writers, 1);
+    T_EXPECT_CHUNK (t_fx.cli, "a");              //  "c" is admitted
+    //  A final chunk sends the batch ["d", "e"]: one request, two chunks, no room for both
+    cr_assert_eq (sluice_stream_write (writer, "e", 1, true), SLUICE_OK);
+    sluice_buffer_status_t st;
+    T_WAIT_STATUS (st, st.parked_writers == 1 && st.queued == 2 && st.written == 3);
+    T_EXPECT_CHUNK (t_fx.cli, "b");
+    //  One slot free is not enough for the batch
+    st = t_status ();
+    cr_assert_eq (st.parked_writers, 1, "a batch went in without room for all of it");
+    cr_assert_eq (st.queued, 1);
+    T_EXPECT_CHUNK (t_fx.cli, "c");
+    cr_assert_eq (sluice_stream_flush (writer), SLUICE_OK);
+    st = t_status ();
+    cr_assert_eq (st.queued, 2);
+    cr_assert_eq (st.written, 5);
+    T_EXPECT_CHUNK (t_fx.cli, "d");
+    T_EXPECT_CHUNK_F (t_fx.cli, "e", true);
+}
+
+Test (pipeline, a_batch_larger_than_the_capacity_is_refused_and_reported)
+{
+    t_start (2);
+    T_WRITE (t_fx.cli, "a");
+    T_WRITE (t_fx.cli, "b");
+    sluice_stream_t *writer = t_stream ();
+    cr_assert_eq (sluice_stream_set_window (writer, 1), SLUICE_OK);
+    cr_assert_eq (sluice_stream_set_write_batch (writer, 3), SLUICE_OK);
+    cr_assert_eq (sluice_stream_write_str (writer, "c"), SLUICE_OK);
+    T_WAIT_PARKED_WRITERS (1);
+    cr_assert_eq (sluice_stream_write_str (writer, "d"), SLUICE_OK);
+    cr_assert_eq (sluice_stream_write_str (writer, "e"), SLUICE_OK);
+    T_EXPECT_CHUNK (t_fx.cli, "a");
+    //  ["d", "e", "f"] cannot fit a buffer of 2 whatever happens: refused, not parked forever
+    cr_assert_eq (sluice_stream_write_str (writer, "f"), SLUICE_OK);
+    sluice_err_t rc = sluice_stream_flush (writer);
+    cr_assert_eq (rc, SLUICE_EPROTO, "flush returned %s", sluice_strerror (rc));
+    cr_assert (strstr (sluice_stream_error_text (writer), "capacity"),
+               "error text: %s", sluice_stream_error_text (writer));
+    sluice_buffer_status_t st = t_status ();
+    cr_assert_eq (st.written, 3);
+    cr_assert_eq (st.parked_writers, 0);
+}
+
+Test (pipeline, flush_sends_the_pending_batch)
+{
+    t_start (4);
+    T_WRITE (t_fx.cli, "a");
+    T_WRITE (t_fx.cli, "b");
+    T_WRITE (t_fx.cli, "c");
+    T_WRITE (t_fx.cli, "d");
+    sluice_stream_t *writer = t_stream ();
+    cr_assert_eq (sluice_stream_set_window (writer, 1), SLUICE_OK);
+    cr_assert_eq (sluice_stream_set_write_batch (writer, 4), SLUICE_OK);
+    cr_assert_eq (sluice_stream_write_str (writer, "e"), SLUICE_OK);
+    T_WAIT_PARKED_WRITERS (1);
+    cr_assert_eq (sluice_stream_write_str (writer, "f"), SLUICE_OK);     //  pending
+    T_EXPECT_CHUNK (t_fx.cli, "a");             //  "e" is admitted; "f" still waits in the stream
+    T_EXPECT_CHUNK (t_fx.cli, "b");
+    T_EXPECT_CHUNK (t_fx.cli, "c");
+    T_EXPECT_CHUNK (t_fx.cli, "d");
+    cr_assert_eq (sluice_stream_flush (writer), SLUICE_OK);
+    T_EXPECT_CHUNK (t_fx.cli, "e");
+    T_EXPECT_CHUNK (t_fx.cli, "f");
+    T_EXPECT_EMPTY (t_fx.cli);
+}
 
 Test (pipeline, an_error_on_a_write_in_flight_is_reported)
 {
@@ -110,4 +197,6 @@ Test (pipeline, invalid_window_and_batch_are_refused)
     cr_assert_eq (sluice_stream_set_window (t_fx.cli, 0), SLUICE_EINVAL);
     cr_assert_eq (sluice_stream_set_batch (t_fx.cli, 0), SLUICE_EINVAL);
     cr_assert_eq (sluice_stream_set_batch (t_fx.cli, SLUICE_MAX_BATCH + 1), SLUICE_EINVAL);
+    cr_assert_eq (sluice_stream_set_write_batch (t_fx.cli, 0), SLUICE_EINVAL);
+    cr_assert_eq (sluice_stream_set_write_batch (t_fx.cli, SLUICE_MAX_BATCH + 1), SLUICE_EINVAL);
 }
