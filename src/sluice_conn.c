@@ -118,22 +118,13 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
     bool more = zmq_msg_more (header_msg);
     zmq_msg_close (header_msg);
     while (more) {
-        if (conn->frame_count == conn->frame_capacity) {
-            size_t capacity = conn->frame_capacity ? conn->frame_capacity * 2 : 8;
-            zmq_msg_t *frames = (zmq_msg_t *) realloc (conn->frames, capacity * sizeof *frames);
-            if (!frames)
-                return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
-            conn->frames = frames;
-            conn->frame_capacity = capacity;
-        }
-        zmq_msg_t *frame = &conn->frames [conn->frame_count];
-        zmq_msg_init (frame);
-        if (sluice_recv_more (frame, dealer) == -1) {
-            zmq_msg_close (frame);
+        int rc = sluice_recv_append (dealer, &conn->frames, &conn->frame_count,
+                                     &conn->frame_capacity);
+        if (rc == -1 && errno == ENOMEM)
+            return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
+        if (rc == -1)
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
-        }
-        conn->frame_count++;
-        more = zmq_msg_more (frame);
+        more = rc == 1;
     }
     if (*ping_id && decoded == SLUICE_OK && conn->reply.request_id == *ping_id) {
         //  The actor is alive; does it still hold our request? Replies on one connection keep

@@ -65,6 +65,11 @@ int
     sluice_send_more (void *socket, const void *data, size_t size, int flags);
 int
     sluice_msg_send_more (zmq_msg_t *msg, void *socket, int flags);
+//  Receive the next frame of a message onto the end of a growable array (*frames, *count of
+//  *capacity). Returns 1 when more frames follow, 0 after the last, -1 on error (errno ENOMEM
+//  when the array could not grow; then the frame was not taken).
+int
+    sluice_recv_append (void *socket, zmq_msg_t **frames, size_t *count, size_t *capacity);
 
 //  Release what the request still holds (identity, body frames); the array stays for reuse.
 void

@@ -91,6 +91,29 @@ sluice_send_more (void *socket, const void *data, size_t size, int flags)
 }
 
 int
+sluice_recv_append (void *socket, zmq_msg_t **frames, size_t *count, size_t *capacity)
+{
+    if (*count == *capacity) {
+        size_t grown = *capacity ? *capacity * 2 : 16;
+        zmq_msg_t *array = (zmq_msg_t *) realloc (*frames, grown * sizeof *array);
+        if (!array) {
+            errno = ENOMEM;
+            return -1;
+        }
+        *frames = array;
+        *capacity = grown;
+    }
+    zmq_msg_t *frame = &(*frames) [*count];
+    zmq_msg_init (frame);
+    if (sluice_recv_more (frame, socket) == -1) {
+        zmq_msg_close (frame);
+        return -1;
+    }
+    (*count)++;
+    return zmq_msg_more (frame) ? 1 : 0;
+}
+
+int
 sluice_msg_send_more (zmq_msg_t *msg, void *socket, int flags)
 {
     int rc;
@@ -136,26 +159,13 @@ s_recv_more_bodies (void *router, sluice_request_t *req, size_t max_bodies)
                     : "too many frames: a request has a header and at most 1024 body frames");
             return;
         }
-        if (req->more_count == req->more_capacity) {
-            size_t capacity = req->more_capacity ? req->more_capacity * 2 : 16;
-            zmq_msg_t *more = (zmq_msg_t *) realloc (req->more, capacity * sizeof *more);
-            if (!more) {
-                s_drain_rest (router);
-                s_flag (req, SLUICE_EBUSY, "out of memory: request refused");
-                return;
-            }
-            req->more = more;
-            req->more_capacity = capacity;
+        int rc = sluice_recv_append (router, &req->more, &req->more_count, &req->more_capacity);
+        if (rc == -1 && errno == ENOMEM) {
+            s_drain_rest (router);
+            s_flag (req, SLUICE_EBUSY, "out of memory: request refused");
         }
-        zmq_msg_t *frame = &req->more [req->more_count];
-        zmq_msg_init (frame);
-        if (sluice_recv_more (frame, router) == -1) {
-            zmq_msg_close (frame);
-            return;         //  only when the context terminates
-        }
-        req->more_count++;
-        if (!zmq_msg_more (frame))
-            return;
+        if (rc != 1)
+            return;         //  the last frame, or a socket error (only when terminating)
     }
 }
 
