@@ -1,6 +1,9 @@
-# sluice — see README.md. `make demo` and `make test` install what is missing first.
+# sluice - see README.md. `make demo` and `make test` install what is missing first.
 #
-# Builds go to build/$(BUILD)/ (release, asan, tsan); programs to bin/ (release build).
+# Builds go to build/$(BUILD)/ (release, asan, tsan, fuzz, bench); programs to bin/ (release).
+# Layers (each uses only those below it): src/ codec -> engine -> actors/ -> pipeline runtime
+# -> programs (cli/, examples/, bench/). Only include/ is public: the shared library exports
+# the SLUICE_EXPORT declarations alone (-fvisibility=hidden).
 
 BUILD    ?= release
 PREFIX   ?= /usr/local
@@ -13,41 +16,41 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread
 CRIT_LIBS  = $(shell pkg-config --libs criterion)
 
+# Compiler flags, stated once: warnings, language, and per build the optimisation and sanitizers.
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-BASE     := -std=gnu11 $(WARN) -Iinclude -Isrc -fPIC
+LANG     := -std=gnu11 -fPIC -MMD -MP
 ifeq ($(BUILD),release)
   OPT := -O2 -g
-  SAN :=
 else ifeq ($(BUILD),asan)
-  OPT := -O1 -g -fno-omit-frame-pointer
-  SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 else ifeq ($(BUILD),tsan)
-  OPT := -O1 -g
-  SAN := -fsanitize=thread
+  OPT := -O1 -g -fsanitize=thread
 else ifeq ($(BUILD),fuzz)
   CC  := clang
-  OPT := -O1 -g -fno-omit-frame-pointer
-  SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 else ifeq ($(BUILD),bench)
   OPT := -O3 -DNDEBUG -march=native
-  SAN :=
 else
   $(error BUILD must be release, asan, tsan, fuzz or bench)
 endif
-ALL_CFLAGS = $(BASE) $(OPT) $(SAN) $(PKG_CFLAGS) $(CFLAGS)
-ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+SAN       = $(filter -fsanitize=%,$(OPT))
+CFLAGS_ALL = $(LANG) $(WARN) $(OPT) -Iinclude $(PKG_CFLAGS) $(CFLAGS)
+LIB_CFLAGS = $(CFLAGS_ALL) -Isrc -fvisibility=hidden
+LDFLAGS_ALL = $(filter-out -fsanitize=fuzzer-no-link,$(SAN)) $(LDFLAGS)
 
 OUT       := build/$(BUILD)
 LIB_SRC   := $(wildcard src/*.c) $(wildcard actors/*.c)
 LIB_OBJ   := $(patsubst %.c,$(OUT)/obj/%.o,$(LIB_SRC))
-HEADERS   := $(wildcard include/*.h) $(wildcard src/*.h)
+CLI_SRC   := $(wildcard cli/*.c)
+CLI_OBJ   := $(patsubst %.c,$(OUT)/obj/%.o,$(CLI_SRC))
 STATIC    := $(OUT)/lib/libsluice.a
 SHARED    := $(OUT)/lib/libsluice.so
-EXAMPLES  := $(patsubst examples/%.c,$(OUT)/bin/%,$(wildcard examples/*.c))
+EXAMPLES  := $(patsubst examples/%.c,$(OUT)/bin/%,$(wildcard examples/*.c)) $(OUT)/bin/sluice
 TESTS     := $(patsubst tests/%.c,$(OUT)/tests/%,$(wildcard tests/test_*.c))
+HELPERS   := $(patsubst tests/helpers/%.c,$(OUT)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 
 .PHONY: all build lib examples tests deps demo test check install uninstall clean \
-        tsan valgrind bench fuzz
+        tsan valgrind bench bench-build fuzz
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -58,47 +61,53 @@ ifeq ($(BUILD),release)
 endif
 
 lib: $(STATIC) $(SHARED)
-examples: $(EXAMPLES) $(OUT)/bin/sluice
-tests: $(TESTS)
+examples: $(EXAMPLES)
+tests: $(TESTS) $(HELPERS)
 
 deps:
 	@bash scripts/deps.sh
 
-$(OUT)/obj/%.o: %.c $(HEADERS)
+# The library: internal headers (src/) visible, symbols hidden unless exported
+$(OUT)/obj/src/%.o $(OUT)/obj/actors/%.o: CFLAGS_OBJ = $(LIB_CFLAGS)
+# The command line uses the public API only (TODO(pipeline): drop -Isrc once cli_run.c is a
+# thin wrapper over include/sluice_pipeline.h)
+$(OUT)/obj/cli/%.o: CFLAGS_OBJ = $(CFLAGS_ALL) -Isrc
+
+$(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS_OBJ) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libsluice.so.0 $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) -shared -Wl,-soname,libsluice.so.0 $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(OUT)/bin/%: examples/%.c $(STATIC) $(HEADERS)
+# Programs and tests link the static library; tests, fuzzers and benchmarks may use src/ too.
+$(OUT)/bin/sluice: $(CLI_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ALL) $(CLI_OBJ) -o $@ $(STATIC) $(PKG_LIBS)
 
-# bin/sluice, the command line: every src/cli/*.c in one program; linked into bin/ as well.
-EXAMPLES += $(OUT)/bin/sluice
-$(OUT)/bin/sluice: $(wildcard src/cli/*.c) $(wildcard src/cli/*.h) $(STATIC) $(HEADERS)
+$(OUT)/bin/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc/cli $(ALL_LDFLAGS) $(wildcard src/cli/*.c) -o $@ $(STATIC) $(PKG_LIBS)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(PKG_LIBS)
 
-# The multi-process tests start bin/sluice of the same build
-$(OUT)/tests/test_cli: $(OUT)/bin/sluice
-$(OUT)/tests/test_cli_security: $(OUT)/bin/sluice
-
-# Helper programs the fault tests exec (tests/helpers/*.c), linked with libsluice
-$(OUT)/tests/helpers/%: tests/helpers/%.c $(STATIC) $(HEADERS)
+$(OUT)/tests/helpers/%: tests/helpers/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS)
-$(OUT)/tests/test_faults $(OUT)/tests/test_multihost: $(OUT)/bin/sluice $(OUT)/tests/helpers/fault_helper
+	$(CC) $(CFLAGS_ALL) -Isrc $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(PKG_LIBS)
 
-$(OUT)/tests/%: tests/%.c $(STATIC) $(HEADERS) $(wildcard tests/*.h)
+$(OUT)/tests/%: tests/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< -o $@ $(STATIC) $(PKG_LIBS) $(CRIT_LIBS)
+	$(CC) $(CFLAGS_ALL) -Isrc $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(PKG_LIBS) $(CRIT_LIBS)
+
+# The multi-process tests start bin/sluice and the helpers of the same build
+$(OUT)/tests/test_cli $(OUT)/tests/test_cli_security: $(OUT)/bin/sluice
+$(OUT)/tests/test_faults $(OUT)/tests/test_multihost: $(OUT)/bin/sluice $(HELPERS)
+
+-include $(shell find build -name '*.d' 2>/dev/null)
 
 # The scenario runners, as the README shows them.
 demo: all
@@ -106,25 +115,24 @@ demo: all
 	@if [ -x bin/model_server ]; then ./bin/model_server; fi
 
 # Benchmarks (bench/README.md): each bench/*.c is one program, built with the BUILD=bench flags
-# against build/bench/lib/libsluice.a and run. `make bench QUICK=1` runs the short version. The table goes to stdout, JSON to
-# build/bench/results.json.
+# against build/bench/lib/libsluice.a and run. `make bench QUICK=1` runs the short version.
+# The table goes to stdout, JSON to build/bench/results.json.
 BENCH_OUT    := build/bench
 BENCH_PROGS  := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
-BENCH_CFLAGS  = -std=gnu11 $(WARN) -Iinclude -O3 -DNDEBUG -march=native $(PKG_CFLAGS) $(CFLAGS)
-BENCH_LIBS    = $(BENCH_OUT)/lib/libsluice.a $(PKG_LIBS) -lm
 BENCH_ARGS    = $(if $(filter-out 0,$(QUICK)),--quick)
 
 bench: deps
-	@$(MAKE) --no-print-directory BUILD=bench lib
-	@mkdir -p $(BENCH_OUT)/bin
-	@for p in $(BENCH_PROGS); do \
-	  echo "$(CC) ... bench/$$p.c -o $(BENCH_OUT)/bin/$$p"; \
-	  $(CC) $(BENCH_CFLAGS) $(LDFLAGS) bench/$$p.c -o $(BENCH_OUT)/bin/$$p $(BENCH_LIBS) || exit 1; \
-	done
+	@$(MAKE) --no-print-directory BUILD=bench bench-build
 	@for p in $(BENCH_PROGS); do \
 	  json=$(BENCH_OUT)/$$p.json; [ $$p = bench ] && json=$(BENCH_OUT)/results.json; \
 	  timeout $(TIMEOUT) $(BENCH_OUT)/bin/$$p $(BENCH_ARGS) --json $$json || exit 1; \
 	done
+
+bench-build: lib $(patsubst %,$(BENCH_OUT)/bin/%,$(BENCH_PROGS))
+
+$(BENCH_OUT)/bin/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc $< -o $@ $(STATIC) $(PKG_LIBS) -lm
 
 # Every test, in the normal build and under AddressSanitizer + UBSan.
 test: deps
@@ -138,7 +146,7 @@ check: test
 # concurrent scenarios run from a plain program, tests/race_scenarios.c.
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=tsan lib
-	$(CC) $(BASE) -O1 -g -fsanitize=thread $(PKG_CFLAGS) tests/race_scenarios.c \
+	$(CC) $(CFLAGS_ALL) -Isrc -fsanitize=thread tests/race_scenarios.c \
 	  -o build/tsan/race_scenarios build/tsan/lib/libsluice.a $(PKG_LIBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
 	  timeout $(TIMEOUT) build/tsan/race_scenarios

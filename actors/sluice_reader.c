@@ -1,5 +1,7 @@
 /*  sluice_reader.c - the reader actor: a buffer into a sink, at the sink's pace. */
-#include "sluice_internal.h"
+#include "sluice_actor.h"
+#include "sluice_conn.h"
+#include "sluice_reader.h"
 #include <string.h>
 
 typedef struct {
@@ -8,7 +10,7 @@ typedef struct {
 } s_reader_args_t;
 
 struct sluice_reader_t {
-    sluice_task_t task;
+    sluice_handle_t handle;
     s_reader_args_t args;
     size_t consumed;
 };
@@ -21,12 +23,12 @@ s_reader_actor (zsock_t *pipe, void *argument)
     sluice_stream_t *stream = sluice_stream_new (opts->endpoint);
     zsock_signal (pipe, 0);
     if (!stream) {
-        sluice_task_finish (pipe, SLUICE_EINVAL, false);
+        sluice_task_done (pipe, SLUICE_EINVAL, sluice_last_error_text (), false);
         return;
     }
     sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
 
-    bool terminated = false;
+    bool terminated = false, stopped = false;
     sluice_chunk_t chunk;
     size_t index = 0;
     while (sluice_stream_next (stream, &chunk)) {
@@ -39,15 +41,23 @@ s_reader_actor (zsock_t *pipe, void *argument)
         }
         index++;
         __atomic_add_fetch (args->consumed, 1, __ATOMIC_RELAXED);
-        if (opts->process_ms > 0 && !sluice_task_pause (pipe, opts->process_ms)) {
-            terminated = true;
-            break;
+        if (opts->process_ms > 0) {
+            sluice_task_order_t order = sluice_task_pause (pipe, opts->process_ms);
+            if (order != SLUICE_TASK_GO_ON) {
+                terminated = order == SLUICE_TASK_TERM;
+                stopped = true;
+                break;
+            }
         }
     }
-    sluice_err_t result = terminated ? SLUICE_EINTR : sluice_stream_error (stream);
-    terminated = terminated || result == SLUICE_EINTR;
+    sluice_err_t result = stopped ? SLUICE_EINTR : sluice_stream_error (stream);
+    if (result == SLUICE_EINTR && !stopped)
+        terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
+    char reason [SLUICE_TEXT_SIZE];
+    snprintf (reason, sizeof reason, "%s", result == SLUICE_OK ? ""
+              : result == SLUICE_EINTR ? "stopped" : sluice_stream_error_text (stream));
     sluice_stream_destroy (&stream);
-    sluice_task_finish (pipe, result, terminated);
+    sluice_task_done (pipe, result, reason, terminated);
 }
 
 sluice_reader_t *
@@ -64,7 +74,7 @@ sluice_reader_new (const sluice_reader_opts_t *opts, sluice_err_t *err)
     self->args.opts = *opts;
     self->args.opts.endpoint = strdup (opts->endpoint);
     self->args.consumed = &self->consumed;
-    *err = sluice_task_start (&self->task, s_reader_actor, &self->args);
+    *err = sluice_handle_start (&self->handle, s_reader_actor, &self->args, NULL, NULL);
     if (*err != SLUICE_OK)
         sluice_reader_destroy (&self);
     return self;
@@ -73,7 +83,25 @@ sluice_reader_new (const sluice_reader_opts_t *opts, sluice_err_t *err)
 sluice_err_t
 sluice_reader_wait (sluice_reader_t *self, int timeout_ms)
 {
-    return sluice_task_wait (&self->task, timeout_ms);
+    return sluice_handle_wait (&self->handle, timeout_ms);
+}
+
+sluice_err_t
+sluice_reader_stop (sluice_reader_t *self)
+{
+    return sluice_handle_stop (&self->handle);
+}
+
+const char *
+sluice_reader_error_text (sluice_reader_t *self)
+{
+    return sluice_handle_error_text (&self->handle);
+}
+
+void *
+sluice_reader_actor_handle (sluice_reader_t *self)
+{
+    return self->handle.actor;
 }
 
 size_t
@@ -88,7 +116,7 @@ sluice_reader_destroy (sluice_reader_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_reader_t *self = *self_p;
-    sluice_task_stop (&self->task);
+    sluice_handle_destroy (&self->handle);
     free ((char *) self->args.opts.endpoint);
     free (self);
     *self_p = NULL;

@@ -4,7 +4,8 @@
     watch its pipe while they wait, so $TERM stops it at once even when the input is empty or
     the output full.
 */
-#include "sluice_internal.h"
+#include "sluice_actor.h"
+#include "sluice_conn.h"
 #include "sluice_stage.h"
 #include <ctype.h>
 #include <pthread.h>
@@ -21,14 +22,12 @@ typedef struct {
     sluice_stage_opts_t opts;       //  endpoints are our own copies
     size_t consumed;                //  progress counters, atomics: read by the owner any time
     size_t produced;
-    pthread_mutex_t lock;           //  guards error_text, written by the actor before DONE
-    char error_text [512];
+    char error_text [SLUICE_TEXT_SIZE];   //  the actor's own: reported with DONE
 } s_stage_args_t;
 
 struct sluice_stage_t {
-    sluice_task_t task;
+    sluice_handle_t handle;
     s_stage_args_t args;
-    char error_text [512];          //  the owner's copy, taken once the result is known
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -73,10 +72,8 @@ sluice_stage_out_append (sluice_stage_out_t *out, const void *data, size_t size)
 static void
 s_set_error (s_stage_args_t *args, const char *what, const char *text)
 {
-    pthread_mutex_lock (&args->lock);
     snprintf (args->error_text, sizeof args->error_text, "%s%s%s", what,
               text && *text ? ": " : "", text ? text : "");
-    pthread_mutex_unlock (&args->lock);
 }
 
 //  Write one chunk out; on failure records why.
@@ -153,29 +150,33 @@ s_stage_actor (zsock_t *pipe, void *argument)
                      input ? opts->output : opts->input);
         sluice_stream_destroy (&input);
         sluice_stream_destroy (&output);
-        sluice_task_finish (pipe, SLUICE_EINVAL, false);
+        sluice_task_done (pipe, SLUICE_EINVAL, args->error_text, false);
         return;
     }
     sluice_stream_interrupt_on (input, zsock_resolve (pipe));
     sluice_stream_interrupt_on (output, zsock_resolve (pipe));
 
     sluice_err_t result = s_stage_run (args, input, output);
-    bool terminated = result == SLUICE_EINTR;
+    bool stopped = result == SLUICE_EINTR;
+    bool terminated = stopped && sluice_task_order (pipe) == SLUICE_TASK_TERM;
     //  Closed on failure too, so that downstream readers are not left waiting forever; the
-    //  output closed under us (ECLOSED) needs no second close.
-    if (!terminated && !opts->keep_output_open && result != SLUICE_ECLOSED) {
+    //  output closed under us (ECLOSED) needs no second close, and a stopped stage leaves it
+    //  to its owner.
+    if (!stopped && !opts->keep_output_open && result != SLUICE_ECLOSED) {
         sluice_err_t rc = sluice_stream_close (output);
         if (rc == SLUICE_EINTR)
-            terminated = true;
+            terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
         else
         if (rc != SLUICE_OK && result == SLUICE_OK) {
             result = rc;
             s_set_error (args, "closing the output", sluice_stream_error_text (output));
         }
     }
+    if (stopped)
+        s_set_error (args, "stopped", NULL);
     sluice_stream_destroy (&input);
     sluice_stream_destroy (&output);
-    sluice_task_finish (pipe, result, terminated);
+    sluice_task_done (pipe, result, args->error_text, terminated);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,11 +201,10 @@ sluice_stage_new (const sluice_stage_opts_t *opts, sluice_err_t *err)
     self->args.opts = *opts;
     self->args.opts.input = strdup (opts->input);
     self->args.opts.output = strdup (opts->output);
-    pthread_mutex_init (&self->args.lock, NULL);
     if (!self->args.opts.input || !self->args.opts.output)
         *err = SLUICE_ENOMEM;
     else
-        *err = sluice_task_start (&self->task, s_stage_actor, &self->args);
+        *err = sluice_handle_start (&self->handle, s_stage_actor, &self->args, NULL, NULL);
     //  The actor has used them (before it signalled): do not keep the caller's pointers
     self->args.opts.input_curve = NULL;
     self->args.opts.output_curve = NULL;
@@ -216,20 +216,19 @@ sluice_stage_new (const sluice_stage_opts_t *opts, sluice_err_t *err)
 sluice_err_t
 sluice_stage_wait (sluice_stage_t *self, int timeout_ms)
 {
-    bool was_done = self->task.done;
-    sluice_err_t rc = sluice_task_wait (&self->task, timeout_ms);
-    if (self->task.done && !was_done) {
-        pthread_mutex_lock (&self->args.lock);
-        snprintf (self->error_text, sizeof self->error_text, "%s", self->args.error_text);
-        pthread_mutex_unlock (&self->args.lock);
-    }
-    return rc;
+    return sluice_handle_wait (&self->handle, timeout_ms);
+}
+
+sluice_err_t
+sluice_stage_stop (sluice_stage_t *self)
+{
+    return sluice_handle_stop (&self->handle);
 }
 
 const char *
 sluice_stage_error_text (sluice_stage_t *self)
 {
-    return self->error_text;
+    return sluice_handle_error_text (&self->handle);
 }
 
 size_t
@@ -247,7 +246,7 @@ sluice_stage_produced (sluice_stage_t *self)
 void *
 sluice_stage_actor_handle (sluice_stage_t *self)
 {
-    return self->task.actor;
+    return self->handle.actor;
 }
 
 void
@@ -256,8 +255,7 @@ sluice_stage_destroy (sluice_stage_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_stage_t *self = *self_p;
-    sluice_task_stop (&self->task);
-    pthread_mutex_destroy (&self->args.lock);
+    sluice_handle_destroy (&self->handle);
     free ((char *) self->args.opts.input);
     free ((char *) self->args.opts.output);
     free (self);

@@ -3,7 +3,9 @@
     Every wait it does (a write parked on a full buffer, the pause between tokens, input from
     a file) also watches its pipe, so $TERM stops it at once.
 */
-#include "sluice_internal.h"
+#include "sluice_actor.h"
+#include "sluice_conn.h"
+#include "sluice_writer.h"
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +17,7 @@ typedef struct {
 } s_writer_args_t;
 
 struct sluice_writer_t {
-    sluice_task_t task;
+    sluice_handle_t handle;
     s_writer_args_t args;
     size_t written;
 };
@@ -30,7 +32,7 @@ typedef struct {
 } s_lines_t;
 
 //  Returns 1 with a line in (*line, *length) (newline removed; valid until the next call),
-//  0 at end of input, -1 when interrupted through the pipe or on a read error.
+//  0 at end of input, -1 on a read error, -2 when the pipe has an order for us.
 static int
 s_lines_next (s_lines_t *lines, zsock_t *pipe, char **line, size_t *length, size_t *consumed)
 {
@@ -61,7 +63,7 @@ s_lines_next (s_lines_t *lines, zsock_t *pipe, char **line, size_t *length, size
             return -1;
         }
         if (items [0].revents & ZMQ_POLLIN)
-            return -1;
+            return -2;
         if (lines->size + 4096 > lines->capacity) {
             size_t capacity = lines->capacity ? lines->capacity * 2 : 8192;
             char *data = (char *) realloc (lines->data, capacity);
@@ -90,7 +92,7 @@ s_writer_actor (zsock_t *pipe, void *argument)
     sluice_stream_t *stream = sluice_stream_new (opts->endpoint);
     zsock_signal (pipe, 0);
     if (!stream) {
-        sluice_task_finish (pipe, SLUICE_EINVAL, false);
+        sluice_task_done (pipe, SLUICE_EINVAL, sluice_last_error_text (), false);
         return;
     }
     sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
@@ -106,8 +108,13 @@ s_writer_actor (zsock_t *pipe, void *argument)
             int rc = s_lines_next (&lines, pipe, &text, &size, &consumed);
             if (rc == 0)
                 break;
+            if (rc == -2) {
+                terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
+                result = SLUICE_EINTR;
+                break;
+            }
             if (rc == -1) {
-                terminated = true;
+                result = SLUICE_ETRANSPORT;
                 break;
             }
         }
@@ -120,7 +127,7 @@ s_writer_actor (zsock_t *pipe, void *argument)
         int64_t start = zclock_usecs ();
         result = sluice_stream_write (stream, text, size, false);
         if (result == SLUICE_EINTR) {
-            terminated = true;
+            terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
             break;
         }
         if (result != SLUICE_OK)
@@ -139,18 +146,26 @@ s_writer_actor (zsock_t *pipe, void *argument)
             if (opts->input)
                 text [size] = saved;
         }
-        if (opts->delay_ms > 0 && !sluice_task_pause (pipe, opts->delay_ms)) {
-            terminated = true;
-            break;
+        if (opts->delay_ms > 0) {
+            sluice_task_order_t order = sluice_task_pause (pipe, opts->delay_ms);
+            if (order != SLUICE_TASK_GO_ON) {
+                terminated = order == SLUICE_TASK_TERM;
+                result = SLUICE_EINTR;
+                break;
+            }
         }
     }
     if (!terminated && result == SLUICE_OK && opts->close_at_end) {
         result = sluice_stream_close (stream);
-        terminated = result == SLUICE_EINTR;
+        if (result == SLUICE_EINTR)
+            terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
     }
+    const char *text = result == SLUICE_EINTR ? "stopped" : sluice_stream_error_text (stream);
+    char reason [SLUICE_TEXT_SIZE];
+    snprintf (reason, sizeof reason, "%s", result == SLUICE_OK ? "" : text);
     free (lines.data);
     sluice_stream_destroy (&stream);
-    sluice_task_finish (pipe, result, terminated);
+    sluice_task_done (pipe, result, reason, terminated);
 }
 
 sluice_writer_t *
@@ -173,7 +188,7 @@ sluice_writer_new (const sluice_writer_opts_t *opts, sluice_err_t *err)
             self->args.tokens [index] = strdup (opts->tokens [index] ? opts->tokens [index] : "");
     }
     self->args.opts.endpoint = strdup (opts->endpoint);
-    *err = sluice_task_start (&self->task, s_writer_actor, &self->args);
+    *err = sluice_handle_start (&self->handle, s_writer_actor, &self->args, NULL, NULL);
     if (*err != SLUICE_OK)
         sluice_writer_destroy (&self);
     return self;
@@ -182,7 +197,25 @@ sluice_writer_new (const sluice_writer_opts_t *opts, sluice_err_t *err)
 sluice_err_t
 sluice_writer_wait (sluice_writer_t *self, int timeout_ms)
 {
-    return sluice_task_wait (&self->task, timeout_ms);
+    return sluice_handle_wait (&self->handle, timeout_ms);
+}
+
+sluice_err_t
+sluice_writer_stop (sluice_writer_t *self)
+{
+    return sluice_handle_stop (&self->handle);
+}
+
+const char *
+sluice_writer_error_text (sluice_writer_t *self)
+{
+    return sluice_handle_error_text (&self->handle);
+}
+
+void *
+sluice_writer_actor_handle (sluice_writer_t *self)
+{
+    return self->handle.actor;
 }
 
 size_t
@@ -198,7 +231,7 @@ sluice_writer_destroy (sluice_writer_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_writer_t *self = *self_p;
-    sluice_task_stop (&self->task);
+    sluice_handle_destroy (&self->handle);
     if (self->args.tokens) {
         for (size_t index = 0; index < self->args.opts.token_count; index++)
             free (self->args.tokens [index]);

@@ -4,7 +4,8 @@
     obey the buffer's invariants. Parked fuzz requests are answered (or not) later; their
     replies are read and discarded while waiting for ours.
 */
-#include "sluice_internal.h"
+#include "sluice_conn.h"
+#include "sluice.h"
 #include "fuzz_frames.h"
 #include <stdio.h>
 #include <stdlib.h>

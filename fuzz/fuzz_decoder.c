@@ -5,7 +5,8 @@
     checks: no crash or sanitizer report, and the decoder's verdict is consistent (a request
     is either accepted with a well-formed header or flagged with a reason).
 */
-#include "sluice_internal.h"
+#include "sluice_socket.h"
+#include "sluice.h"
 #include "fuzz_frames.h"
 #include <stdlib.h>
 
@@ -27,8 +28,9 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     atexit (s_cleanup);
     sluice_err_t err;
     bool secured;
+    char why [256];
     s_router = sluice_router_new ("inproc://fuzz-decoder", &(sluice_router_opts_t) { .sndhwm = 1000 },
-                                  &err, &secured);
+                                  &err, &secured, why, sizeof why);
     s_dealer = zsock_new_dealer ("inproc://fuzz-decoder");
     if (!s_router || !s_dealer)
         abort ();
@@ -41,9 +43,11 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
     //  Pure decoding first
     sluice_header_t header;
     sluice_header_decode (input, size, &header);
-    char value [64];
-    sluice_status_u64 ((const char *) input, size, "queued", 0);
-    sluice_status_str ((const char *) input, size, "state", value, sizeof value);
+    sluice_status_t status;
+    if (sluice_status_parse ((const char *) input, size, &status) == SLUICE_OK) {
+        char text [4096];
+        sluice_status_format (&status, true, text, sizeof text);
+    }
 
     //  Then the whole request path, as a peer would send it
     fuzz_frames_t frames;
@@ -61,8 +65,8 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
         ;                               //  a signal before the first frame: nothing taken yet
     if (rc != 1)
         abort ();
-    if (req.more_count && !req.has_body)
-        abort ();                       //  frames after the first body without a first body
+    if (req.error == SLUICE_OK)
+        sluice_request_validate (&req, SLUICE_ACTOR_BUFFER | SLUICE_ACTOR_MODEL_SERVER);
     if (req.error == SLUICE_OK) {
         if (req.header.version != SLUICE_PROTOCOL_VERSION || req.header.status != 0)
             abort ();                   //  accepted a header it should have refused

@@ -7,8 +7,11 @@
 #define SLUICE_VERSION_MINOR 1
 #define SLUICE_VERSION_PATCH 0
 
+#include "sluice_export.h"
 #include "sluice_error.h"
 #include "sluice_protocol.h"
+#include "sluice_status.h"
+#include "sluice_client.h"
 #include "sluice_curve.h"
 #include "sluice_events.h"
 #include "sluice_buffer.h"

@@ -14,8 +14,10 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
 #include "sluice_curve.h"
+#include "sluice_status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,44 +40,56 @@ struct _zsock_t;      //  czmq socket (zsock_t)
 
 //  Start a buffer actor and bind its sockets. Returns NULL on failure and, when err is not
 //  NULL, sets *err (SLUICE_EINVAL for bad options or refused CURVE settings, SLUICE_ETRANSPORT
-//  when a bind fails).
-//  The caller owns the result and destroys it with sluice_buffer_destroy.
-sluice_buffer_t *
+//  when a bind fails); sluice_last_error_text says why ("cannot bind tcp://...: Address
+//  already in use"). The caller owns the result and destroys it with sluice_buffer_destroy.
+SLUICE_EXPORT sluice_buffer_t *
     sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err);
 
 //  Stop the actor (parked requests get no reply: close it first for a clean end) and free it.
 //  Sets *self_p to NULL; does nothing when it already is NULL.
-void
+SLUICE_EXPORT void
     sluice_buffer_destroy (sluice_buffer_t **self_p);
 
 //  The endpoint the ROUTER is bound to, with any tcp wildcard port resolved (tcp://127.0.0.1:*
 //  gives the real port). Owned by the buffer; valid until it is destroyed.
-const char *
+SLUICE_EXPORT const char *
     sluice_buffer_endpoint (sluice_buffer_t *self);
 
 //  Same for the events PUB; NULL when there is none.
-const char *
+SLUICE_EXPORT const char *
     sluice_buffer_events_endpoint (sluice_buffer_t *self);
 
-//  Close the buffer from the owning thread (as a CLOSE command would). Idempotent.
-sluice_err_t
+//  Stop accepting writes: close the buffer from the owning thread (as a CLOSE command would).
+//  Returns once the close took effect. Idempotent.
+SLUICE_EXPORT sluice_err_t
     sluice_buffer_close (sluice_buffer_t *self);
 
-//  Wait until the buffer is closed, its queue is empty and every chunk handed out has been
-//  acknowledged by its reader (readers that ask for acknowledged delivery, as sluice_stream does),
-//  or timeout_ms passes (SLUICE_ETIMEOUT; SLUICE_FOREVER = no limit). For a clean shutdown:
-//  sluice_buffer_close, then sluice_buffer_wait_drained, then sluice_buffer_destroy.
-sluice_err_t
+//  Wait until the buffer's job is done: it is closed, its queue is empty and every chunk
+//  handed out has been acknowledged by its reader (readers that ask for acknowledged
+//  delivery, as sluice_stream does). SLUICE_OK then; SLUICE_ETIMEOUT while it is not after
+//  timeout_ms (SLUICE_FOREVER = no limit). For a clean shutdown: sluice_buffer_close, then
+//  sluice_buffer_wait, then sluice_buffer_destroy.
+SLUICE_EXPORT sluice_err_t
+    sluice_buffer_wait (sluice_buffer_t *self, int timeout_ms);
+
+//  The same (its older name).
+SLUICE_EXPORT sluice_err_t
     sluice_buffer_wait_drained (sluice_buffer_t *self, int timeout_ms);
 
-//  The underlying zactor_t (a zsock-compatible handle), e.g. for zpoller. Owned by the buffer.
-void *
+//  Why the buffer ended as it did ("" when it drained cleanly). Owned by the buffer.
+SLUICE_EXPORT const char *
+    sluice_buffer_error_text (sluice_buffer_t *self);
+
+//  The underlying zactor_t (a zsock-compatible handle), e.g. for zpoller: it becomes
+//  readable when the buffer has drained (then sluice_buffer_wait returns at once). Owned by
+//  the buffer.
+SLUICE_EXPORT void *
     sluice_buffer_actor_handle (sluice_buffer_t *self);
 
 //  The actor function itself, for callers that compose with zactor_new directly. args is a
 //  const sluice_buffer_opts_t *, copied before the actor signals; binding is then done with
-//  the "BIND" command (see sluice_buffer.c).
-void
+//  the "BIND" command (src/sluice_actor.h).
+SLUICE_EXPORT void
     sluice_buffer_actor (struct _zsock_t *pipe, void *args);
 
 #ifdef __cplusplus

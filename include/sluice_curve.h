@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
 
 #ifdef __cplusplus
@@ -34,7 +35,7 @@ typedef struct {
 
 //  Write a new certificate pair: `path` (public) and `path`_secret. Returns SLUICE_OK, or
 //  SLUICE_EINVAL / SLUICE_ETRANSPORT (file not written).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_curve_keygen (const char *path);
 
 #ifdef __cplusplus

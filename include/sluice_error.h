@@ -7,6 +7,8 @@
 #ifndef SLUICE_ERROR_H_INCLUDED
 #define SLUICE_ERROR_H_INCLUDED
 
+#include "sluice_export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,8 +36,14 @@ typedef enum {
 } sluice_err_t;
 
 //  Short English description of an error code; never NULL.
-const char *
+SLUICE_EXPORT const char *
     sluice_strerror (int err);
+
+//  Why the last sluice_*_new (or other call that says so) of this thread failed, in one
+//  line ("cannot bind tcp://*:5555: Address already in use"); "" when it did not say.
+//  Owned by the library, valid until the thread's next such call.
+SLUICE_EXPORT const char *
+    sluice_last_error_text (void);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,9 @@
 #define SLUICE_EVENTS_H_INCLUDED
 
 #include <stddef.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
+#include "sluice_curve.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,9 +32,19 @@ extern "C" {
 //  (a NULL-terminated list) arrives, or timeout_ms passes (SLUICE_ETIMEOUT). On success the
 //  event name and detail are copied into name/detail (each of the given size, NUL-terminated,
 //  either may be NULL).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_events_wait (const char *events_endpoint, const char *const *names, int timeout_ms,
                         char *name, size_t name_size, char *detail, size_t detail_size);
+
+//  The same from an actor whose events are CURVE-protected (an actor started with a CURVE
+//  certificate protects its events as it does its requests): curve holds the server's key and
+//  this subscriber's certificate, as for sluice_stream_new_secure. SLUICE_EINVAL when those
+//  settings are refused (sluice_last_error_text says why). A subscriber the actor refuses
+//  hears nothing: SLUICE_ETIMEOUT.
+SLUICE_EXPORT sluice_err_t
+    sluice_events_wait_secure (const char *events_endpoint, const sluice_curve_t *curve,
+                               const char *const *names, int timeout_ms, char *name,
+                               size_t name_size, char *detail, size_t detail_size);
 
 #ifdef __cplusplus
 }

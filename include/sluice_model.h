@@ -24,8 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
 #include "sluice_curve.h"
+#include "sluice_status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,15 +43,15 @@ typedef struct sluice_model_ctx_t sluice_model_ctx_t;
 //  Wait up to timeout_ms (< 0: no limit) for `fd` to become readable (fd < 0: only wait).
 //  Returns 1 when fd is readable, 0 when the time is up, -1 when the server is being destroyed:
 //  then give up at once (return a failure) - the server is waiting for this thread to end.
-int
+SLUICE_EXPORT int
     sluice_model_wait (sluice_model_ctx_t *ctx, int fd, int timeout_ms);
 
 //  Sleep ms milliseconds unless the server is being destroyed. Returns false when cancelled.
-bool
+SLUICE_EXPORT bool
     sluice_model_sleep (sluice_model_ctx_t *ctx, int ms);
 
 //  True once the server has asked this thread to stop.
-bool
+SLUICE_EXPORT bool
     sluice_model_cancelled (sluice_model_ctx_t *ctx);
 
 //  A model, as the server sees it. The server copies this struct (and `name`) at start; the
@@ -95,14 +97,14 @@ typedef struct {
 
 //  The simulated model's functions; config is a sluice_model_sim_t *. The model handle is a
 //  copy of the name; a response is "Response <payload> from <name>".
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_sim_load (sluice_model_ctx_t *ctx, void *config, void **model,
                            char *reason, size_t reason_size);
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_sim_infer (sluice_model_ctx_t *ctx, void *config, void *model,
                             const void *payload, size_t size,
                             char **response, size_t *response_size);
-void
+SLUICE_EXPORT void
     sluice_model_sim_unload (void *config, void *model);
 
 // ---------------------------------------------------------------------------------------------
@@ -130,83 +132,68 @@ struct _zsock_t;      //  czmq socket (zsock_t)
 //  Start a model server: bind its sockets (synchronously) and begin loading the model.
 //  Returns NULL on failure and, when err is not NULL, sets *err (SLUICE_EINVAL for bad
 //  options, SLUICE_ETRANSPORT when a bind fails, SLUICE_ENOMEM). The caller owns the result.
-sluice_model_server_t *
+SLUICE_EXPORT sluice_model_server_t *
     sluice_model_server_new (const sluice_model_server_opts_t *opts, sluice_err_t *err);
 
 //  Stop the actor at once and free it: a running load or inference is cancelled (see
 //  sluice_model_wait), pending requests get no reply (shut down first for a clean end), the
 //  model is unloaded. Sets *self_p to NULL; does nothing when it already is NULL.
-void
+SLUICE_EXPORT void
     sluice_model_server_destroy (sluice_model_server_t **self_p);
 
 //  The endpoint the ROUTER is bound to, with a tcp wildcard port resolved. Owned by the
 //  server; valid until it is destroyed.
-const char *
+SLUICE_EXPORT const char *
     sluice_model_server_endpoint (sluice_model_server_t *self);
 
 //  Same for the events XPUB; NULL when there is none.
-const char *
+SLUICE_EXPORT const char *
     sluice_model_server_events_endpoint (sluice_model_server_t *self);
 
-//  Begin a graceful shutdown from the owning thread, as a SHUTDOWN command would: new
-//  requests are refused, parked ones get SLUICE_ESHUTDOWN, accepted ones complete, then the
-//  server reports STOPPED. Idempotent.
-sluice_err_t
+//  Stop accepting work: begin a graceful shutdown from the owning thread, as a SHUTDOWN
+//  command would: new requests are refused, parked ones get SLUICE_ESHUTDOWN, accepted ones
+//  complete, then the server reports STOPPED. Returns once draining has begun. Idempotent.
+SLUICE_EXPORT sluice_err_t
     sluice_model_server_shutdown (sluice_model_server_t *self);
+
+//  Wait until the server has stopped (after a shutdown, once the accepted requests have
+//  completed): SLUICE_OK; SLUICE_ETIMEOUT while it has not after timeout_ms (SLUICE_FOREVER =
+//  no limit).
+SLUICE_EXPORT sluice_err_t
+    sluice_model_server_wait (sluice_model_server_t *self, int timeout_ms);
+
+//  Why the server ended as it did ("" when it stopped cleanly). Owned by the server.
+SLUICE_EXPORT const char *
+    sluice_model_server_error_text (sluice_model_server_t *self);
+
+//  The underlying zactor_t, e.g. for zpoller: readable once the server has stopped.
+SLUICE_EXPORT void *
+    sluice_model_server_actor_handle (sluice_model_server_t *self);
 
 //  The actor function itself, for callers that compose with zactor_new directly. args is a
 //  const sluice_model_server_opts_t *, copied (with the model interface and the simulated
 //  model's strings) before the actor signals; the sockets are then bound, and the load
-//  started, by the "BIND" command (see actors/sluice_model_server.c).
-void
+//  started, by the "BIND" command (src/sluice_actor.h).
+SLUICE_EXPORT void
     sluice_model_server_actor (struct _zsock_t *pipe, void *args);
 
 // ---------------------------------------------------------------------------------------------
 //  The client
-
-typedef enum {
-    SLUICE_MODEL_LOADING  = 0,
-    SLUICE_MODEL_READY    = 1,
-    SLUICE_MODEL_FAILED   = 2,
-    SLUICE_MODEL_DRAINING = 3,
-    SLUICE_MODEL_STOPPED  = 4,
-    SLUICE_MODEL_UNKNOWN  = 5     //  a status text this client does not understand
-} sluice_model_state_t;
-
-//  "loading", "ready", "failed", "draining", "stopped" (the status wire spelling); "unknown".
-const char *
-    sluice_model_state_name (sluice_model_state_t state);
-
-typedef struct {
-    sluice_model_state_t state;
-    char model[128];          //  model name
-    char reason[256];         //  failure reason ("" unless failed)
-    uint64_t parked;          //  requests waiting for the load to end
-    uint64_t queued;          //  accepted requests waiting for a free worker
-    uint64_t inflight;        //  requests being inferred on a worker
-    uint64_t waiting;         //  WAIT commands parked
-    uint64_t served;          //  requests answered with a response
-    uint64_t failed;          //  requests answered with an error (busy, timeout, ...)
-    uint64_t malformed;       //  commands refused as malformed
-    uint64_t abandoned;       //  waiting requests dropped because their client vanished
-    uint64_t max_pending;
-    uint64_t workers;
-} sluice_model_status_t;
 
 typedef struct sluice_model_client_t sluice_model_client_t;
 
 //  Connect to a model server. Returns NULL when the endpoint is invalid. Connecting is
 //  asynchronous: a server that is not there yet is waited for by each call's timeout.
 //  The caller owns the result.
-sluice_model_client_t *
+SLUICE_EXPORT sluice_model_client_t *
     sluice_model_client_new (const char *endpoint);
 
 //  Same, over CURVE (sluice_curve.h). NULL when the endpoint or security settings are invalid.
-sluice_model_client_t *
+SLUICE_EXPORT sluice_model_client_t *
     sluice_model_client_new_secure (const char *endpoint, const sluice_curve_t *curve);
 
 //  Disconnect and free. Sets *self_p to NULL.
-void
+SLUICE_EXPORT void
     sluice_model_client_destroy (sluice_model_client_t **self_p);
 
 //  Send one inference request and wait for its response: while the model loads it waits
@@ -214,14 +201,14 @@ void
 //  On SLUICE_OK, *response_out (when response_out is not NULL) is a malloc'd NUL-terminated
 //  copy of the response: the caller frees it. On error *response_out is NULL and
 //  sluice_model_client_error_text says why (e.g. the load's failure reason).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_client_request (sluice_model_client_t *self, const void *payload, size_t size,
                                  char **response_out);
 
 //  Same, giving up when the request is still waiting (parked or queued) after timeout_ms
 //  (SLUICE_FOREVER: no limit; 0: only if it can be dispatched at once): the server then
 //  answers SLUICE_ETIMEOUT and never runs it. An inference already started runs to its end.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_client_request_timeout (sluice_model_client_t *self, const void *payload,
                                          size_t size, int timeout_ms, char **response_out);
 
@@ -229,34 +216,34 @@ sluice_err_t
 //  text: the reason) when it failed, SLUICE_ESHUTDOWN when the server is shutting down,
 //  SLUICE_ETIMEOUT after timeout_ms (SLUICE_FOREVER: no limit). The server parks the call and
 //  answers it when the load ends: no polling.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_client_wait_ready (sluice_model_client_t *self, int timeout_ms);
 
 //  Ask the server for its state and counters (answered at once: waits up to the grace period).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_client_status (sluice_model_client_t *self, sluice_model_status_t *status);
 
 //  Begin a graceful shutdown (idempotent): returns once the server has started draining
 //  (waits up to the grace period for the answer).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_client_shutdown (sluice_model_client_t *self);
 
 //  The error of the last call, and the text the server sent with it ("" when none). The text
 //  is owned by the client and valid until the next call.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_model_client_error (sluice_model_client_t *self);
-const char *
+SLUICE_EXPORT const char *
     sluice_model_client_error_text (sluice_model_client_t *self);
 
 //  True when the server deferred the last request (parked during the load, or queued behind
 //  busy workers) before serving it.
-bool
+SLUICE_EXPORT bool
     sluice_model_client_was_parked (sluice_model_client_t *self);
 
 //  How long a call waits for a reply beyond its own timeout before deciding the server is
 //  gone (SLUICE_ETRANSPORT). Inference time counts against it: raise it for slow models.
 //  Default 2000 ms (calls without a timeout wait without limit).
-void
+SLUICE_EXPORT void
     sluice_model_client_set_grace (sluice_model_client_t *self, int grace_ms);
 
 #ifdef __cplusplus

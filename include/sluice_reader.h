@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
 
 #ifdef __cplusplus
@@ -29,19 +30,34 @@ typedef struct {
 
 typedef struct sluice_reader_t sluice_reader_t;
 
-sluice_reader_t *
+SLUICE_EXPORT sluice_reader_t *
     sluice_reader_new (const sluice_reader_opts_t *opts, sluice_err_t *err);
 
 //  Wait until the reader reached the end of its stream (SLUICE_OK), failed (that error), or
 //  timeout_ms passed (SLUICE_ETIMEOUT).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_reader_wait (sluice_reader_t *self, int timeout_ms);
 
 //  Chunks handed to the sink so far.
-size_t
+SLUICE_EXPORT size_t
     sluice_reader_consumed (sluice_reader_t *self);
 
-void
+//  Stop the reader's job now; it then reports SLUICE_EINTR to sluice_reader_wait (chunks it
+//  received and did not hand to its sink go back to the buffer). Returns once the reader has
+//  taken the order.
+SLUICE_EXPORT sluice_err_t
+    sluice_reader_stop (sluice_reader_t *self);
+
+//  Once sluice_reader_wait has returned the result: the reason for an error ("" when none).
+//  Owned by the reader.
+SLUICE_EXPORT const char *
+    sluice_reader_error_text (sluice_reader_t *self);
+
+//  The underlying zactor_t, e.g. for zpoller: readable once the reader has finished.
+SLUICE_EXPORT void *
+    sluice_reader_actor_handle (sluice_reader_t *self);
+
+SLUICE_EXPORT void
     sluice_reader_destroy (sluice_reader_t **self_p);
 
 #ifdef __cplusplus

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
 #include "sluice_curve.h"
 
@@ -39,12 +40,12 @@ typedef enum {
 typedef struct sluice_stage_out_t sluice_stage_out_t;
 
 //  Append size bytes. Returns false when out of memory.
-bool
+SLUICE_EXPORT bool
     sluice_stage_out_append (sluice_stage_out_t *out, const void *data, size_t size);
 
 //  Append size bytes for the caller to fill in; returns where they start, NULL when out of
 //  memory. Valid until the next call on `out`.
-char *
+SLUICE_EXPORT char *
     sluice_stage_out_reserve (sluice_stage_out_t *out, size_t size);
 
 //  The transform. `in` is the chunk (in_size bytes, followed by a NUL byte so that text can be
@@ -68,50 +69,55 @@ typedef struct sluice_stage_t sluice_stage_t;
 
 //  Start the stage. Returns NULL (and sets *err: SLUICE_EINVAL for bad options) on failure.
 //  The endpoints are copied. The caller owns the result.
-sluice_stage_t *
+SLUICE_EXPORT sluice_stage_t *
     sluice_stage_new (const sluice_stage_opts_t *opts, sluice_err_t *err);
 
 //  Wait until the stage has finished (timeout_ms, SLUICE_FOREVER for no limit). Returns its
 //  result: SLUICE_OK at a clean end, the first error otherwise (e.g. SLUICE_ECLOSED when the
 //  output was closed under it), or SLUICE_ETIMEOUT while it still runs.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stage_wait (sluice_stage_t *self, int timeout_ms);
+
+//  Stop the stage's job now (the output is not closed); it then reports SLUICE_EINTR to
+//  sluice_stage_wait. Returns once the stage has taken the order.
+SLUICE_EXPORT sluice_err_t
+    sluice_stage_stop (sluice_stage_t *self);
 
 //  Once sluice_stage_wait has returned the result: the actor's reason for an error ("" when
 //  none). Owned by the stage.
-const char *
+SLUICE_EXPORT const char *
     sluice_stage_error_text (sluice_stage_t *self);
 
 //  Chunks read from the input (the end-of-stream sentinel not counted), and written out.
-size_t
+SLUICE_EXPORT size_t
     sluice_stage_consumed (sluice_stage_t *self);
-size_t
+SLUICE_EXPORT size_t
     sluice_stage_produced (sluice_stage_t *self);
 
 //  The underlying zactor_t, e.g. for zpoller/zmq_poll together with other sockets: it becomes
 //  readable when the stage has finished; then sluice_stage_wait (self, 0) returns the result.
-void *
+SLUICE_EXPORT void *
     sluice_stage_actor_handle (sluice_stage_t *self);
 
 //  Stop the stage (interrupting a blocked read or write; the output is not closed) and free
 //  it. Sets *self_p to NULL; does nothing when it already is NULL.
-void
+SLUICE_EXPORT void
     sluice_stage_destroy (sluice_stage_t **self_p);
 
 // ---------------------------------------------------------------------------------------------
 //  Ready-made transforms
 
 //  ASCII upper / lower case; other bytes unchanged. `user` is ignored.
-sluice_stage_verdict_t
+SLUICE_EXPORT sluice_stage_verdict_t
     sluice_stage_upper (void *user, const char *in, size_t in_size, sluice_stage_out_t *out);
-sluice_stage_verdict_t
+SLUICE_EXPORT sluice_stage_verdict_t
     sluice_stage_lower (void *user, const char *in, size_t in_size, sluice_stage_out_t *out);
 
 //  A safety filter: every whole word of the chunk that matches one of the words of `user`
 //  (a NULL-terminated array of strings; ASCII case-insensitive) is replaced by as many '*'.
 //  A word is a run of ASCII letters, digits and bytes >= 0x80 (UTF-8); the match is per
 //  chunk, so a word split across two chunks is not seen.
-sluice_stage_verdict_t
+SLUICE_EXPORT sluice_stage_verdict_t
     sluice_stage_mask (void *user, const char *in, size_t in_size, sluice_stage_out_t *out);
 
 #ifdef __cplusplus

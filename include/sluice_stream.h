@@ -14,8 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
 #include "sluice_curve.h"
+#include "sluice_status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,52 +35,41 @@ typedef struct {
     bool is_eos;       //  end-of-stream sentinel: the buffer is closed and drained
 } sluice_chunk_t;
 
-typedef struct {
-    size_t capacity;
-    size_t queued;
-    size_t parked_writers;
-    size_t parked_readers;
-    bool closed;
-    uint64_t written;          //  chunks accepted since start
-    uint64_t read;             //  chunks delivered since start
-    size_t max_chunk_size;
-} sluice_buffer_status_t;
-
 //  Connect to a buffer. Returns NULL when the endpoint is invalid. Connecting is asynchronous
 //  (as in ZeroMQ): a buffer that is not there yet is waited for by each call's timeout.
 //  The caller owns the result.
-sluice_stream_t *
+SLUICE_EXPORT sluice_stream_t *
     sluice_stream_new (const char *endpoint);
 
 //  Same, over CURVE (sluice_curve.h: server_key, and cert when the server authenticates).
 //  Returns NULL when the endpoint or the security settings are invalid (logged).
-sluice_stream_t *
+SLUICE_EXPORT sluice_stream_t *
     sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve);
 
 //  Disconnect and free. Sets *self_p to NULL.
-void
+SLUICE_EXPORT void
     sluice_stream_destroy (sluice_stream_t **self_p);
 
 //  Write one chunk; blocks while the buffer is full. SLUICE_ECLOSED once the buffer is closed.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_write (sluice_stream_t *self, const void *data, size_t size, bool is_final);
 
 //  Same, giving up after timeout_ms (SLUICE_FOREVER = no limit; 0 = only if there is room now).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_write_timeout (sluice_stream_t *self, const void *data, size_t size,
                                  bool is_final, int timeout_ms);
 
 //  Convenience: write a NUL-terminated string as one non-final chunk.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_write_str (sluice_stream_t *self, const char *text);
 
 //  Read the next chunk; blocks while the buffer is empty and open. Once the buffer is closed
 //  and drained, returns SLUICE_OK with the end-of-stream sentinel (empty, is_final, is_eos).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_read (sluice_stream_t *self, sluice_chunk_t *chunk);
 
 //  Same, giving up after timeout_ms (SLUICE_FOREVER = no limit; 0 = only if a chunk is there).
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_read_timeout (sluice_stream_t *self, sluice_chunk_t *chunk, int timeout_ms);
 
 //  Iterate the stream's text, like `async for text in buffer.stream()`: returns true with the
@@ -88,28 +79,28 @@ sluice_err_t
 //      sluice_chunk_t chunk;
 //      while (sluice_stream_next (stream, &chunk))
 //          printf ("%s\n", chunk.text);
-bool
+SLUICE_EXPORT bool
     sluice_stream_next (sluice_stream_t *self, sluice_chunk_t *chunk);
 
 //  Close the buffer (idempotent): parked writers get SLUICE_ECLOSED, readers drain the queue
 //  and then get the end-of-stream sentinel.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_close (sluice_stream_t *self);
 
 //  Ask the buffer for its counters.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_status (sluice_stream_t *self, sluice_buffer_status_t *status);
 
 //  The error of the last call, and the text the actor sent with it ("" when none). The text
 //  is owned by the stream and valid until the next call.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_error (sluice_stream_t *self);
-const char *
+SLUICE_EXPORT const char *
     sluice_stream_error_text (sluice_stream_t *self);
 
 //  True when the last request was deferred by the actor before it was served (a write that
 //  met a full buffer: backpressure; a read that met an empty one).
-bool
+SLUICE_EXPORT bool
     sluice_stream_was_parked (sluice_stream_t *self);
 
 //  Pipelined writes: let up to `window` writes be in flight before a write waits for the
@@ -118,7 +109,7 @@ bool
 //  only saves the round trip. An error on a write in flight (closed, timed out) is returned by
 //  the next write, sluice_stream_flush, or any other call, and then that call did not run.
 //  Any call other than a write first waits for the writes in flight.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_set_window (sluice_stream_t *self, size_t window);
 
 //  Batched writes: let one WRITE carry up to `batch` chunks (default 1, at most
@@ -130,30 +121,30 @@ sluice_err_t
 //  for all of it. Pending chunks go out with the next call or sluice_stream_flush: flush
 //  before a pause in writing and before destroying the stream (destroy drops them). A write
 //  that returns an error did not add its chunk. Writes with a timeout are never batched.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_set_write_batch (sluice_stream_t *self, size_t batch);
 
 //  Send the pending batch and wait until every write in flight is acknowledged; returns the
 //  first error among them.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_flush (sluice_stream_t *self);
 
 //  Batched reads: one READ request takes up to `batch` queued chunks (default 1, at most
 //  SLUICE_MAX_BATCH); later reads return them from the stream without a round trip. Chunks
 //  held this way have left the buffer: they count as read.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_stream_set_batch (sluice_stream_t *self, size_t batch);
 
 //  How long a call waits for a reply beyond its own timeout before deciding the actor is gone
 //  (SLUICE_ETRANSPORT). Default 2000 ms.
-void
+SLUICE_EXPORT void
     sluice_stream_set_grace (sluice_stream_t *self, int grace_ms);
 
 //  A call that waits longer than liveness_ms (default 5000) pings the actor, and fails with
 //  SLUICE_ETRANSPORT if it does not answer within the grace period: a buffer that died or
 //  hangs never blocks a caller forever, even without a timeout (noticed within about
 //  liveness + grace = 7 s by default). 0 turns the check off.
-void
+SLUICE_EXPORT void
     sluice_stream_set_liveness (sluice_stream_t *self, int liveness_ms);
 
 #ifdef __cplusplus

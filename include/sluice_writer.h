@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "sluice_export.h"
 #include "sluice_error.h"
 
 #ifdef __cplusplus
@@ -38,20 +39,34 @@ typedef struct {
 typedef struct sluice_writer_t sluice_writer_t;
 
 //  Start the writer. Returns NULL (and sets *err) on bad options. The caller owns the result.
-sluice_writer_t *
+SLUICE_EXPORT sluice_writer_t *
     sluice_writer_new (const sluice_writer_opts_t *opts, sluice_err_t *err);
 
 //  Wait until the writer has finished (timeout_ms, SLUICE_FOREVER for no limit). Returns the
 //  writer's result: SLUICE_OK, the first write error, or SLUICE_ETIMEOUT if still running.
-sluice_err_t
+SLUICE_EXPORT sluice_err_t
     sluice_writer_wait (sluice_writer_t *self, int timeout_ms);
 
 //  Number of chunks the buffer accepted.
-size_t
+SLUICE_EXPORT size_t
     sluice_writer_written (sluice_writer_t *self);
 
+//  Stop the writer's job now (an interrupted write is not retried); it then reports
+//  SLUICE_EINTR to sluice_writer_wait. Returns once the writer has taken the order.
+SLUICE_EXPORT sluice_err_t
+    sluice_writer_stop (sluice_writer_t *self);
+
+//  Once sluice_writer_wait has returned the result: the reason for an error ("" when none).
+//  Owned by the writer.
+SLUICE_EXPORT const char *
+    sluice_writer_error_text (sluice_writer_t *self);
+
+//  The underlying zactor_t, e.g. for zpoller: readable once the writer has finished.
+SLUICE_EXPORT void *
+    sluice_writer_actor_handle (sluice_writer_t *self);
+
 //  Stop the writer (interrupting a blocked write) and free it. Sets *self_p to NULL.
-void
+SLUICE_EXPORT void
     sluice_writer_destroy (sluice_writer_t **self_p);
 
 #ifdef __cplusplus

@@ -4,62 +4,62 @@
     one awaited belongs to a request the caller gave up on and is discarded, so it can never
     be taken for another request's reply.
 */
-#include "sluice_internal.h"
+#include "sluice_conn.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
 #define SLUICE_DEFAULT_GRACE_MS 2000
 
 sluice_err_t
-sluice_conn_init (sluice_conn_t *conn, const char *endpoint)
-{
-    return sluice_conn_init_secure (conn, endpoint, NULL);
-}
-
-sluice_err_t
-sluice_conn_init_secure (sluice_conn_t *conn, const char *endpoint, const sluice_curve_t *curve)
+sluice_conn_init (sluice_conn_t *conn, const char *endpoint, const sluice_curve_t *curve)
 {
     memset (conn, 0, sizeof *conn);
     conn->grace_ms = SLUICE_DEFAULT_GRACE_MS;
     conn->liveness_ms = SLUICE_LIVENESS_MS;
+    conn->sndtimeo = -2;
     //  Ids start at a random point so that a new incarnation of a client that reuses a
     //  routing id cannot match replies meant for the old one.
     conn->next_id = ((uint64_t) randof (0x7fffffff) << 32) | 1;
     if (!endpoint || !*endpoint)
-        return SLUICE_EINVAL;
+        return sluice_conn_fail (conn, SLUICE_EINVAL, "no endpoint given");
     conn->dealer = zsock_new (ZMQ_DEALER);
     if (!conn->dealer)
-        return SLUICE_ETRANSPORT;
+        return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "cannot create a socket: %s",
+                                 zmq_strerror (errno));
+    conn->dealer_raw = zsock_resolve (conn->dealer);
     sluice_socket_heartbeat (conn->dealer, SLUICE_HEARTBEAT_MS);
     char why [256];
     if (sluice_curve_client (conn->dealer, curve, why, sizeof why) == -1) {
-        zsys_error ("sluice: cannot connect to %s: %s", endpoint, why);
         zsock_destroy (&conn->dealer);
-        return SLUICE_EINVAL;
+        return sluice_conn_fail (conn, SLUICE_EINVAL, "cannot connect to %s: %s", endpoint, why);
     }
     if (zsock_connect (conn->dealer, "%s", endpoint) == -1) {
+        int saved = errno;
         zsock_destroy (&conn->dealer);
-        return SLUICE_EINVAL;
+        return sluice_conn_fail (conn, SLUICE_EINVAL, "cannot connect to %s: %s", endpoint,
+                                 zmq_strerror (saved));
     }
     return SLUICE_OK;
 }
 
 void
-sluice_conn_release_frames (sluice_conn_t *conn)
-{
-    for (size_t index = 0; index < conn->frame_count; index++)
-        zmq_msg_close (&conn->frames [index]);
-    conn->frame_count = 0;
-}
-
-void
 sluice_conn_fini (sluice_conn_t *conn)
 {
-    sluice_conn_release_frames (conn);
-    free (conn->frames);
-    conn->frames = NULL;
-    conn->frame_capacity = 0;
+    sluice_frames_release (&conn->frames);
     zsock_destroy (&conn->dealer);
+    conn->dealer_raw = NULL;
+}
+
+sluice_err_t
+sluice_conn_text (sluice_conn_t *conn, const char **text, size_t *size)
+{
+    if (conn->frames.count != 1)
+        return sluice_conn_fail (conn, SLUICE_EPROTO, "reply carried %zu frames, expected 1",
+                                 conn->frames.count);
+    *text = (const char *) zmq_msg_data (&conn->frames.items [0]);
+    *size = zmq_msg_size (&conn->frames.items [0]);
+    return SLUICE_OK;
 }
 
 sluice_err_t
@@ -81,7 +81,7 @@ static sluice_err_t
 s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, size_t size,
         zmq_msg_t *frames, size_t count)
 {
-    void *dealer = zsock_resolve (conn->dealer);
+    void *dealer = conn->dealer_raw;
     uint8_t bytes [SLUICE_HEADER_SIZE];
     sluice_header_encode (header, bytes);
     bool more = body || count;
@@ -111,15 +111,14 @@ static sluice_err_t
 s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint64_t high_id,
               uint64_t *ping_id, int64_t *quiet_until)
 {
-    void *dealer = zsock_resolve (conn->dealer);
-    sluice_conn_release_frames (conn);
+    void *dealer = conn->dealer_raw;
+    sluice_frames_clear (&conn->frames);
     sluice_err_t decoded = sluice_header_decode (zmq_msg_data (header_msg),
                                                  zmq_msg_size (header_msg), &conn->reply);
     bool more = zmq_msg_more (header_msg);
     zmq_msg_close (header_msg);
     while (more) {
-        int rc = sluice_recv_append (dealer, &conn->frames, &conn->frame_count,
-                                     &conn->frame_capacity);
+        int rc = sluice_frames_recv (&conn->frames, dealer);
         if (rc == -1 && errno == ENOMEM)
             return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
         if (rc == -1)
@@ -141,12 +140,12 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
     if (decoded != SLUICE_OK || conn->reply.request_id < low_id
     ||  conn->reply.request_id > high_id)
         return S_NOT_OURS;  //  a late reply to an abandoned request, a probe, or garbage
-    if (conn->reply.count != conn->frame_count)
+    if (conn->reply.count != conn->frames.count)
         return sluice_conn_fail (conn, SLUICE_EPROTO, "reply announced %u frames, carried %zu",
-                                 conn->reply.count, conn->frame_count);
+                                 conn->reply.count, conn->frames.count);
     if (conn->reply.status != SLUICE_OK) {
-        const char *text = conn->frame_count ? (const char *) zmq_msg_data (&conn->frames [0]) : "";
-        size_t size = conn->frame_count ? zmq_msg_size (&conn->frames [0]) : 0;
+        const char *text = conn->frames.count ? (const char *) zmq_msg_data (&conn->frames.items [0]) : "";
+        size_t size = conn->frames.count ? zmq_msg_size (&conn->frames.items [0]) : 0;
         int status = conn->reply.status < SLUICE_ERR_COUNT_ ? conn->reply.status : SLUICE_EPROTO;
         return sluice_conn_fail (conn, (sluice_err_t) status, "%.*s", (int) size, text);
     }
@@ -156,7 +155,7 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
 sluice_err_t
 sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
 {
-    void *dealer = zsock_resolve (conn->dealer);
+    void *dealer = conn->dealer_raw;
     conn->lost = false;
     //  A long wait is a parked request; make sure the actor is still there to answer it
     uint64_t ping_id = 0;
@@ -241,7 +240,12 @@ s_request (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms, 
         .request_id = conn->next_id++,
         .count = count,
     };
-    zsock_set_sndtimeo (conn->dealer, (int) sluice_poll_timeout (sluice_conn_deadline (conn, timeout_ms)));
+    //  Bound a send that waits for a peer; set only when it changes (a getsockopt-free path)
+    int sndtimeo = (int) sluice_poll_timeout (sluice_conn_deadline (conn, timeout_ms));
+    if (sndtimeo != conn->sndtimeo) {
+        zmq_setsockopt (conn->dealer_raw, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+        conn->sndtimeo = sndtimeo;
+    }
     return header;
 }
 
@@ -271,10 +275,10 @@ sluice_err_t
 sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
                   uint32_t count, const void *body, size_t size)
 {
-    sluice_conn_release_frames (conn);
+    sluice_frames_clear (&conn->frames);
     int64_t deadline = sluice_conn_deadline (conn, timeout_ms);
     while (true) {
-        uint64_t id;
+        uint64_t id = 0;
         sluice_err_t rc = sluice_conn_send (conn, command, flags, timeout_ms, count, body, size, &id);
         if (rc != SLUICE_OK)
             return rc;

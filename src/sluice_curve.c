@@ -1,5 +1,5 @@
 /*  sluice_curve.c - CURVE on actor and client sockets; the process-wide zauth. */
-#include "sluice_internal.h"
+#include "sluice_socket.h"
 #include <pthread.h>
 #include <string.h>
 

@@ -1,5 +1,7 @@
 /*  sluice_error.c - error descriptions. */
-#include "sluice_error.h"
+#include "sluice_codec.h"
+#include <stdarg.h>
+#include <stdio.h>
 
 static const char *s_messages[SLUICE_ERR_COUNT_] = {
     [SLUICE_OK]         = "success",
@@ -25,4 +27,21 @@ sluice_strerror (int err)
     if (err >= 0 && err < SLUICE_ERR_COUNT_ && s_messages [err])
         return s_messages [err];
     return "unknown error";
+}
+
+static __thread char s_last_error [512];
+
+void
+sluice_set_last_error (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (s_last_error, sizeof s_last_error, format, args);
+    va_end (args);
+}
+
+const char *
+sluice_last_error_text (void)
+{
+    return s_last_error;
 }

@@ -1,5 +1,7 @@
 /*  sluice_events.c - a small subscriber for actor events. */
-#include "sluice_internal.h"
+#include "sluice_socket.h"
+#include "sluice_events.h"
+#include "sluice_actor.h"
 #include <string.h>
 
 static void
@@ -15,12 +17,29 @@ sluice_err_t
 sluice_events_wait (const char *events_endpoint, const char *const *names, int timeout_ms,
                     char *name, size_t name_size, char *detail, size_t detail_size)
 {
+    return sluice_events_wait_secure (events_endpoint, NULL, names, timeout_ms, name, name_size,
+                                      detail, detail_size);
+}
+
+sluice_err_t
+sluice_events_wait_secure (const char *events_endpoint, const sluice_curve_t *curve,
+                           const char *const *names, int timeout_ms, char *name,
+                           size_t name_size, char *detail, size_t detail_size)
+{
     if (!events_endpoint || !names)
         return SLUICE_EINVAL;
     zsock_t *sub = zsock_new (ZMQ_SUB);
     if (!sub)
         return SLUICE_ETRANSPORT;
+    char why [256];
+    if (sluice_curve_client (sub, curve, why, sizeof why) == -1) {
+        sluice_set_last_error ("%s", why);
+        zsock_destroy (&sub);
+        return SLUICE_EINVAL;
+    }
     if (zsock_connect (sub, "%s", events_endpoint) == -1) {
+        sluice_set_last_error ("cannot connect to %s: %s", events_endpoint,
+                               zmq_strerror (zmq_errno ()));
         zsock_destroy (&sub);
         return SLUICE_ETRANSPORT;
     }

@@ -3,7 +3,8 @@
     A thin layer over sluice_conn_t: one DEALER, one request at a time, replies matched by
     request id. Waiting is always done by the server (parked replies), never by polling here.
 */
-#include "sluice_internal.h"
+#include "sluice_conn.h"
+#include "sluice_model.h"
 #include <string.h>
 
 struct sluice_model_client_t {
@@ -21,7 +22,8 @@ sluice_model_client_t *
 sluice_model_client_new_secure (const char *endpoint, const sluice_curve_t *curve)
 {
     sluice_model_client_t *self = (sluice_model_client_t *) zmalloc (sizeof *self);
-    if (sluice_conn_init_secure (&self->conn, endpoint, curve) != SLUICE_OK) {
+    if (sluice_conn_init (&self->conn, endpoint, curve) != SLUICE_OK) {
+        sluice_set_last_error ("%s", self->conn.error_text);
         sluice_conn_fini (&self->conn);
         free (self);
         return NULL;
@@ -58,12 +60,7 @@ s_call (sluice_model_client_t *self, uint8_t command, int timeout_ms, const void
 static sluice_err_t
 s_text (sluice_model_client_t *self, const char **text, size_t *size)
 {
-    if (self->conn.frame_count != 1)
-        return sluice_conn_fail (&self->conn, SLUICE_EPROTO,
-                                 "reply carried %zu frames, expected 1", self->conn.frame_count);
-    *text = (const char *) zmq_msg_data (&self->conn.frames [0]);
-    *size = zmq_msg_size (&self->conn.frames [0]);
-    return SLUICE_OK;
+    return sluice_conn_text (&self->conn, text, size);
 }
 
 sluice_err_t
@@ -107,15 +104,6 @@ sluice_model_client_wait_ready (sluice_model_client_t *self, int timeout_ms)
     return s_call (self, SLUICE_CMD_WAIT, timeout_ms, NULL, 0);
 }
 
-static sluice_model_state_t
-s_state_from (const char *name)
-{
-    for (int state = SLUICE_MODEL_LOADING; state < SLUICE_MODEL_UNKNOWN; state++)
-        if (streq (name, sluice_model_state_name ((sluice_model_state_t) state)))
-            return (sluice_model_state_t) state;
-    return SLUICE_MODEL_UNKNOWN;
-}
-
 sluice_err_t
 sluice_model_client_status (sluice_model_client_t *self, sluice_model_status_t *status)
 {
@@ -131,21 +119,11 @@ sluice_model_client_status (sluice_model_client_t *self, sluice_model_status_t *
     rc = s_text (self, &text, &size);
     if (rc != SLUICE_OK)
         return rc;
-    char state [32] = "";
-    sluice_status_str (text, size, "state", state, sizeof state);
-    status->state = s_state_from (state);
-    sluice_status_str (text, size, "model", status->model, sizeof status->model);
-    sluice_status_str (text, size, "reason", status->reason, sizeof status->reason);
-    status->parked = sluice_status_u64 (text, size, "parked", 0);
-    status->queued = sluice_status_u64 (text, size, "queued", 0);
-    status->inflight = sluice_status_u64 (text, size, "inflight", 0);
-    status->waiting = sluice_status_u64 (text, size, "waiting", 0);
-    status->served = sluice_status_u64 (text, size, "served", 0);
-    status->failed = sluice_status_u64 (text, size, "failed", 0);
-    status->malformed = sluice_status_u64 (text, size, "malformed", 0);
-    status->abandoned = sluice_status_u64 (text, size, "abandoned", 0);
-    status->max_pending = sluice_status_u64 (text, size, "max_pending", 0);
-    status->workers = sluice_status_u64 (text, size, "workers", 0);
+    sluice_status_t parsed;
+    if (sluice_status_parse (text, size, &parsed) != SLUICE_OK
+    ||  parsed.actor != SLUICE_ACTOR_MODEL_SERVER)
+        return sluice_conn_fail (&self->conn, SLUICE_EPROTO, "the actor is not a model server");
+    *status = parsed.model;
     return SLUICE_OK;
 }
 

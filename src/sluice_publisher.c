@@ -5,7 +5,8 @@
     soon as its subscription reaches us, however late it joined (the slow-joiner problem). The
     replay also reaches older subscribers: events are states, so a repeat is harmless.
 */
-#include "sluice_internal.h"
+#include "sluice_publisher.h"
+#include <errno.h>
 #include <string.h>
 
 struct sluice_publisher_t {
@@ -13,21 +14,33 @@ struct sluice_publisher_t {
     char *endpoint;
     char *event;     //  last state, NULL before the first
     char *detail;
+    bool secured;    //  CURVE applied: holds the process's authenticator
 };
 
 sluice_publisher_t *
-sluice_publisher_new (const char *endpoint)
+sluice_publisher_new (const char *endpoint, const sluice_curve_t *curve, char *why,
+                      size_t why_size)
 {
     sluice_publisher_t *self = (sluice_publisher_t *) zmalloc (sizeof *self);
     self->xpub = zsock_new (ZMQ_XPUB);
     if (!self->xpub) {
+        snprintf (why, why_size, "cannot create a socket: %s", zmq_strerror (errno));
         free (self);
         return NULL;
     }
     zsock_set_xpub_verbose (self->xpub, 1);
+    //  The events say what the actor does: they are as private as its requests
+    char refused [256];
+    int rc = sluice_curve_server (self->xpub, curve, refused, sizeof refused);
+    if (rc == -1) {
+        snprintf (why, why_size, "refusing to publish events on %s: %s", endpoint, refused);
+        sluice_publisher_destroy (&self);
+        return NULL;
+    }
+    self->secured = rc == 1;
     if (zsock_bind (self->xpub, "%s", endpoint) == -1) {
-        zsock_destroy (&self->xpub);
-        free (self);
+        snprintf (why, why_size, "cannot bind events %s: %s", endpoint, zmq_strerror (errno));
+        sluice_publisher_destroy (&self);
         return NULL;
     }
     self->endpoint = sluice_bound_endpoint (self->xpub, endpoint);
@@ -41,6 +54,8 @@ sluice_publisher_destroy (sluice_publisher_t **self_p)
         return;
     sluice_publisher_t *self = *self_p;
     zsock_destroy (&self->xpub);
+    if (self->secured)
+        sluice_curve_release ();
     zstr_free (&self->endpoint);
     zstr_free (&self->event);
     zstr_free (&self->detail);

@@ -1,5 +1,6 @@
 /*  sluice_stream.c - client of the buffer actor (see sluice_stream.h). */
-#include "sluice_internal.h"
+#include "sluice_conn.h"
+#include "sluice_stream.h"
 #include <string.h>
 
 struct sluice_stream_t {
@@ -23,22 +24,13 @@ struct sluice_stream_t {
     bool pending_final;         //  the last pending chunk was written with is_final
     //  Batched reads: chunks of the last READ reply not yet handed out
     size_t batch;
-    zmq_msg_t *held;
-    size_t held_capacity;
-    size_t held_count;
+    sluice_frames_t held;       //  the reply's frames; those before held_next are closed
     size_t held_next;
     uint8_t held_flags;         //  flags of that reply (FINAL applies to its last chunk)
     //  Acknowledged delivery: the id of the last READ reply received, sent with the next READ
     uint64_t last_read_id;
     bool unacknowledged;        //  a READ reply has been received and not acknowledged yet
 };
-
-static void
-s_put64 (uint8_t *bytes, uint64_t value)
-{
-    for (int index = 7; index >= 0; index--, value >>= 8)
-        bytes [index] = (uint8_t) value;
-}
 
 sluice_stream_t *
 sluice_stream_new (const char *endpoint)
@@ -53,7 +45,8 @@ sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
     self->window = 1;
     self->batch = 1;
     self->write_batch = 1;
-    if (sluice_conn_init_secure (&self->conn, endpoint, curve) != SLUICE_OK) {
+    if (sluice_conn_init (&self->conn, endpoint, curve) != SLUICE_OK) {
+        sluice_set_last_error ("%s", self->conn.error_text);
         sluice_conn_fini (&self->conn);
         free (self);
         return NULL;
@@ -67,19 +60,19 @@ sluice_stream_destroy (sluice_stream_t **self_p)
     if (!self_p || !*self_p)
         return;
     sluice_stream_t *self = *self_p;
-    if (self->unacknowledged && self->held_next == self->held_count && self->conn.dealer) {
+    if (self->unacknowledged && self->held_next == self->held.count && self->conn.dealer) {
         //  Everything received was handed out: say so, or the buffer would requeue it when it
         //  notices we are gone. Linger so the ACK leaves before the socket closes.
         uint8_t ack [8];
-        s_put64 (ack, self->last_read_id);
+        sluice_put64 (ack, self->last_read_id);
         uint64_t id;
         zsock_set_linger (self->conn.dealer, 500);
         zsock_set_sndtimeo (self->conn.dealer, 0);
         sluice_conn_send (&self->conn, SLUICE_CMD_ACK, 0, 0, 0, ack, sizeof ack, &id);
     }
-    for (size_t index = self->held_next; index < self->held_count; index++)
-        zmq_msg_close (&self->held [index]);
-    free (self->held);
+    for (size_t index = self->held_next; index < self->held.count; index++)
+        zmq_msg_close (&self->held.items [index]);
+    free (self->held.items);
     for (size_t index = 0; index < self->pending_count; index++)
         zmq_msg_close (&self->pending [index]);
     free (self->pending);
@@ -316,38 +309,33 @@ sluice_stream_read_timeout (sluice_stream_t *self, sluice_chunk_t *chunk, int ti
     if (!chunk)
         return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "chunk is NULL");
     memset (chunk, 0, sizeof *chunk);
-    if (self->held_next == self->held_count) {
+    if (self->held_next == self->held.count) {
         uint8_t ack [8];
-        s_put64 (ack, self->last_read_id);
+        sluice_put64 (ack, self->last_read_id);
         sluice_err_t rc = s_call (self, SLUICE_CMD_READ, SLUICE_FLAG_ACK, timeout_ms,
                                   (uint32_t) self->batch, ack, sizeof ack);
         if (rc != SLUICE_OK)
             return rc;
         self->last_read_id = self->conn.reply.request_id;
         self->unacknowledged = true;
-        if (self->conn.frame_count < 1 || self->conn.frame_count > self->batch)
+        if (self->conn.frames.count < 1 || self->conn.frames.count > self->batch)
             return sluice_conn_fail (&self->conn, SLUICE_EPROTO,
                                      "READ reply with %zu chunks, asked for 1..%zu",
-                                     self->conn.frame_count, self->batch);
+                                     self->conn.frames.count, self->batch);
         //  Keep the reply's frames: swap arrays with the connection, nothing is copied
-        zmq_msg_t *frames = self->conn.frames;
-        size_t capacity = self->conn.frame_capacity;
-        self->conn.frames = self->held;
-        self->conn.frame_capacity = self->held_capacity;
-        self->held = frames;
-        self->held_capacity = capacity;
-        self->held_count = self->conn.frame_count;
-        self->conn.frame_count = 0;
+        sluice_frames_swap (&self->held, &self->conn.frames);
         self->held_next = 0;
         self->held_flags = self->conn.reply.flags;
     }
     else
         sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
-    zmq_msg_t *frame = &self->held [self->held_next++];
-    bool last = self->held_next == self->held_count;
+    zmq_msg_t *frame = &self->held.items [self->held_next++];
+    bool last = self->held_next == self->held.count;
     uint8_t flags = last ? self->held_flags : (self->held_flags & SLUICE_FLAG_PARKED);
     sluice_err_t rc = s_take_chunk (self, frame, flags, chunk);
     zmq_msg_close (frame);
+    if (last)
+        self->held.count = self->held_next = 0;     //  all closed: the array is empty again
     return rc;
 }
 
@@ -388,18 +376,15 @@ sluice_stream_status (sluice_stream_t *self, sluice_buffer_status_t *status)
     sluice_err_t rc = s_call (self, SLUICE_CMD_STATUS, 0, SLUICE_FOREVER, 0, NULL, 0);
     if (rc != SLUICE_OK)
         return rc;
-    if (self->conn.frame_count != 1)
-        return sluice_conn_fail (&self->conn, SLUICE_EPROTO, "STATUS reply without its text");
-    const char *text = (const char *) zmq_msg_data (&self->conn.frames [0]);
-    size_t size = zmq_msg_size (&self->conn.frames [0]);
-    status->capacity = sluice_status_u64 (text, size, "capacity", 0);
-    status->queued = sluice_status_u64 (text, size, "queued", 0);
-    status->parked_writers = sluice_status_u64 (text, size, "parked_writers", 0);
-    status->parked_readers = sluice_status_u64 (text, size, "parked_readers", 0);
-    status->closed = sluice_status_u64 (text, size, "closed", 0) != 0;
-    status->written = sluice_status_u64 (text, size, "written", 0);
-    status->read = sluice_status_u64 (text, size, "read", 0);
-    status->max_chunk_size = sluice_status_u64 (text, size, "max_chunk_size", 0);
+    const char *text;
+    size_t size;
+    if (sluice_conn_text (&self->conn, &text, &size) != SLUICE_OK)
+        return self->conn.error;
+    sluice_status_t parsed;
+    if (sluice_status_parse (text, size, &parsed) != SLUICE_OK
+    ||  parsed.actor != SLUICE_ACTOR_BUFFER)
+        return sluice_conn_fail (&self->conn, SLUICE_EPROTO, "the actor is not a buffer");
+    *status = parsed.buffer;
     return SLUICE_OK;
 }
 

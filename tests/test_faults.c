@@ -15,7 +15,8 @@
 */
 #include "common.h"
 #include "proc.h"
-#include "sluice_internal.h"        //  sluice_conn_t: STATUS with every key (unacked)
+#include "sluice_conn.h"
+#include "sluice.h"            //  sluice_conn_t: raw requests
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -149,9 +150,9 @@ f_status (void)
     sluice_conn_t *conn = &f_fx.status;
     sluice_err_t rc = sluice_conn_call (conn, SLUICE_CMD_STATUS, 0, 5000, 0, NULL, 0);
     cr_assert_eq (rc, SLUICE_OK, "status: %s (%s)", sluice_strerror (rc), conn->error_text);
-    cr_assert_eq (conn->frame_count, 1, "STATUS reply without its text");
-    const char *text = (const char *) zmq_msg_data (&conn->frames [0]);
-    size_t size = zmq_msg_size (&conn->frames [0]);
+    cr_assert_eq (conn->frames.count, 1, "STATUS reply without its text");
+    const char *text = (const char *) zmq_msg_data (&conn->frames.items [0]);
+    size_t size = zmq_msg_size (&conn->frames.items [0]);
     f_status_t st;
     snprintf (st.text, sizeof st.text, "%.*s", (int) size, text);
     st.capacity = f_key (text, size, "capacity");
@@ -189,7 +190,7 @@ f_buffer_at (const char *bind, const char *capacity, char *endpoint, size_t size
     p_listening (index, "tcp://127.0.0.1:", endpoint, size);
     if (!f_fx.status_open) {
         snprintf (f_fx.endpoint, sizeof f_fx.endpoint, "%s", endpoint);
-        cr_assert_eq (sluice_conn_init (&f_fx.status, endpoint), SLUICE_OK);
+        cr_assert_eq (sluice_conn_init (&f_fx.status, endpoint, NULL), SLUICE_OK);
         f_fx.status_open = true;
     }
     return index;
@@ -406,7 +407,7 @@ Test (faults, killed_buffer_ends_blocked_reader_and_writer_with_an_error)
     //  A writer parked on a full buffer, in a second buffer process
     size_t full = f_buffer ("1", other, sizeof other);
     sluice_conn_t probe;
-    cr_assert_eq (sluice_conn_init (&probe, other), SLUICE_OK);
+    cr_assert_eq (sluice_conn_init (&probe, other, NULL), SLUICE_OK);
     int feed;
     int writer_in = f_stdin_pipe (&feed);
     size_t writer = p_spawn (P_SLUICE ("write", "--connect", other), NULL, writer_in, NULL, false,
@@ -417,8 +418,8 @@ Test (faults, killed_buffer_ends_blocked_reader_and_writer_with_an_error)
     while (true) {
         sluice_err_t rc = sluice_conn_call (&probe, SLUICE_CMD_STATUS, 0, 5000, 0, NULL, 0);
         cr_assert_eq (rc, SLUICE_OK);
-        const char *text = (const char *) zmq_msg_data (&probe.frames [0]);
-        size_t size = zmq_msg_size (&probe.frames [0]);
+        const char *text = (const char *) zmq_msg_data (&probe.frames.items [0]);
+        size_t size = zmq_msg_size (&probe.frames.items [0]);
         if (sluice_status_u64 (text, size, "parked_writers", 0) == 1)
             break;
         cr_assert (zclock_mono () < deadline, "the writer never parked:\n%.*s", (int) size, text);

@@ -19,7 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sluice_internal.h"
+#include "sluice_conn.h"
+#include "sluice.h"
 
 #define T_SUITE_TIMEOUT  60        //  seconds, every suite
 #define T_WAIT_MS        15000     //  liveness bound for anything a test waits on

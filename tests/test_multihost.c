@@ -23,7 +23,8 @@
 */
 #include "common.h"
 #include "proc.h"
-#include "sluice_internal.h"        //  sluice_status_u64
+#include "sluice_codec.h"
+#include "sluice.h"           //  sluice_status_u64
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>

@@ -17,7 +17,8 @@
         bound), 1 on a transport error, 2 on bad usage. For tests that cannot reach the actor
         from their own process (the actor lives in another network namespace).
 */
-#include "sluice_internal.h"
+#include "sluice_conn.h"
+#include "sluice.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,7 @@ static int
 s_wait_status (const char *endpoint, long timeout_ms, int ncond, char **conds)
 {
     sluice_conn_t conn;
-    if (sluice_conn_init (&conn, endpoint) != SLUICE_OK) {
+    if (sluice_conn_init (&conn, endpoint, NULL) != SLUICE_OK) {
         sluice_conn_fini (&conn);
         fprintf (stderr, "fault_helper: invalid endpoint %s\n", endpoint);
         return 2;
@@ -100,15 +101,15 @@ s_wait_status (const char *endpoint, long timeout_ms, int ncond, char **conds)
             break;
         conn.grace_ms = 0;
         sluice_err_t rc = sluice_conn_call (&conn, SLUICE_CMD_STATUS, 0, (int) left, 0, NULL, 0);
-        if (rc != SLUICE_OK || conn.frame_count != 1) {
+        if (rc != SLUICE_OK || conn.frames.count != 1) {
             if (zclock_mono () >= deadline)
                 break;
             fprintf (stderr, "fault_helper: status: %s (%s)\n", sluice_strerror (rc), conn.error_text);
             exit_code = 1;
             break;
         }
-        const char *text = (const char *) zmq_msg_data (&conn.frames [0]);
-        size_t size = zmq_msg_size (&conn.frames [0]);
+        const char *text = (const char *) zmq_msg_data (&conn.frames.items [0]);
+        size_t size = zmq_msg_size (&conn.frames.items [0]);
         snprintf (last, sizeof last, "%.*s", (int) size, text);
         bool all = true, valid = true;
         for (int index = 0; index < ncond && all; index++)

@@ -373,28 +373,7 @@ sluice_cli_read (int argc, char **argv)
 }
 
 // ---------------------------------------------------------------------------------------------
-//  close and status: one command, answered at once, on either actor
-
-//  One call with the given bound; the reply (if OK) stays in conn.
-static sluice_err_t
-s_call_once (sluice_conn_t *conn, uint8_t command, int timeout_ms)
-{
-    int64_t started = zclock_mono ();
-    //  The bound is the whole wait: no extra grace on top of the user's timeout
-    conn->grace_ms = 0;
-    sluice_err_t rc = sluice_conn_call (conn, command, 0, timeout_ms, 0, NULL, 0);
-    return s_classify (rc, started, timeout_ms);
-}
-
-//  STATUS, which either actor answers at once; the text of the reply is conn->frames [0].
-static sluice_err_t
-s_call_status (sluice_conn_t *conn, int timeout_ms)
-{
-    sluice_err_t err = s_call_once (conn, SLUICE_CMD_STATUS, timeout_ms);
-    if (err == SLUICE_OK && conn->frame_count != 1)
-        err = sluice_conn_fail (conn, SLUICE_EPROTO, "STATUS reply without its text");
-    return err;
-}
+//  close, status and wait-ready: on either actor (sluice_client.h)
 
 //  --json: status takes it; close and wait-ready share its option table, and refuse it.
 static int
@@ -409,12 +388,10 @@ s_json_option (s_client_t *client, int option, const char *arg)
     return SLUICE_EXIT_OK;
 }
 
-//  The options of close, status (json: not NULL) and wait-ready, then its connection to the
-//  actor. False when the command is done: after --help, or a usage error (conn then needs no
-//  sluice_conn_fini); *exit_code says which (SLUICE_EXIT_OK with a connection).
-static bool
-s_conn_client (s_client_t *client, int argc, char **argv, bool *json, sluice_conn_t *conn,
-               int *exit_code)
+//  The options of close, status (json: not NULL) and wait-ready, then its client. NULL when
+//  the command is done: after --help, or a usage error; *exit_code says which.
+static sluice_client_t *
+s_any_client (s_client_t *client, int argc, char **argv, bool *json, int *exit_code)
 {
     static const struct option options [] = {
         { "connect", required_argument, NULL, 'c' },
@@ -430,14 +407,12 @@ s_conn_client (s_client_t *client, int argc, char **argv, bool *json, sluice_con
     int rc = s_client_options (client, argc, argv, json ? "c:t:jh" : "c:t:h", options, "");
     *exit_code = rc < 0 ? SLUICE_EXIT_OK : rc;
     if (rc != SLUICE_EXIT_OK)
-        return false;
-    client->started = zclock_mono ();
-    if (sluice_conn_init_secure (conn, client->endpoint, sluice_cli_curve_get (&client->curve))
-        == SLUICE_OK)
-        return true;
-    sluice_conn_fini (conn);
-    *exit_code = s_invalid_endpoint (client);
-    return false;
+        return NULL;
+    sluice_client_t *actor = sluice_client_new (client->endpoint,
+                                                sluice_cli_curve_get (&client->curve));
+    if (!actor)
+        *exit_code = s_invalid_endpoint (client);
+    return actor;
 }
 
 static void
@@ -460,16 +435,15 @@ sluice_cli_close (int argc, char **argv)
 {
     s_client_t client = { .command = "close", .usage = s_close_usage,
                           .timeout = SLUICE_CLI_DEFAULT_TIMEOUT };
-    sluice_conn_t conn;
     int exit_code;
-    if (!s_conn_client (&client, argc, argv, NULL, &conn, &exit_code))
+    sluice_client_t *actor = s_any_client (&client, argc, argv, NULL, &exit_code);
+    if (!actor)
         return exit_code;
-    sluice_err_t err = s_call_once (&conn, SLUICE_CMD_CLOSE, (int) client.timeout);
-    if (err == SLUICE_ECOMMAND)         //  not a buffer: a model server shuts down instead
-        err = s_call_once (&conn, SLUICE_CMD_SHUTDOWN, (int) client.timeout);
+    sluice_err_t err = sluice_client_stop (actor, (int) client.timeout);
     if (err != SLUICE_OK)
-        exit_code = s_call_failed (&client, err, conn.error_text, conn.error);
-    sluice_conn_fini (&conn);
+        exit_code = s_call_failed (&client, err, sluice_client_error_text (actor),
+                                   err == SLUICE_ETIMEOUT ? SLUICE_ETRANSPORT : err);
+    sluice_client_destroy (&actor);
     return exit_code;
 }
 
@@ -479,8 +453,9 @@ s_status_usage (FILE *out)
     fprintf (out,
         "usage: sluice status --connect ENDPOINT [--json] [--timeout MS]\n"
         "Print the status of the actor (buffer or model server) at ENDPOINT: one \"key  value\"\n"
-        "line per counter, or with --json one JSON object (integers as numbers, the rest as\n"
-        "strings). The keys are those of the STATUS reply, docs/PROTOCOL.md.\n"
+        "line per counter, or with --json one JSON object (integers and 0/1 flags as numbers,\n"
+        "the rest as strings). The keys are those of the STATUS reply,\n"
+        "docs/PROTOCOL.md; `actor` says which actor answered.\n"
         "  -c, --connect ENDPOINT  the actor (required)\n"
         "  -j, --json              print a JSON object\n"
         "  -t, --timeout MS        how long to wait for the answer (default %d)\n"
@@ -489,78 +464,31 @@ s_status_usage (FILE *out)
         "Exit: 0 printed, 1 error, 2 usage, 3 no answer in time.\n", SLUICE_CLI_DEFAULT_TIMEOUT);
 }
 
+//  The status as "key  value" lines (the wire's key=value lines, aligned), or JSON.
 static bool
-s_is_json_integer (const char *text, size_t size)
+s_print_status (const sluice_status_t *status, bool json)
 {
-    if (size == 0 || size > 18)
-        return false;
-    if (text [0] == '0' && size > 1)
-        return false;
-    for (size_t index = 0; index < size; index++)
-        if (text [index] < '0' || text [index] > '9')
-            return false;
-    return true;
-}
-
-static void
-s_print_json_string (const char *text, size_t size)
-{
-    putchar ('"');
-    for (size_t index = 0; index < size; index++) {
-        unsigned char byte = (unsigned char) text [index];
-        if (byte == '"' || byte == '\\')
-            printf ("\\%c", byte);
-        else
-        if (byte == '\n')
-            printf ("\\n");
-        else
-        if (byte == '\t')
-            printf ("\\t");
-        else
-        if (byte < 0x20)
-            printf ("\\u%04x", byte);
-        else
-            putchar (byte);
-    }
-    putchar ('"');
-}
-
-//  Print "key=value" lines human-readable or as one JSON object.
-static void
-s_print_status (const char *text, size_t size, bool json)
-{
-    const char *end = text + size;
-    bool first = true;
+    char text [4096];
+    sluice_status_format (status, json, text, sizeof text);
     if (json)
-        printf ("{");
-    for (const char *line = text; line < end; ) {
-        const char *eol = memchr (line, '\n', (size_t) (end - line));
-        if (!eol)
-            eol = end;
-        const char *equals = memchr (line, '=', (size_t) (eol - line));
-        if (equals && equals > line) {
-            const char *value = equals + 1;
-            size_t key_size = (size_t) (equals - line), value_size = (size_t) (eol - value);
-            if (json) {
-                printf ("%s", first ? "" : ", ");
-                s_print_json_string (line, key_size);
-                printf (": ");
-                if (s_is_json_integer (value, value_size))
-                    printf ("%.*s", (int) value_size, value);
-                else
-                    s_print_json_string (value, value_size);
-            }
+        return fputs (text, stdout) != EOF;
+    for (char *line = text; *line; ) {
+        char *eol = strchr (line, '\n');
+        if (eol)
+            *eol = 0;
+        char *equals = strchr (line, '=');
+        if (equals) {
+            *equals = 0;
+            if (equals [1])
+                printf ("%-16s %s\n", line, equals + 1);
             else
-            if (value_size)
-                printf ("%-16.*s %.*s\n", (int) key_size, line, (int) value_size, value);
-            else
-                printf ("%.*s\n", (int) key_size, line);
-            first = false;
+                printf ("%s\n", line);
         }
+        if (!eol)
+            break;
         line = eol + 1;
     }
-    if (json)
-        printf ("}\n");
+    return true;
 }
 
 int
@@ -569,25 +497,22 @@ sluice_cli_status (int argc, char **argv)
     bool json = false;
     s_client_t client = { .command = "status", .usage = s_status_usage,
                           .timeout = SLUICE_CLI_DEFAULT_TIMEOUT };
-    sluice_conn_t conn;
     int exit_code;
-    if (!s_conn_client (&client, argc, argv, &json, &conn, &exit_code))
+    sluice_client_t *actor = s_any_client (&client, argc, argv, &json, &exit_code);
+    if (!actor)
         return exit_code;
-    sluice_err_t err = s_call_status (&conn, (int) client.timeout);
+    sluice_status_t status;
+    sluice_err_t err = sluice_client_status (actor, (int) client.timeout, &status);
     if (err == SLUICE_OK) {
-        s_print_status ((const char *) zmq_msg_data (&conn.frames [0]),
-                        zmq_msg_size (&conn.frames [0]), json);
-        if (fflush (stdout) != 0)
+        if (!s_print_status (&status, json) || fflush (stdout) != 0)
             exit_code = s_io_failed ("status", "writing stdout");
     }
     else
-        exit_code = s_call_failed (&client, err, conn.error_text, conn.error);
-    sluice_conn_fini (&conn);
+        exit_code = s_call_failed (&client, err, sluice_client_error_text (actor),
+                                   err == SLUICE_ETIMEOUT ? SLUICE_ETRANSPORT : err);
+    sluice_client_destroy (&actor);
     return exit_code;
 }
-
-// ---------------------------------------------------------------------------------------------
-//  wait-ready
 
 static void
 s_wait_ready_usage (FILE *out)
@@ -611,44 +536,15 @@ sluice_cli_wait_ready (int argc, char **argv)
 {
     s_client_t client = { .command = "wait-ready", .usage = s_wait_ready_usage,
                           .timeout = SLUICE_FOREVER };
-    sluice_conn_t conn;
     int exit_code;
-    if (!s_conn_client (&client, argc, argv, NULL, &conn, &exit_code))
+    sluice_client_t *actor = s_any_client (&client, argc, argv, NULL, &exit_code);
+    if (!actor)
         return exit_code;
-    const char *endpoint = client.endpoint;
-    long timeout = client.timeout;
-    //  First: is anyone there, and which actor is it? Both answer STATUS at once.
-    sluice_err_t err = s_call_status (&conn, (int) timeout);
-    if (err != SLUICE_OK) {
-        exit_code = s_call_failed (&client, err, conn.error_text, conn.error);
-        sluice_conn_fini (&conn);
-        return exit_code;
-    }
-    const char *text = (const char *) zmq_msg_data (&conn.frames [0]);
-    size_t size = zmq_msg_size (&conn.frames [0]);
-    char state [64];
-    bool is_model = sluice_status_str (text, size, "state", state, sizeof state);
-    bool closed = sluice_status_u64 (text, size, "closed", 0) != 0;
-    sluice_conn_fini (&conn);
-    if (!is_model) {
-        if (closed)
-            exit_code = sluice_cli_fail ("wait-ready", SLUICE_ECLOSED, NULL, "%s", endpoint);
-        return exit_code;
-    }
-    sluice_model_client_t *model = s_model_client_new (&client);
-    if (!model)
-        return s_invalid_endpoint (&client);
-    int remaining = SLUICE_FOREVER;
-    if (timeout >= 0) {
-        int64_t left = timeout - (zclock_mono () - client.started);
-        remaining = left > 0 ? (int) left : 0;
-    }
-    int64_t waited_from = zclock_mono ();
-    err = sluice_model_client_wait_ready (model, remaining);
+    sluice_err_t err = sluice_client_wait_ready (actor, (int) client.timeout);
     if (err != SLUICE_OK)
-        exit_code = sluice_cli_fail ("wait-ready", s_classify (err, waited_from, remaining),
-                                     sluice_model_client_error_text (model), "%s", endpoint);
-    sluice_model_client_destroy (&model);
+        exit_code = s_call_failed (&client, err, sluice_client_error_text (actor),
+                                   err == SLUICE_ETIMEOUT ? SLUICE_ETRANSPORT : err);
+    sluice_client_destroy (&actor);
     return exit_code;
 }
 

@@ -79,7 +79,7 @@ typedef struct {
     sluice_cli_curve_t curve_out;
     //  sources and sinks
     s_task_args_t args;
-    sluice_task_t task;
+    sluice_handle_t task;
     bool started;
     //  stages
     sluice_stage_opts_t stage_opts;
@@ -138,7 +138,7 @@ s_task_connect (zsock_t *pipe, s_task_args_t *args)
     if (!stream) {
         s_task_error (args, args->curve ? "invalid endpoint or CURVE settings" : "invalid endpoint",
                       args->endpoint);
-        sluice_task_finish (pipe, SLUICE_EINVAL, false);
+        sluice_task_done (pipe, SLUICE_EINVAL, "", false);
         return NULL;
     }
     sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
@@ -180,7 +180,7 @@ s_source_actor (zsock_t *pipe, void *argument)
             size = strlen (data);
         }
         //  The delay stands for the time the producer takes per token
-        if (index > 0 && args->delay_ms > 0 && !sluice_task_pause (pipe, (int) args->delay_ms)) {
+        if (index > 0 && args->delay_ms > 0 && sluice_task_pause (pipe, (int) args->delay_ms) != SLUICE_TASK_GO_ON) {
             terminated = true;
             break;
         }
@@ -202,7 +202,7 @@ s_source_actor (zsock_t *pipe, void *argument)
         s_task_error (args, "writing", sluice_stream_error_text (stream));
     sluice_cli_input_fini (&input);
     sluice_stream_destroy (&stream);
-    sluice_task_finish (pipe, result, terminated);
+    sluice_task_done (pipe, result, "", terminated);
 }
 
 //  Print one chunk through the format, in one write so that readers do not interleave.
@@ -246,7 +246,7 @@ s_sink_actor (zsock_t *pipe, void *argument)
             printed = false;
             break;
         }
-        if (args->process_ms > 0 && !sluice_task_pause (pipe, (int) args->process_ms)) {
+        if (args->process_ms > 0 && sluice_task_pause (pipe, (int) args->process_ms) != SLUICE_TASK_GO_ON) {
             terminated = true;
             break;
         }
@@ -267,7 +267,7 @@ s_sink_actor (zsock_t *pipe, void *argument)
     }
     free (line);
     sluice_stream_destroy (&stream);
-    sluice_task_finish (pipe, result, terminated);
+    sluice_task_done (pipe, result, "", terminated);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -911,9 +911,9 @@ s_start_actor (s_run_t *run, s_actor_t *actor)
             actor->args.endpoint = s_endpoint_of (actor->input, actor->input_endpoint);
             actor->args.curve = sluice_cli_curve_get (&actor->curve_in);
         }
-        err = sluice_task_start (&actor->task, actor->kind == S_SOURCE ? s_source_actor
-                                                                        : s_sink_actor,
-                                 &actor->args);
+        err = sluice_handle_start (&actor->task, actor->kind == S_SOURCE ? s_source_actor
+                                                                          : s_sink_actor,
+                                   &actor->args, NULL, NULL);
         actor->started = err == SLUICE_OK;
     }
     if (err != SLUICE_OK)
@@ -947,7 +947,7 @@ s_actor_poll (s_actor_t *actor)
     else {
         if (!actor->started)
             return false;
-        rc = sluice_task_wait (&actor->task, 0);
+        rc = sluice_handle_wait (&actor->task, 0);
         if (rc == SLUICE_ETIMEOUT && !actor->task.done)
             return false;
         pthread_mutex_lock (&actor->args.lock);
@@ -967,7 +967,7 @@ s_actor_stop (s_actor_t *actor)
         sluice_stage_destroy (&actor->stage);
     else
     if (actor->started) {
-        sluice_task_stop (&actor->task);
+        sluice_handle_destroy (&actor->task);
         actor->started = false;
     }
     if (!actor->done) {

@@ -10,7 +10,9 @@
 #ifndef SLUICE_CLI_H_INCLUDED
 #define SLUICE_CLI_H_INCLUDED
 
-#include "sluice_internal.h"
+#include <sluice.h>
+#include "sluice_actor.h"    //  TODO(pipeline): public API only
+#include "sluice_conn.h"
 #include <getopt.h>
 #include <stdarg.h>
 
