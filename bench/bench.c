@@ -71,25 +71,13 @@ s_inproc (char *out, size_t size, const char *what)
     snprintf (out, size, "inproc://bench-%s-%d", what, atomic_fetch_add (&g_serial, 1));
 }
 
-static void
-s_put32 (uint8_t *p, uint32_t v)
-{
-    p [0] = (uint8_t) (v >> 24); p [1] = (uint8_t) (v >> 16);
-    p [2] = (uint8_t) (v >> 8);  p [3] = (uint8_t) v;
-}
-
-//  A request header as sluice_protocol.h spells it.
+//  A request header (the same wire bytes for the raw baselines as for sluice's own clients).
 static void
 s_header (uint8_t *out, uint8_t command, uint64_t id, uint32_t count)
 {
-    out [0] = SLUICE_PROTOCOL_VERSION;
-    out [1] = command;
-    out [2] = 0;
-    out [3] = 0;
-    s_put32 (out + 4, SLUICE_WAIT_FOREVER);
-    s_put32 (out + 8, (uint32_t) (id >> 32));
-    s_put32 (out + 12, (uint32_t) id);
-    s_put32 (out + 16, count);
+    sluice_header_encode (&(sluice_header_t) {
+        .version = SLUICE_PROTOCOL_VERSION, .command = command,
+        .timeout_ms = SLUICE_WAIT_FOREVER, .request_id = id, .count = count }, out);
 }
 
 //  ROUTER/PULL bound at inproc or tcp://127.0.0.1:*; the connect endpoint goes to out.

@@ -430,21 +430,29 @@ s_close_usage (FILE *out)
         "Exit: 0 closed, 1 error, 2 usage, 3 no answer in time.\n", SLUICE_CLI_DEFAULT_TIMEOUT);
 }
 
+//  close and wait-ready: one call on the actor, then its outcome as the exit code.
+static int
+s_any_command (s_client_t *client, int argc, char **argv,
+               sluice_err_t (*call) (sluice_client_t *actor, int timeout_ms))
+{
+    int exit_code;
+    sluice_client_t *actor = s_any_client (client, argc, argv, NULL, &exit_code);
+    if (!actor)
+        return exit_code;
+    sluice_err_t err = call (actor, (int) client->timeout);
+    if (err != SLUICE_OK)
+        exit_code = s_call_failed (client, err, sluice_client_error_text (actor),
+                                   err == SLUICE_ETIMEOUT ? SLUICE_ETRANSPORT : err);
+    sluice_client_destroy (&actor);
+    return exit_code;
+}
+
 int
 sluice_cli_close (int argc, char **argv)
 {
     s_client_t client = { .command = "close", .usage = s_close_usage,
                           .timeout = SLUICE_CLI_DEFAULT_TIMEOUT };
-    int exit_code;
-    sluice_client_t *actor = s_any_client (&client, argc, argv, NULL, &exit_code);
-    if (!actor)
-        return exit_code;
-    sluice_err_t err = sluice_client_stop (actor, (int) client.timeout);
-    if (err != SLUICE_OK)
-        exit_code = s_call_failed (&client, err, sluice_client_error_text (actor),
-                                   err == SLUICE_ETIMEOUT ? SLUICE_ETRANSPORT : err);
-    sluice_client_destroy (&actor);
-    return exit_code;
+    return s_any_command (&client, argc, argv, sluice_client_stop);
 }
 
 static void
@@ -536,16 +544,7 @@ sluice_cli_wait_ready (int argc, char **argv)
 {
     s_client_t client = { .command = "wait-ready", .usage = s_wait_ready_usage,
                           .timeout = SLUICE_FOREVER };
-    int exit_code;
-    sluice_client_t *actor = s_any_client (&client, argc, argv, NULL, &exit_code);
-    if (!actor)
-        return exit_code;
-    sluice_err_t err = sluice_client_wait_ready (actor, (int) client.timeout);
-    if (err != SLUICE_OK)
-        exit_code = s_call_failed (&client, err, sluice_client_error_text (actor),
-                                   err == SLUICE_ETIMEOUT ? SLUICE_ETRANSPORT : err);
-    sluice_client_destroy (&actor);
-    return exit_code;
+    return s_any_command (&client, argc, argv, sluice_client_wait_ready);
 }
 
 // ---------------------------------------------------------------------------------------------

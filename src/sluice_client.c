@@ -12,18 +12,7 @@ struct sluice_client_t {
 sluice_client_t *
 sluice_client_new (const char *endpoint, const sluice_curve_t *curve)
 {
-    sluice_client_t *self = (sluice_client_t *) calloc (1, sizeof *self);
-    if (!self) {
-        sluice_set_last_error ("out of memory");
-        return NULL;
-    }
-    if (sluice_conn_init (&self->conn, endpoint, curve) != SLUICE_OK) {
-        sluice_set_last_error ("%s", self->conn.error_text);
-        sluice_conn_fini (&self->conn);
-        free (self);
-        return NULL;
-    }
-    return self;
+    return (sluice_client_t *) sluice_conn_client_new (sizeof (sluice_client_t), endpoint, curve);
 }
 
 void

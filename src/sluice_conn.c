@@ -43,6 +43,23 @@ sluice_conn_init (sluice_conn_t *conn, const char *endpoint, const sluice_curve_
     return SLUICE_OK;
 }
 
+void *
+sluice_conn_client_new (size_t size, const char *endpoint, const sluice_curve_t *curve)
+{
+    sluice_conn_t *conn = (sluice_conn_t *) calloc (1, size);
+    if (!conn) {
+        sluice_set_last_error ("out of memory");
+        return NULL;
+    }
+    if (sluice_conn_init (conn, endpoint, curve) != SLUICE_OK) {
+        sluice_set_last_error ("%s", conn->error_text);
+        sluice_conn_fini (conn);
+        free (conn);
+        return NULL;
+    }
+    return conn;
+}
+
 void
 sluice_conn_fini (sluice_conn_t *conn)
 {

@@ -29,6 +29,12 @@ sluice_err_t
 void
     sluice_conn_fini (sluice_conn_t *conn);
 
+//  A client object of `size` bytes whose first member is its sluice_conn_t, zeroed and
+//  connected. NULL when out of memory or the connection cannot be made (then
+//  sluice_last_error_text says why).
+void *
+    sluice_conn_client_new (size_t size, const char *endpoint, const sluice_curve_t *curve);
+
 //  Send one request and wait for its reply (replies to earlier, abandoned requests are
 //  discarded by request id). timeout_ms < 0 waits without deadline; the client waits
 //  timeout_ms + grace_ms for the reply before giving up with SLUICE_ETRANSPORT.

@@ -21,14 +21,8 @@ sluice_model_client_new (const char *endpoint)
 sluice_model_client_t *
 sluice_model_client_new_secure (const char *endpoint, const sluice_curve_t *curve)
 {
-    sluice_model_client_t *self = (sluice_model_client_t *) zmalloc (sizeof *self);
-    if (sluice_conn_init (&self->conn, endpoint, curve) != SLUICE_OK) {
-        sluice_set_last_error ("%s", self->conn.error_text);
-        sluice_conn_fini (&self->conn);
-        free (self);
-        return NULL;
-    }
-    return self;
+    return (sluice_model_client_t *) sluice_conn_client_new (sizeof (sluice_model_client_t),
+                                                             endpoint, curve);
 }
 
 void

@@ -41,15 +41,11 @@ sluice_stream_new (const char *endpoint)
 sluice_stream_t *
 sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
 {
-    sluice_stream_t *self = (sluice_stream_t *) zmalloc (sizeof *self);
-    self->window = 1;
-    self->batch = 1;
-    self->write_batch = 1;
-    if (sluice_conn_init (&self->conn, endpoint, curve) != SLUICE_OK) {
-        sluice_set_last_error ("%s", self->conn.error_text);
-        sluice_conn_fini (&self->conn);
-        free (self);
-        return NULL;
+    sluice_stream_t *self = (sluice_stream_t *) sluice_conn_client_new (sizeof *self, endpoint, curve);
+    if (self) {
+        self->window = 1;
+        self->batch = 1;
+        self->write_batch = 1;
     }
     return self;
 }
