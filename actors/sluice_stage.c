@@ -324,3 +324,44 @@ sluice_stage_mask (void *user, const char *in, size_t in_size, sluice_stage_out_
     }
     return SLUICE_STAGE_KEEP;
 }
+
+sluice_stage_verdict_t
+sluice_stage_identity (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
+{
+    return SLUICE_STAGE_PASS;
+}
+
+static const sluice_stage_transform_t s_transforms [] = {
+    { "upper",    sluice_stage_upper,    false, "ASCII upper case" },
+    { "lower",    sluice_stage_lower,    false, "ASCII lower case" },
+    { "mask",     sluice_stage_mask,     true,  "replace listed words by '*' (a safety filter)" },
+    { "identity", sluice_stage_identity, false, "copy chunks unchanged" },
+};
+
+const sluice_stage_transform_t *
+sluice_stage_transform_find (const char *name)
+{
+    for (size_t index = 0; name && index < sizeof s_transforms / sizeof s_transforms [0]; index++)
+        if (streq (s_transforms [index].name, name))
+            return &s_transforms [index];
+    return NULL;
+}
+
+static char s_transform_names [256];
+
+static void
+s_list_transforms (void)
+{
+    size_t used = 0, count = sizeof s_transforms / sizeof s_transforms [0];
+    for (size_t index = 0; index < count; index++)
+        used += (size_t) snprintf (s_transform_names + used, sizeof s_transform_names - used,
+                                   "%s%s", index ? ", " : "", s_transforms [index].name);
+}
+
+const char *
+sluice_stage_transform_names (void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once (&once, s_list_transforms);
+    return s_transform_names;
+}

@@ -104,24 +104,6 @@ int
                            const char **data, size_t *size);
 
 // ---------------------------------------------------------------------------------------------
-//  Transforms by name, shared by `sluice stage` and `sluice run`
-
-typedef struct {
-    const char *name;
-    sluice_stage_fn *fn;
-    bool takes_words;           //  user is a NULL-terminated list of words
-    const char *help;
-} sluice_cli_transform_t;
-
-//  NULL when unknown.
-const sluice_cli_transform_t *
-    sluice_cli_transform_find (const char *name);
-
-//  "upper, lower, mask, identity"
-const char *
-    sluice_cli_transform_names (void);
-
-// ---------------------------------------------------------------------------------------------
 //  CURVE (cli_curve.c, sluice_curve.h)
 
 //  getopt_long values of the CURVE options (beyond any short option)

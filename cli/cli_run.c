@@ -703,10 +703,10 @@ s_parse_stage (s_run_t *run, zconfig_t *node, s_actor_t *actor, const char *what
     ||  !s_flag (run, node, what, "keep-open", &actor->stage_opts.keep_output_open))
         return false;
     const char *name = s_value (node, "transform");
-    const sluice_cli_transform_t *transform = sluice_cli_transform_find (name);
+    const sluice_stage_transform_t *transform = sluice_stage_transform_find (name);
     if (!transform) {
         s_file_error (run, "%s: transform must be one of %s, not '%s'", what,
-                      sluice_cli_transform_names (), name ? name : "");
+                      sluice_stage_transform_names (), name ? name : "");
         return false;
     }
     size_t count;

@@ -418,7 +418,7 @@ s_stage_usage (FILE *out)
         "      --input-curve-server-key KEY|FILE, --input-curve-cert FILE\n"
         "      --output-curve-server-key KEY|FILE, --output-curve-cert FILE\n"
         "Exit: 0 input ended and output closed, 1 error, 2 usage, 4 the output was closed\n"
-        "under the stage; a signal: 0.\n", sluice_cli_transform_names ());
+        "under the stage; a signal: 0.\n", sluice_stage_transform_names ());
 }
 
 int
@@ -445,7 +445,7 @@ sluice_cli_stage (int argc, char **argv)
     memset (&both, 0, sizeof both);
     memset (&input, 0, sizeof input);
     memset (&output, 0, sizeof output);
-    const sluice_cli_transform_t *transform = NULL;
+    const sluice_stage_transform_t *transform = NULL;
     //  At most argc words: the list is NULL-terminated
     const char **words = (const char **) calloc ((size_t) argc + 1, sizeof (char *));
     size_t word_count = 0;
@@ -458,10 +458,10 @@ sluice_cli_stage (int argc, char **argv)
             case 'W': words [word_count++] = optarg; break;
             case 'k': opts.keep_output_open = true; break;
             case 'x':
-                transform = sluice_cli_transform_find (optarg);
+                transform = sluice_stage_transform_find (optarg);
                 if (!transform)
                     exit_code = sluice_cli_usage_error ("stage", "unknown transform '%s' (one of %s)",
-                                                        optarg, sluice_cli_transform_names ());
+                                                        optarg, sluice_stage_transform_names ());
                 break;
             case 'h': s_stage_usage (stdout); free (words); return SLUICE_EXIT_OK;
             case S_OPT_INPUT_CERT:  input.cert = optarg; break;

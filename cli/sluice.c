@@ -176,37 +176,6 @@ sluice_cli_signal_take (int fd)
 }
 
 // ---------------------------------------------------------------------------------------------
-//  Transforms
-
-static sluice_stage_verdict_t
-s_identity (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
-{
-    return SLUICE_STAGE_PASS;
-}
-
-static const sluice_cli_transform_t s_transforms [] = {
-    { "upper",    sluice_stage_upper, false, "ASCII upper case" },
-    { "lower",    sluice_stage_lower, false, "ASCII lower case" },
-    { "mask",     sluice_stage_mask,  true,  "replace listed words by '*' (a safety filter)" },
-    { "identity", s_identity,         false, "copy chunks unchanged" },
-};
-
-const sluice_cli_transform_t *
-sluice_cli_transform_find (const char *name)
-{
-    for (size_t index = 0; name && index < sizeof s_transforms / sizeof s_transforms [0]; index++)
-        if (streq (s_transforms [index].name, name))
-            return &s_transforms [index];
-    return NULL;
-}
-
-const char *
-sluice_cli_transform_names (void)
-{
-    return "upper, lower, mask, identity";
-}
-
-// ---------------------------------------------------------------------------------------------
 
 int
 main (int argc, char *argv [])

@@ -113,12 +113,32 @@ SLUICE_EXPORT sluice_stage_verdict_t
 SLUICE_EXPORT sluice_stage_verdict_t
     sluice_stage_lower (void *user, const char *in, size_t in_size, sluice_stage_out_t *out);
 
+//  Every chunk unchanged. `user` is ignored.
+SLUICE_EXPORT sluice_stage_verdict_t
+    sluice_stage_identity (void *user, const char *in, size_t in_size, sluice_stage_out_t *out);
+
 //  A safety filter: every whole word of the chunk that matches one of the words of `user`
 //  (a NULL-terminated array of strings; ASCII case-insensitive) is replaced by as many '*'.
 //  A word is a run of ASCII letters, digits and bytes >= 0x80 (UTF-8); the match is per
 //  chunk, so a word split across two chunks is not seen.
 SLUICE_EXPORT sluice_stage_verdict_t
     sluice_stage_mask (void *user, const char *in, size_t in_size, sluice_stage_out_t *out);
+
+//  The ready-made transforms by name, for command lines and pipeline files.
+typedef struct {
+    const char *name;           //  "upper", "lower", "mask", "identity"
+    sluice_stage_fn *fn;
+    bool takes_words;           //  its user is a NULL-terminated list of words
+    const char *help;           //  one line
+} sluice_stage_transform_t;
+
+//  The transform called `name`, or NULL when there is none.
+SLUICE_EXPORT const sluice_stage_transform_t *
+    sluice_stage_transform_find (const char *name);
+
+//  Their names, for messages: "upper, lower, mask, identity".
+SLUICE_EXPORT const char *
+    sluice_stage_transform_names (void);
 
 #ifdef __cplusplus
 }
