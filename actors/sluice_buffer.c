@@ -6,8 +6,14 @@
     one routine, s_settle, serves waiters from the heads of those FIFOs while the queue allows
     it. A request that can be served at once is served by the same path a parked one is, so a
     newcomer can never overtake an older waiter (the seed's stolen-wakeup question, answered by
-    design). Invariant after every s_settle: writers wait only while the queue is full, readers
-    only while it is empty.
+    design). Invariant after every s_settle: writers wait only while the queue and the chunks
+    handed out but not yet acknowledged leave no room for the oldest writer's batch, readers
+    only while the queue is empty.
+
+    Capacity bounds what the buffer holds: queued chunks plus chunks handed out to acknowledging
+    readers and not yet acknowledged (they may still come back). So queued + unacked never
+    exceeds the capacity, however readers vanish. And end of stream is given only once nothing
+    can come back: closed, queue empty, nothing unacknowledged.
 
     Each waiter may carry a deadline (the request's timeout_ms, counted from its arrival); the
     engine has the buffer answer SLUICE_ETIMEOUT itself when it passes, so a timed-out write is
@@ -43,8 +49,8 @@ typedef struct {
 typedef struct {
     sluice_engine_t *engine;
     sluice_buffer_opts_t opts;
-    //  The queue: a ring. It holds capacity chunks, and grows past that only when chunks of a
-    //  vanished reader come back (they go first, and writers wait until it is below capacity)
+    //  The queue: a ring of capacity slots. Requeued chunks come from `unacked`, so queued +
+    //  unacked stays within the capacity; the ring grows only if that were ever violated
     s_slot_t *ring;
     size_t ring_size;
     size_t head;
@@ -333,10 +339,11 @@ s_settle (void *self_)
     bool progress = true;
     while (progress) {
         progress = false;
-        //  A batch goes in whole, when there is room for all of it
+        //  A batch goes in whole, when there is room for all of it beside what is queued and
+        //  what readers hold unacknowledged
         sluice_held_t *writer;
         while ((writer = sluice_fifo_head (&self->writers)) && !self->closed
-           &&  self->queued + writer->frames.count <= self->opts.capacity) {
+           &&  self->queued + self->unacked + writer->frames.count <= self->opts.capacity) {
             s_admit_writer (self);
             progress = true;
         }
@@ -350,7 +357,8 @@ s_settle (void *self_)
         while ((waiter = sluice_fifo_head (&self->writers)))
             sluice_engine_answer_error (self->engine, waiter, SLUICE_ECLOSED,
                                         "buffer is closed: write refused");
-        if (self->queued == 0)
+        //  End of stream only when no unacknowledged chunk can come back to the queue
+        if (self->queued == 0 && self->unacked == 0)
             while ((waiter = sluice_fifo_head (&self->readers)))
                 s_answer_end_of_stream (self, waiter);
     }

@@ -82,6 +82,15 @@ SLUICE_EXPORT sluice_err_t
 SLUICE_EXPORT bool
     sluice_stream_next (sluice_stream_t *self, sluice_chunk_t *chunk);
 
+//  Acknowledge the chunks read so far (reads use acknowledged delivery): the buffer holds a
+//  copy of each chunk it handed out, counted against its capacity, until the reader
+//  acknowledges it - which the next read does, and sluice_stream_destroy. Call this when a
+//  reader is done with what it read but will not read again soon, to free that room at once.
+//  Chunks of a batch not yet handed out by sluice_stream_read are not acknowledged (nothing
+//  is sent then). No reply is awaited.
+SLUICE_EXPORT sluice_err_t
+    sluice_stream_ack (sluice_stream_t *self);
+
 //  Close the buffer (idempotent): parked writers get SLUICE_ECLOSED, readers drain the queue
 //  and then get the end-of-stream sentinel.
 SLUICE_EXPORT sluice_err_t

@@ -50,22 +50,39 @@ sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
     return self;
 }
 
+//  Acknowledge the last READ reply once every chunk of it was handed out (ACK has no reply).
+static sluice_err_t
+s_ack (sluice_stream_t *self)
+{
+    if (!self->unacknowledged || self->held_next != self->held.count || !self->conn.dealer)
+        return SLUICE_OK;
+    uint8_t ack [8];
+    sluice_put64 (ack, self->last_read_id);
+    uint64_t id;
+    sluice_err_t rc = sluice_conn_send (&self->conn, SLUICE_CMD_ACK, 0, 0, 0, ack, sizeof ack, &id);
+    if (rc == SLUICE_OK)
+        self->unacknowledged = false;
+    return rc;
+}
+
+sluice_err_t
+sluice_stream_ack (sluice_stream_t *self)
+{
+    sluice_err_t rc = s_ack (self);
+    return rc == SLUICE_OK ? sluice_conn_fail (&self->conn, SLUICE_OK, NULL) : rc;
+}
+
 void
 sluice_stream_destroy (sluice_stream_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     sluice_stream_t *self = *self_p;
-    if (self->unacknowledged && self->held_next == self->held.count && self->conn.dealer) {
-        //  Everything received was handed out: say so, or the buffer would requeue it when it
-        //  notices we are gone. Linger so the ACK leaves before the socket closes.
-        uint8_t ack [8];
-        sluice_put64 (ack, self->last_read_id);
-        uint64_t id;
+    //  Everything received was handed out: say so, or the buffer would requeue it when it
+    //  notices we are gone. Linger so the ACK leaves before the socket closes.
+    if (self->conn.dealer)
         zsock_set_linger (self->conn.dealer, 500);
-        zsock_set_sndtimeo (self->conn.dealer, 0);
-        sluice_conn_send (&self->conn, SLUICE_CMD_ACK, 0, 0, 0, ack, sizeof ack, &id);
-    }
+    s_ack (self);
     for (size_t index = self->held_next; index < self->held.count; index++)
         zmq_msg_close (&self->held.items [index]);
     free (self->held.items);

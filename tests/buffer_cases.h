@@ -334,6 +334,7 @@ CASE (drain_after_close_delivers_queued_chunks_in_order_then_eos)
     sluice_stream_t *other = t_stream ();
     T_EXPECT_CHUNK (t_fx.cli, "a");
     T_EXPECT_CHUNK (other, "b");
+    T_ACK (other);                  //  end of stream waits until nothing can come back
     T_EXPECT_CHUNK_F (t_fx.cli, "c", true);
     for (int i = 0; i < 3; i++) {
         T_EXPECT_EOS (t_fx.cli);
@@ -549,8 +550,9 @@ CASE (two_writers_racing_for_one_free_slot)
     cr_assert_eq (st.written, 2, "both racers admitted into one free slot");
     cr_assert_eq (st.queued, 2);
     cr_assert_eq (st.parked_writers, 1);
-    //  A read admits the parked one.
+    //  A read, once acknowledged, admits the parked one.
     T_EXPECT_CHUNK (t_fx.cli, "x0");
+    T_ACK (t_fx.cli);
     T_WAIT_STATUS (st, st.written >= 3);
     cr_assert_eq (st.written, 3);
     cr_assert_eq (st.parked_writers, 0);
@@ -582,6 +584,7 @@ CASE (two_parked_writers_one_freed_slot_admits_exactly_one)
     T_WAIT_PARKED_WRITERS (2);
 
     T_EXPECT_CHUNK (t_fx.cli, "x0");
+    T_ACK (t_fx.cli);
     sluice_buffer_status_t st;
     T_WAIT_STATUS (st, st.written >= 2);
     cr_assert_eq (st.written, 2, "one freed slot admitted %llu writers",
@@ -594,6 +597,7 @@ CASE (two_parked_writers_one_freed_slot_admits_exactly_one)
     cr_assert_eq (c.size, 1);
     char got1 = c.text [0];
     cr_assert (got1 == 'A' || got1 == 'B');
+    T_ACK (t_fx.cli);
     T_WAIT_STATUS (st, st.written >= 3);
     cr_assert_eq (st.parked_writers, 0);
     T_EXPECT_CHUNK (t_fx.cli, got1 == 'A'? "B": "A");
@@ -729,6 +733,7 @@ CASE (timed_out_write_can_be_retried_without_a_duplicate)
     cr_assert_eq (sluice_stream_write_timeout (t_fx.cli, "retry", 5, false, 30),
                   SLUICE_ETIMEOUT);
     T_EXPECT_CHUNK (t_fx.cli, "x0");
+    T_ACK (t_fx.cli);                           //  "x0" no longer held: room again
     cr_assert_eq (sluice_stream_write_timeout (t_fx.cli, "retry", 5, false, 0), SLUICE_OK);
     cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
     T_EXPECT_CHUNK (t_fx.cli, "retry");
@@ -856,6 +861,112 @@ CASE (parked_requests_beyond_max_parked_are_busy)
     t_join_all ();
     cr_expect_str_eq (r [0].got, "p1");
     cr_expect_str_eq (r [1].got, "p2");
+}
+
+// =============================================================================================
+//  Acknowledged delivery and the capacity: chunks handed out but not acknowledged count
+//  against the capacity, and end of stream waits for them
+
+CASE (unacknowledged_chunks_take_room_until_acknowledged)
+{
+    t_start (2);
+    T_WRITE (t_fx.cli, "a");
+    T_WRITE (t_fx.cli, "b");
+    sluice_stream_t *reader = t_stream ();
+    T_EXPECT_CHUNK (reader, "a");
+    //  "a" is handed out, not acknowledged: the buffer still holds it, so it is still full
+    cr_assert_eq (sluice_stream_write_timeout (t_fx.cli, "c", 1, false, 0), SLUICE_ETIMEOUT,
+                  "a write went in while queued + unacknowledged chunks filled the capacity");
+    sluice_buffer_status_t st = t_status ();
+    cr_assert_eq (st.queued + st.unacked, 2);
+    T_ACK (reader);
+    cr_assert_eq (sluice_stream_write_timeout (t_fx.cli, "c", 1, false, 0), SLUICE_OK);
+    T_EXPECT_CHUNK (reader, "b");
+    T_EXPECT_CHUNK (reader, "c");
+}
+
+//  Write "cNN" chunks from `next` on while the buffer has room (timeout 0: a write that would
+//  wait is refused and never enqueued); returns the next chunk to write.
+static int
+s_fill (sluice_stream_t *writer, int next, int chunks)
+{
+    while (next < chunks) {
+        char text [16];
+        snprintf (text, sizeof text, "c%02d", next);
+        sluice_err_t rc = sluice_stream_write_timeout (writer, text, strlen (text), false, 0);
+        if (rc == SLUICE_ETIMEOUT)
+            break;
+        cr_assert_eq (rc, SLUICE_OK, "write %s: %s", text, sluice_strerror (rc));
+        next++;
+    }
+    return next;
+}
+
+CASE (vanishing_readers_never_take_the_buffer_past_its_capacity)
+{
+    //  Readers that take everything queued (count 1024 into a capacity of 4) and vanish
+    //  without acknowledging, while a writer keeps writing: their chunks come back, but the
+    //  writer was never admitted into the room they left. A clean reader then gets every
+    //  chunk once, in order.
+    enum { CAPACITY = 4, CHUNKS = 24, VANDALS = 4 };
+    t_start (CAPACITY);
+    sluice_stream_t *writer = t_stream ();
+    sluice_buffer_status_t st;
+    int next = 0;
+    for (int round = 0; round < VANDALS; round++) {
+        next = s_fill (writer, next, CHUNKS);
+        zsock_t *vandal = t_raw_dealer ();
+        cr_assert_gt (t_raw_read (vandal, 1, SLUICE_MAX_BATCH, 0, NULL, 0), 0);
+        st = t_status ();
+        cr_assert_eq (st.queued + st.unacked, CAPACITY, "queued %zu + unacked %zu, capacity %d",
+                      st.queued, st.unacked, CAPACITY);
+        int before = next;
+        next = s_fill (writer, next, CHUNKS);
+        cr_assert_eq (next, before, "a write went into room held by unacknowledged chunks");
+        zsock_destroy (&vandal);
+        //  The buffer notices and requeues them: still within the capacity
+        T_WAIT_STATUS (st, st.unacked == 0);
+        cr_assert_eq (st.queued, CAPACITY);
+    }
+    sluice_stream_t *reader = t_stream ();
+    for (int index = 0; index < CHUNKS; index++) {
+        char want [16];
+        snprintf (want, sizeof want, "c%02d", index);
+        T_EXPECT_CHUNK (reader, want);          //  acknowledges the one before
+        st = t_status ();
+        cr_assert_leq (st.queued + st.unacked, CAPACITY);
+        next = s_fill (writer, next, CHUNKS);
+    }
+    cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
+    T_EXPECT_EOS (reader);
+    st = t_status ();
+    cr_assert_eq (st.written, CHUNKS);
+    cr_assert_eq (st.read, CHUNKS, "a chunk was delivered twice to readers that stayed");
+}
+
+CASE (end_of_stream_waits_until_no_unacknowledged_chunk_can_come_back)
+{
+    t_start (4);
+    T_WRITE (t_fx.cli, "one");
+    T_WRITE (t_fx.cli, "two");
+    zsock_t *a = t_raw_dealer ();
+    char texts [1][T_TEXT_MAX];
+    cr_assert_eq (t_raw_read (a, 1, 1, 0, texts, 1), 1);
+    cr_assert_str_eq (texts [0], "one");
+    zsock_destroy (&a);                        //  reader A dies before acknowledging "one"
+    cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
+    sluice_stream_t *b = t_stream ();
+    T_EXPECT_CHUNK (b, "two");
+    //  "one" may still come back: no end of stream, and the buffer is not drained
+    cr_assert_eq (sluice_buffer_wait (t_fx.buf, 0), SLUICE_ETIMEOUT,
+                  "drained while a chunk was unacknowledged");
+    //  The buffer notices A is gone, requeues "one", and B (parked) gets it; then the end
+    T_EXPECT_CHUNK (b, "one");
+    T_EXPECT_EOS (b);
+    cr_assert_eq (sluice_buffer_wait (t_fx.buf, T_WAIT_MS), SLUICE_OK);
+    sluice_buffer_status_t st = t_status ();
+    cr_assert_eq (st.queued, 0);
+    cr_assert_eq (st.unacked, 0);
 }
 
 // =============================================================================================

@@ -35,6 +35,7 @@
 
 #include "sluice_error.h"
 #include "sluice_protocol.h"
+#include "sluice_status.h"
 #include "sluice_events.h"
 #include "sluice_buffer.h"
 #include "sluice_stream.h"
@@ -293,6 +294,11 @@ t_status (void)
 } while (0)
 
 //  Read one chunk and expect exactly `str` (not end of stream, is_final as given).
+//  Acknowledge what the stream read: the buffer stops holding it, and its room is free.
+#define T_ACK(stream) \
+    cr_assert_eq (sluice_stream_ack (stream), SLUICE_OK, "ack: %s", \
+                  sluice_stream_error_text (stream))
+
 #define T_EXPECT_CHUNK_F(s, str, final) do {                                                 \
     sluice_chunk_t t_c_;                                                                     \
     T_READ ((s), t_c_);                                                                      \
@@ -529,6 +535,62 @@ t_park_op (t_op_t *op, size_t parked)
 //  Misc
 
 //  Fill `out` (size bytes) with a deterministic pattern that contains NUL bytes.
+// ---------------------------------------------------------------------------------------------
+//  Raw peers: a DEALER that speaks the protocol by hand, for readers that vanish with
+//  chunks they never acknowledged (destroying the socket is the vanishing)
+
+static inline zsock_t *
+t_raw_dealer (void)
+{
+    zsock_t *raw = zsock_new_dealer (t_fx.endpoint);
+    cr_assert_not_null (raw);
+    zsock_set_rcvtimeo (raw, T_WAIT_MS);
+    zsock_set_sndtimeo (raw, T_WAIT_MS);
+    return raw;
+}
+
+//  An acknowledged READ of up to `count` chunks naming `ack` as the last reply received; waits
+//  for its reply (liveness probes skipped) and returns how many chunks it carried. The chunks'
+//  texts go to texts [0 .. max-1] when texts is not NULL.
+static inline size_t
+t_raw_read (zsock_t *raw, uint64_t id, uint32_t count, uint64_t ack,
+            char (*texts) [T_TEXT_MAX], size_t max)
+{
+    uint8_t header [SLUICE_HEADER_SIZE], body [8];
+    sluice_header_encode (&(sluice_header_t) {
+        .version = SLUICE_PROTOCOL_VERSION, .command = SLUICE_CMD_READ,
+        .flags = SLUICE_FLAG_ACK, .timeout_ms = SLUICE_WAIT_FOREVER, .request_id = id,
+        .count = count }, header);
+    for (int index = 7; index >= 0; index--, ack >>= 8)
+        body [index] = (uint8_t) ack;
+    cr_assert_eq (zmq_send (zsock_resolve (raw), header, sizeof header, ZMQ_SNDMORE),
+                  (int) sizeof header);
+    cr_assert_eq (zmq_send (zsock_resolve (raw), body, 8, 0), 8);
+    while (true) {
+        zmsg_t *reply = zmsg_recv (raw);
+        cr_assert_not_null (reply, "no READ reply");
+        sluice_header_t h;
+        zframe_t *frame = zmsg_first (reply);
+        cr_assert_eq (sluice_header_decode (zframe_data (frame), zframe_size (frame), &h),
+                      SLUICE_OK);
+        if (h.request_id == SLUICE_PROBE_ID) {
+            zmsg_destroy (&reply);
+            continue;
+        }
+        cr_assert_eq (h.request_id, id, "reply to another request");
+        cr_assert_eq (h.status, SLUICE_OK, "READ failed with status %d", h.status);
+        size_t chunks = 0;
+        while ((frame = zmsg_next (reply))) {
+            if (texts && chunks < max)
+                snprintf (texts [chunks], T_TEXT_MAX, "%.*s", (int) zframe_size (frame),
+                          (const char *) zframe_data (frame));
+            chunks++;
+        }
+        zmsg_destroy (&reply);
+        return chunks;
+    }
+}
+
 static inline void
 t_pattern (unsigned char *out, size_t size, unsigned seed)
 {

@@ -674,6 +674,7 @@ T_TEST (buffer_malformed, raw_write_batch_goes_in_whole_and_in_order)
     T_WAIT_PARKED_WRITERS (1);
     cr_assert_eq (t_status ().queued, 2, "part of a batch went in");
     T_EXPECT_CHUNK (t_fx.cli, "a");
+    T_ACK (t_fx.cli);
     zmsg_t *reply = m_expect_ok (d, 67, SLUICE_CMD_WRITE, &h);
     cr_expect_eq (h.count, 0);
     cr_expect (h.flags & SLUICE_FLAG_PARKED, "a deferred WRITE reply lacks PARKED");

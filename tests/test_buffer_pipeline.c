@@ -86,17 +86,20 @@ Test (pipeline, a_write_batch_forms_while_the_window_is_full_and_goes_in_whole)
     //  The window is full: "d" waits in the stream, and the call returns at once
     cr_assert_eq (sluice_stream_write_str (writer, "d"), SLUICE_OK);
     cr_assert_eq (t_status ().parked_writers, 1);
-    T_EXPECT_CHUNK (t_fx.cli, "a");              //  "c" is admitted
+    T_EXPECT_CHUNK (t_fx.cli, "a");
+    T_ACK (t_fx.cli);                           //  "c" is admitted
     //  A final chunk sends the batch ["d", "e"]: one request, two chunks, no room for both
     cr_assert_eq (sluice_stream_write (writer, "e", 1, true), SLUICE_OK);
     sluice_buffer_status_t st;
     T_WAIT_STATUS (st, st.parked_writers == 1 && st.queued == 2 && st.written == 3);
     T_EXPECT_CHUNK (t_fx.cli, "b");
+    T_ACK (t_fx.cli);
     //  One slot free is not enough for the batch
     st = t_status ();
     cr_assert_eq (st.parked_writers, 1, "a batch went in without room for all of it");
     cr_assert_eq (st.queued, 1);
     T_EXPECT_CHUNK (t_fx.cli, "c");
+    T_ACK (t_fx.cli);
     cr_assert_eq (sluice_stream_flush (writer), SLUICE_OK);
     st = t_status ();
     cr_assert_eq (st.queued, 2);
@@ -118,6 +121,7 @@ Test (pipeline, a_batch_larger_than_the_capacity_is_refused_and_reported)
     cr_assert_eq (sluice_stream_write_str (writer, "d"), SLUICE_OK);
     cr_assert_eq (sluice_stream_write_str (writer, "e"), SLUICE_OK);
     T_EXPECT_CHUNK (t_fx.cli, "a");
+    T_ACK (t_fx.cli);                           //  "c" is admitted
     //  ["d", "e", "f"] cannot fit a buffer of 2 whatever happens: refused, not parked forever
     cr_assert_eq (sluice_stream_write_str (writer, "f"), SLUICE_OK);
     sluice_err_t rc = sluice_stream_flush (writer);

@@ -448,3 +448,230 @@ T_TEST (buffer_stress, fifo_among_100_parked_writers)
     for (int i = 0; i < N; i++)
         cr_expect_eq (w [i].rc, SLUICE_OK);
 }
+
+// =============================================================================================
+//  Acknowledged delivery under vanishing readers and a close at a random moment (issue 14).
+//  Writers write until the close refuses them; clean readers read until the end of stream;
+//  vandals take random batches with acknowledged READs and vanish without acknowledging. The
+//  main thread samples STATUS throughout and closes the buffer once the clean readers have a
+//  random number of chunks. Then, whatever the interleaving:
+//    - queued + unacknowledged never exceeded the capacity;
+//    - every chunk whose WRITE was answered OK reached the clean readers exactly once, and
+//      no other chunk did;
+//    - no clean reader received a chunk after any clean reader received the end of stream
+//      (a chunk is received before its reader's next READ acknowledges it, and the end of
+//      stream is given only once nothing is unacknowledged: so this holds in real time).
+
+#define S_VANDAL_ROUNDS 4
+
+static atomic_long s_tick;               //  orders receipts across clean readers
+static atomic_long s_clean_received;     //  chunks the clean readers have so far
+
+typedef struct {
+    s_reader_t reader;
+    long last_chunk_tick;                //  tick of its last chunk (-1: none)
+    long eos_tick;                       //  tick of its end of stream (-1: none)
+    atomic_bool done;
+} s_clean_t;
+
+typedef struct {
+    unsigned seed;
+    int rounds, vanished;
+    char problem [160];
+    atomic_bool done;
+} s_vandal_t;
+
+static void *
+s_clean_reader (void *arg)
+{
+    s_clean_t *clean = (s_clean_t *) arg;
+    s_reader_t *r = &clean->reader;
+    sluice_stream_t *s = sluice_stream_new (t_fx.endpoint);
+    r->rc = s ? SLUICE_OK : SLUICE_EINTERNAL;
+    while (s) {
+        sluice_chunk_t c;
+        sluice_err_t rc = sluice_stream_read (s, &c);
+        long tick = atomic_fetch_add (&s_tick, 1);
+        if (rc != SLUICE_OK) {
+            r->rc = rc;
+            break;
+        }
+        if (c.is_eos) {
+            r->saw_eos = true;
+            clean->eos_tick = tick;
+            break;
+        }
+        clean->last_chunk_tick = tick;
+        s_reader_take (r, S_MAX_WRITERS, 1 << 19, c.text, c.size);
+        atomic_fetch_add (&s_clean_received, 1);
+    }
+    sluice_stream_destroy (&s);
+    atomic_store (&clean->done, true);
+    return NULL;
+}
+
+//  Raw acknowledged READs of 1..8 chunks, each from a new DEALER destroyed right after its
+//  reply: the chunks were handed out and never acknowledged.
+static void *
+s_vandal (void *arg)
+{
+    s_vandal_t *vandal = (s_vandal_t *) arg;
+    for (int round = 0; round < vandal->rounds; round++) {
+        zsock_t *raw = zsock_new_dealer (t_fx.endpoint);
+        if (!raw)
+            break;
+        zsock_set_rcvtimeo (raw, T_WAIT_MS);
+        uint8_t header [SLUICE_HEADER_SIZE], ack [8] = { 0 };
+        uint32_t count = 1 + (uint32_t) (rand_r (&vandal->seed) % 8);
+        sluice_header_encode (&(sluice_header_t) {
+            .version = SLUICE_PROTOCOL_VERSION, .command = SLUICE_CMD_READ,
+            .flags = SLUICE_FLAG_ACK, .timeout_ms = SLUICE_WAIT_FOREVER, .request_id = 7,
+            .count = count }, header);
+        bool sent = zmq_send (zsock_resolve (raw), header, sizeof header, ZMQ_SNDMORE) != -1
+                 && zmq_send (zsock_resolve (raw), ack, sizeof ack, 0) != -1;
+        bool eos = false;
+        while (sent) {
+            zmsg_t *reply = zmsg_recv (raw);
+            if (!reply) {
+                snprintf (vandal->problem, sizeof vandal->problem, "no READ reply in round %d",
+                          round);
+                break;
+            }
+            sluice_header_t h;
+            zframe_t *frame = zmsg_first (reply);
+            sluice_header_decode (zframe_data (frame), zframe_size (frame), &h);
+            zmsg_destroy (&reply);
+            if (h.request_id == SLUICE_PROBE_ID)
+                continue;
+            eos = h.flags & SLUICE_FLAG_EOS;
+            break;
+        }
+        zsock_destroy (&raw);
+        if (eos)
+            break;
+        vandal->vanished++;
+    }
+    atomic_store (&vandal->done, true);
+    return NULL;
+}
+
+static void
+s_run_vanishing (bool tcp)
+{
+    enum { WRITERS = 3, PER_WRITER = 400, READERS = 2 };
+    unsigned seed = (unsigned) zclock_usecs ();
+    cr_log_info ("seed %u", seed);
+    size_t capacities [] = { 1, 3, 8 };
+    size_t capacity = capacities [rand_r (&seed) % 3];
+    t_fx.tcp = tcp;
+    t_start (capacity);
+    atomic_store (&s_tick, 0);
+    atomic_store (&s_clean_received, 0);
+    static s_writer_t writers [WRITERS];
+    static s_clean_t cleans [READERS];
+    static s_reader_arg_t unused;
+    static s_vandal_t vandal;
+    (void) unused;
+    memset (writers, 0, sizeof writers);
+    memset (cleans, 0, sizeof cleans);
+    memset (&vandal, 0, sizeof vandal);
+    for (int i = 0; i < READERS; i++) {
+        s_reader_t *r = &cleans [i].reader;
+        r->id = i;
+        r->caplog = WRITERS * PER_WRITER;
+        r->log = calloc (r->caplog, sizeof (uint32_t));
+        cr_assert_not_null (r->log);
+        for (int w = 0; w < S_MAX_WRITERS; w++)
+            r->last [w] = -1;
+        cleans [i].last_chunk_tick = cleans [i].eos_tick = -1;
+        t_spawn (s_clean_reader, &cleans [i]);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        writers [i] = (s_writer_t) { .id = i, .n = PER_WRITER, .timeout_ms = SLUICE_FOREVER };
+        t_spawn (s_writer, &writers [i]);
+    }
+    vandal.seed = seed;
+    vandal.rounds = S_VANDAL_ROUNDS;
+    t_spawn (s_vandal, &vandal);
+
+    //  Sample the bound until the clean readers are done; close at the chosen moment
+    long close_at = (long) (rand_r (&seed) % (WRITERS * PER_WRITER / 2));
+    bool closed = false;
+    size_t samples = 0, worst = 0;
+    int64_t deadline = zclock_mono () + 60000;
+    while (!(atomic_load (&cleans [0].done) && atomic_load (&cleans [1].done))) {
+        sluice_buffer_status_t st = t_status ();
+        samples++;
+        if (st.queued + st.unacked > worst)
+            worst = st.queued + st.unacked;
+        cr_assert_leq (st.queued + st.unacked, capacity, "queued %zu + unacked %zu over the "
+                       "capacity %zu (seed %u)", st.queued, st.unacked, capacity, seed);
+        if (!closed && atomic_load (&s_clean_received) >= close_at) {
+            cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
+            closed = true;
+        }
+        cr_assert (zclock_mono () < deadline, "clean readers did not finish (seed %u)", seed);
+    }
+    cr_assert (closed, "the readers ended before the close (seed %u)", seed);
+    t_join_all ();
+    cr_log_info ("capacity %zu, closed after %ld chunks, %d readers vanished, %zu samples, "
+                 "most held %zu", capacity, close_at, vandal.vanished, samples, worst);
+    cr_expect_str_empty (vandal.problem, "%s", vandal.problem);
+
+    //  Exactly the acknowledged writes reached the clean readers, once each
+    size_t total = 0;
+    for (int i = 0; i < WRITERS; i++) {
+        cr_expect (writers [i].rc == SLUICE_OK || writers [i].rc == SLUICE_ECLOSED,
+                   "writer %d: %s", i, sluice_strerror (writers [i].rc));
+        total += (size_t) writers [i].written;
+    }
+    static uint8_t seen [WRITERS][PER_WRITER];
+    memset (seen, 0, sizeof seen);
+    size_t got = 0, dup = 0, unwritten = 0;
+    long last_chunk = -1, first_eos = LONG_MAX;
+    for (int i = 0; i < READERS; i++) {
+        s_reader_t *r = &cleans [i].reader;
+        cr_expect_eq (r->rc, SLUICE_OK, "reader %d: %s", i, sluice_strerror (r->rc));
+        cr_expect (r->saw_eos, "reader %d did not end at end of stream", i);
+        cr_expect_eq (r->bad, 0, "%s", r->first_problem);
+        for (size_t k = 0; k < r->nlog && k < r->caplog; k++) {
+            size_t wid = r->log [k] >> 20, seq = r->log [k] & 0xFFFFF;
+            if (wid >= WRITERS || (int) seq >= writers [wid].written)
+                unwritten++;
+            else
+            if (seen [wid][seq]++)
+                dup++;
+        }
+        got += r->nlog;
+        if (cleans [i].last_chunk_tick > last_chunk)
+            last_chunk = cleans [i].last_chunk_tick;
+        if (cleans [i].eos_tick >= 0 && cleans [i].eos_tick < first_eos)
+            first_eos = cleans [i].eos_tick;
+        free (r->log);
+        r->log = NULL;
+    }
+    size_t missing = 0;
+    for (int w = 0; w < WRITERS; w++)
+        for (int seq = 0; seq < writers [w].written; seq++)
+            missing += seen [w][seq] == 0;
+    cr_expect_eq (unwritten, 0, "%zu chunks nobody wrote successfully (seed %u)", unwritten, seed);
+    cr_expect_eq (dup, 0, "%zu chunks reached the clean readers twice (seed %u)", dup, seed);
+    cr_expect_eq (missing, 0, "%zu acknowledged writes never reached a clean reader (seed %u)",
+                  missing, seed);
+    cr_expect_eq (got, total);
+    cr_expect_lt (last_chunk, first_eos, "a chunk arrived after an end of stream (seed %u)", seed);
+    sluice_buffer_status_t st = t_status ();
+    cr_expect_eq (st.queued, 0);
+    cr_expect_eq (st.unacked, 0);
+    cr_expect_eq (sluice_buffer_wait (t_fx.buf, 0), SLUICE_OK, "not drained at the end");
+}
+
+T_TEST (buffer_stress, vanishing_readers_and_a_close_at_a_random_moment)
+{
+    s_run_vanishing (false);
+}
+
+T_TEST (buffer_stress, vanishing_readers_and_a_close_at_a_random_moment_over_tcp)
+{
+    s_run_vanishing (true);
+}
