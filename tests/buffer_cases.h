@@ -880,6 +880,9 @@ CASE (unacknowledged_chunks_take_room_until_acknowledged)
     sluice_buffer_status_t st = t_status ();
     cr_assert_eq (st.queued + st.unacked, 2);
     T_ACK (reader);
+    //  The ACK travels on the reader's connection, the write on another: wait until the
+    //  buffer has taken it before expecting the room it frees.
+    T_WAIT_STATUS (st, st.unacked == 0);
     cr_assert_eq (sluice_stream_write_timeout (t_fx.cli, "c", 1, false, 0), SLUICE_OK);
     T_EXPECT_CHUNK (reader, "b");
     T_EXPECT_CHUNK (reader, "c");
