@@ -69,9 +69,8 @@ deps:
 
 # The library: internal headers (src/) visible, symbols hidden unless exported
 $(OUT)/obj/src/%.o $(OUT)/obj/actors/%.o: CFLAGS_OBJ = $(LIB_CFLAGS)
-# The command line uses the public API only (TODO(pipeline): drop -Isrc once cli_run.c is a
-# thin wrapper over include/sluice_pipeline.h)
-$(OUT)/obj/cli/%.o: CFLAGS_OBJ = $(CFLAGS_ALL) -Isrc
+# The command line uses the public API only
+$(OUT)/obj/cli/%.o: CFLAGS_OBJ = $(CFLAGS_ALL)
 
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -545,6 +545,12 @@ s_buffer_config (const sluice_buffer_opts_t *opts, sluice_buffer_opts_t *config)
         config->max_chunk_size = SLUICE_BUFFER_DEFAULT_MAX_CHUNK;
     if (config->max_parked == 0)
         config->max_parked = SLUICE_BUFFER_DEFAULT_MAX_PARKED;
+    if (config->peer_max_parked == 0)
+        config->peer_max_parked = SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED;
+    if (config->max_parked_bytes == 0)
+        config->max_parked_bytes = SLUICE_BUFFER_DEFAULT_MAX_PARKED_BYTES;
+    if (config->peer_max_parked_bytes == 0)
+        config->peer_max_parked_bytes = SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED_BYTES;
     return true;
 }
 
@@ -574,7 +580,9 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         .maxmsgsize = (int64_t) opts.max_chunk_size + 4096,
         .curve = opts.curve,
         .max_parked = opts.max_parked,
-        .busy_text = "too many parked requests: try again later",
+        .peer_max_parked = opts.peer_max_parked,
+        .max_parked_bytes = opts.max_parked_bytes,
+        .peer_max_parked_bytes = opts.peer_max_parked_bytes,
     };
     sluice_engine_t *engine = self && self->ring && self->batch
                             ? sluice_engine_new (pipe, &s_class, self, &engine_opts) : NULL;

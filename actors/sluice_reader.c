@@ -20,7 +20,8 @@ s_reader_actor (zsock_t *pipe, void *argument)
 {
     s_reader_args_t *args = (s_reader_args_t *) argument;
     const sluice_reader_opts_t *opts = &args->opts;
-    sluice_stream_t *stream = sluice_stream_new (opts->endpoint);
+    //  The settings (curve) are read before the owner is signalled: they need not outlive new
+    sluice_stream_t *stream = sluice_stream_new_secure (opts->endpoint, opts->curve);
     zsock_signal (pipe, 0);
     if (!stream) {
         sluice_task_done (pipe, SLUICE_EINVAL, sluice_last_error_text (), false);
@@ -28,17 +29,17 @@ s_reader_actor (zsock_t *pipe, void *argument)
     }
     sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
 
-    bool terminated = false, stopped = false;
+    bool terminated = false, stopped = false, sunk = true;
     sluice_chunk_t chunk;
     size_t index = 0;
     while (sluice_stream_next (stream, &chunk)) {
         if (opts->on_chunk)
-            opts->on_chunk (opts->user, index, chunk.text, chunk.size);
-        else {
-            fwrite (chunk.text, 1, chunk.size, stdout);
-            fputc ('\n', stdout);
-            fflush (stdout);
-        }
+            sunk = opts->on_chunk (opts->user, index, chunk.text, chunk.size);
+        else
+            sunk = fwrite (chunk.text, 1, chunk.size, stdout) == chunk.size
+                && fputc ('\n', stdout) != EOF && fflush (stdout) == 0;
+        if (!sunk)
+            break;
         index++;
         __atomic_add_fetch (args->consumed, 1, __ATOMIC_RELAXED);
         if (opts->process_ms > 0) {
@@ -50,12 +51,16 @@ s_reader_actor (zsock_t *pipe, void *argument)
             }
         }
     }
-    sluice_err_t result = stopped ? SLUICE_EINTR : sluice_stream_error (stream);
+    sluice_err_t result = stopped ? SLUICE_EINTR : !sunk ? SLUICE_ETRANSPORT
+                        : sluice_stream_error (stream);
     if (result == SLUICE_EINTR && !stopped)
         terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
     char reason [SLUICE_TEXT_SIZE];
-    snprintf (reason, sizeof reason, "%s", result == SLUICE_OK ? ""
-              : result == SLUICE_EINTR ? "stopped" : sluice_stream_error_text (stream));
+    if (!sunk)
+        snprintf (reason, sizeof reason, "its sink failed at chunk %zu", index + 1);
+    else
+        snprintf (reason, sizeof reason, "%s", result == SLUICE_OK ? ""
+                  : result == SLUICE_EINTR ? "stopped" : sluice_stream_error_text (stream));
     sluice_stream_destroy (&stream);
     sluice_task_done (pipe, result, reason, terminated);
 }

@@ -6,6 +6,7 @@
 #include "sluice_actor.h"
 #include "sluice_conn.h"
 #include "sluice_writer.h"
+#include "sluice_input.h"
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,99 +23,42 @@ struct sluice_writer_t {
     size_t written;
 };
 
-//  Reads lines from a file descriptor while watching the pipe.
-typedef struct {
-    int fd;
-    char *data;
-    size_t size;                    //  bytes held
-    size_t capacity;
-    bool eof;
-} s_lines_t;
-
-//  Returns 1 with a line in (*line, *length) (newline removed; valid until the next call),
-//  0 at end of input, -1 on a read error, -2 when the pipe has an order for us.
-static int
-s_lines_next (s_lines_t *lines, zsock_t *pipe, char **line, size_t *length, size_t *consumed)
-{
-    //  Drop the line handed out last time
-    if (*consumed) {
-        memmove (lines->data, lines->data + *consumed, lines->size - *consumed);
-        lines->size -= *consumed;
-        *consumed = 0;
-    }
-    while (true) {
-        char *newline = lines->size ? (char *) memchr (lines->data, '\n', lines->size) : NULL;
-        if (newline || (lines->eof && lines->size)) {
-            size_t used = newline ? (size_t) (newline - lines->data) : lines->size;
-            *line = lines->data;
-            *length = used;
-            *consumed = newline ? used + 1 : used;
-            return 1;
-        }
-        if (lines->eof)
-            return 0;
-        zmq_pollitem_t items [2] = {
-            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
-            { NULL, lines->fd, ZMQ_POLLIN, 0 },
-        };
-        if (zmq_poll (items, 2, -1) == -1) {
-            if (zmq_errno () == EINTR)
-                continue;
-            return -1;
-        }
-        if (items [0].revents & ZMQ_POLLIN)
-            return -2;
-        if (lines->size + 4096 > lines->capacity) {
-            size_t capacity = lines->capacity ? lines->capacity * 2 : 8192;
-            char *data = (char *) realloc (lines->data, capacity);
-            if (!data)
-                return -1;
-            lines->data = data;
-            lines->capacity = capacity;
-        }
-        //  Keep one byte spare: the line handed out is NUL-terminated in place for callbacks
-        ssize_t got = read (lines->fd, lines->data + lines->size, lines->capacity - lines->size - 1);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return -1;
-        if (got == 0)
-            lines->eof = true;
-        lines->size += (size_t) got;
-    }
-}
-
 static void
 s_writer_actor (zsock_t *pipe, void *argument)
 {
     s_writer_args_t *args = (s_writer_args_t *) argument;
     const sluice_writer_opts_t *opts = &args->opts;
-    sluice_stream_t *stream = sluice_stream_new (opts->endpoint);
+    //  The settings (curve) are read before the owner is signalled: they need not outlive new
+    sluice_stream_t *stream = sluice_stream_new_secure (opts->endpoint, opts->curve);
+    sluice_input_t *input = opts->input ? sluice_input_new (fileno (opts->input),
+                                                            opts->chunk_bytes) : NULL;
     zsock_signal (pipe, 0);
-    if (!stream) {
-        sluice_task_done (pipe, SLUICE_EINVAL, sluice_last_error_text (), false);
+    if (!stream || (opts->input && !input)) {
+        sluice_task_done (pipe, stream ? SLUICE_ENOMEM : SLUICE_EINVAL,
+                          stream ? "" : sluice_last_error_text (), false);
+        sluice_stream_destroy (&stream);
         return;
     }
     sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
 
-    s_lines_t lines = { .fd = opts->input ? fileno (opts->input) : -1 };
-    size_t consumed = 0;
     sluice_err_t result = SLUICE_OK;
     bool terminated = false;
+    char reason [SLUICE_TEXT_SIZE] = "";
     for (size_t index = 0; result == SLUICE_OK; index++) {
-        char *text;
+        const char *text;
         size_t size;
-        if (opts->input) {
-            int rc = s_lines_next (&lines, pipe, &text, &size, &consumed);
-            if (rc == 0)
+        if (input) {
+            sluice_input_result_t rc = sluice_input_next (input, pipe, &text, &size);
+            if (rc == SLUICE_INPUT_END)
                 break;
-            if (rc == -2) {
+            if (rc == SLUICE_INPUT_INTERRUPTED) {
                 terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
                 result = SLUICE_EINTR;
                 break;
             }
-            if (rc == -1) {
+            if (rc == SLUICE_INPUT_ERROR) {
                 result = SLUICE_ETRANSPORT;
+                snprintf (reason, sizeof reason, "reading its input: %s", strerror (errno));
                 break;
             }
         }
@@ -135,16 +79,8 @@ s_writer_actor (zsock_t *pipe, void *argument)
         __atomic_add_fetch (args->written, 1, __ATOMIC_RELAXED);
         if (opts->on_write) {
             double waited_ms = (double) (zclock_usecs () - start) / 1000.0;
-            //  The callback may keep the text only for the call: hand it a terminated copy
-            char saved = 0;
-            if (opts->input) {
-                saved = text [size];
-                text [size] = 0;
-            }
             opts->on_write (opts->user, index, text, size, sluice_stream_was_parked (stream),
                             waited_ms);
-            if (opts->input)
-                text [size] = saved;
         }
         if (opts->delay_ms > 0) {
             sluice_task_order_t order = sluice_task_pause (pipe, opts->delay_ms);
@@ -155,15 +91,16 @@ s_writer_actor (zsock_t *pipe, void *argument)
             }
         }
     }
-    if (!terminated && result == SLUICE_OK && opts->close_at_end) {
+    if (!terminated && result == SLUICE_OK && opts->final)
+        result = sluice_stream_write (stream, "", 0, true);
+    if (!terminated && result == SLUICE_OK && opts->close_at_end)
         result = sluice_stream_close (stream);
-        if (result == SLUICE_EINTR)
-            terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
-    }
-    const char *text = result == SLUICE_EINTR ? "stopped" : sluice_stream_error_text (stream);
-    char reason [SLUICE_TEXT_SIZE];
-    snprintf (reason, sizeof reason, "%s", result == SLUICE_OK ? "" : text);
-    free (lines.data);
+    if (result == SLUICE_EINTR && !terminated && !*reason)
+        terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
+    if (!*reason && result != SLUICE_OK)
+        snprintf (reason, sizeof reason, "%s", result == SLUICE_EINTR ? "stopped"
+                                               : sluice_stream_error_text (stream));
+    sluice_input_destroy (&input);
     sluice_stream_destroy (&stream);
     sluice_task_done (pipe, result, reason, terminated);
 }

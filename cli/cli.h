@@ -1,7 +1,6 @@
-/*  cli.h - shared by the files of the sluice command (src/cli/); not installed.
+/*  cli.h - shared by the files of the sluice command (cli/); not installed.
 
     sluice.c       main: the subcommand table, --help, exit codes, helpers below
-    cli_input.c    stdin (or any fd) split into lines or fixed-size chunks
     cli_servers.c  buffer, model-server, stage: actors run as a process until a signal
     cli_clients.c  write, read, close, status, wait-ready, request
     cli_run.c      run: a pipeline file
@@ -11,8 +10,7 @@
 #define SLUICE_CLI_H_INCLUDED
 
 #include <sluice.h>
-#include "sluice_actor.h"    //  TODO(pipeline): public API only
-#include "sluice_conn.h"
+#include <czmq.h>
 #include <getopt.h>
 #include <stdarg.h>
 
@@ -74,34 +72,15 @@ int
 int
     sluice_cli_server_init (void);
 
+//  Wait for a signal (returns its number), input on `handle` (returns 0), or the deadline
+//  (zclock_mono ms, INT64_MAX: none; returns -1). handle may be NULL, a czmq handle (zsock_t,
+//  zactor_t) or a raw libzmq socket.
+int
+    sluice_cli_wait (int signals, void *handle, int64_t deadline);
+
 //  Take one pending signal from the signalfd: its number, or 0 when none is pending.
 int
     sluice_cli_signal_take (int fd);
-
-// ---------------------------------------------------------------------------------------------
-//  Input split into chunks (cli_input.c)
-
-typedef struct {
-    int fd;
-    size_t chunk_bytes;         //  0: lines (newline removed); else chunks of this many bytes
-    char *data;
-    size_t start;               //  first byte not handed out yet
-    size_t size;                //  bytes held (handed out or not)
-    size_t capacity;
-    bool eof;
-} sluice_cli_input_t;
-
-void
-    sluice_cli_input_init (sluice_cli_input_t *input, int fd, size_t chunk_bytes);
-void
-    sluice_cli_input_fini (sluice_cli_input_t *input);
-
-//  The next chunk: 1 with (*data, *size) valid until the next call (not NUL-terminated), 0 at
-//  end of input, -1 on a read error (errno set), -2 when `interrupt` (a socket, or NULL) became
-//  readable first. A last line without a newline is still a chunk.
-int
-    sluice_cli_input_next (sluice_cli_input_t *input, void *interrupt,
-                           const char **data, size_t *size);
 
 // ---------------------------------------------------------------------------------------------
 //  CURVE (cli_curve.c, sluice_curve.h)
@@ -146,9 +125,7 @@ typedef struct {
     const char *allow;
     bool encrypt_only;
     const char *server_key;
-    sluice_curve_t curve;
-    char server_key_z85 [41];     //  the resolved server key (client)
-    char public_key [41];         //  the public key of `cert` (server; client with a cert)
+    sluice_curve_checked_t checked;
 } sluice_cli_curve_t;
 
 //  Take a CURVE option in the getopt_long loop: true when `option` was one.
@@ -176,10 +153,6 @@ int
     sluice_cli_curve_server (const char *command, sluice_cli_curve_t *self);
 int
     sluice_cli_curve_client (const char *command, sluice_cli_curve_t *self);
-
-//  A certificate file with its secret key: its public key into public_key (41 bytes).
-bool
-    sluice_cli_cert_load (const char *path, char *public_key, char *why, size_t why_size);
 
 //  A refused CURVE client gets no answer at all: after a call of a client that used CURVE got
 //  none (err, before any classification as a timeout: SLUICE_ETRANSPORT), say what to check.

@@ -234,16 +234,17 @@ sluice_cli_write (int argc, char **argv)
     int timeout = (int) client.timeout;
     sluice_stream_set_window (stream, (size_t) own.window);
 
-    sluice_cli_input_t input;
-    sluice_cli_input_init (&input, STDIN_FILENO, (size_t) own.chunk_bytes);
+    sluice_input_t *input = sluice_input_new (STDIN_FILENO, (size_t) own.chunk_bytes);
+    if (!input)
+        exit_code = sluice_cli_fail ("write", SLUICE_ENOMEM, NULL, "reading stdin");
     size_t index = 0;
     while (exit_code == SLUICE_EXIT_OK) {
         const char *data;
         size_t size;
-        int rc = sluice_cli_input_next (&input, NULL, &data, &size);
-        if (rc == 0)
+        sluice_input_result_t rc = sluice_input_next (input, NULL, &data, &size);
+        if (rc == SLUICE_INPUT_END)
             break;
-        if (rc < 0) {
+        if (rc != SLUICE_INPUT_CHUNK) {
             exit_code = s_io_failed ("write", "reading stdin");
             break;
         }
@@ -278,7 +279,7 @@ sluice_cli_write (int argc, char **argv)
             exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
                                          "%s: close", endpoint);
     }
-    sluice_cli_input_fini (&input);
+    sluice_input_destroy (&input);
     sluice_stream_destroy (&stream);
     return exit_code;
 }

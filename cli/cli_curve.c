@@ -7,8 +7,6 @@
 #include "cli.h"
 #include <sys/stat.h>
 
-#define S_NO_SECRET "0000000000000000000000000000000000000000"   //  zcert's "no secret key"
-
 bool
 sluice_cli_curve_option (sluice_cli_curve_t *self, int option, const char *arg)
 {
@@ -21,119 +19,35 @@ sluice_cli_curve_option (sluice_cli_curve_t *self, int option, const char *arg)
     }
 }
 
-bool
-sluice_cli_cert_load (const char *path, char *public_key, char *why, size_t why_size)
+//  The settings as given, for the library's checks.
+static sluice_curve_t
+s_given (const sluice_cli_curve_t *self)
 {
-    //  zcert_load tries PATH_secret first: the public file's name works too, next to its secret
-    zcert_t *cert = zcert_load (path);
-    if (!cert) {
-        struct stat info;
-        snprintf (why, why_size, "cannot load certificate '%s'%s", path,
-                  stat (path, &info) == 0 ? ": not a certificate" : ": no such file");
-        return false;
-    }
-    bool has_secret = !streq (zcert_secret_txt (cert), S_NO_SECRET);
-    if (has_secret)
-        snprintf (public_key, 41, "%s", zcert_public_txt (cert));
-    else
-        snprintf (why, why_size, "'%s' is a public certificate without its secret key: give "
-                  "the *_secret file (sluice keygen NAME writes NAME and NAME_secret)", path);
-    zcert_destroy (&cert);
-    return has_secret;
-}
-
-//  A server key given as a certificate file, or as the key itself.
-static bool
-s_server_key (const char *text, char *key, char *why, size_t why_size)
-{
-    struct stat info;
-    if (stat (text, &info) == 0) {
-        zcert_t *cert = zcert_load (text);
-        if (!cert) {
-            snprintf (why, why_size, "cannot load the server's certificate '%s'", text);
-            return false;
-        }
-        snprintf (key, 41, "%s", zcert_public_txt (cert));
-        zcert_destroy (&cert);
-        return true;
-    }
-    uint8_t binary [32];
-    if (strlen (text) == 40 && zmq_z85_decode (binary, text)) {
-        snprintf (key, 41, "%s", text);
-        return true;
-    }
-    snprintf (why, why_size, "server key '%s' is neither a certificate file nor a "
-              "40-character Z85 key", text);
-    return false;
+    return (sluice_curve_t) { .cert = self->cert, .allow = self->allow,
+                              .encrypt_only = self->encrypt_only,
+                              .server_key = self->server_key };
 }
 
 bool
 sluice_cli_curve_server_check (sluice_cli_curve_t *self, const char *dashes,
                                char *why, size_t why_size)
 {
-    memset (&self->curve, 0, sizeof self->curve);
-    if (self->allow && self->encrypt_only) {
-        snprintf (why, why_size, "%scurve-allow and %scurve-encrypt-only exclude each other: "
-                  "authenticate clients, or accept any", dashes, dashes);
-        return false;
-    }
-    if (!self->cert) {
-        if (self->allow || self->encrypt_only) {
-            snprintf (why, why_size, "%s%s needs %scurve-cert (this server's certificate)",
-                      dashes, self->allow ? "curve-allow" : "curve-encrypt-only", dashes);
-            return false;
-        }
-        return true;        //  plaintext
-    }
-    if (!self->allow && !self->encrypt_only) {
-        snprintf (why, why_size, "%scurve-cert without %scurve-allow: CURVE with no allowed-"
-                  "clients directory would accept any client key. Give %scurve-allow DIR (the "
-                  "public certificates of the clients to let in), or %scurve-encrypt-only to "
-                  "accept any client on purpose (encryption without authentication)",
-                  dashes, dashes, dashes, dashes);
-        return false;
-    }
-    if (!sluice_cli_cert_load (self->cert, self->public_key, why, why_size))
-        return false;
-    if (self->allow) {
-        struct stat info;
-        if (stat (self->allow, &info) != 0 || !S_ISDIR (info.st_mode)) {
-            snprintf (why, why_size, "%scurve-allow: '%s' is not a directory", dashes, self->allow);
-            return false;
-        }
-    }
-    self->curve.cert = self->cert;
-    self->curve.allow = self->allow;
-    self->curve.encrypt_only = self->encrypt_only;
-    return true;
+    sluice_curve_t given = s_given (self);
+    return sluice_curve_check_server (&given, dashes, &self->checked, why, why_size);
 }
 
 bool
 sluice_cli_curve_client_check (sluice_cli_curve_t *self, const char *dashes,
                                char *why, size_t why_size)
 {
-    memset (&self->curve, 0, sizeof self->curve);
-    if (!self->server_key) {
-        if (self->cert) {
-            snprintf (why, why_size, "%scurve-cert needs %scurve-server-key (the server's "
-                      "public key or certificate)", dashes, dashes);
-            return false;
-        }
-        return true;        //  plaintext
-    }
-    if (!s_server_key (self->server_key, self->server_key_z85, why, why_size))
-        return false;
-    if (self->cert && !sluice_cli_cert_load (self->cert, self->public_key, why, why_size))
-        return false;
-    self->curve.cert = self->cert;
-    self->curve.server_key = self->server_key_z85;
-    return true;
+    sluice_curve_t given = s_given (self);
+    return sluice_curve_check_client (&given, dashes, &self->checked, why, why_size);
 }
 
 const sluice_curve_t *
 sluice_cli_curve_get (sluice_cli_curve_t *self)
 {
-    return self->curve.cert || self->curve.server_key ? &self->curve : NULL;
+    return sluice_curve_checked_get (&self->checked);
 }
 
 int
@@ -237,7 +151,7 @@ sluice_cli_keygen (int argc, char **argv)
             exit_code = SLUICE_EXIT_ERROR;
         }
         else
-        if (!sluice_cli_cert_load (path, public_key, why, sizeof why)) {
+        if (!sluice_curve_cert_public_key (path, public_key, why, sizeof why)) {
             fprintf (stderr, "sluice keygen: %s\n", why);
             exit_code = SLUICE_EXIT_ERROR;
         }

@@ -6,33 +6,6 @@
 */
 #include "cli.h"
 
-//  Wait for a signal (returns its number), input on `socket` (returns 0), or the deadline
-//  (zclock_mono ms, INT64_MAX: none; returns -1). socket may be NULL, a czmq handle (zsock_t,
-//  zactor_t) or a raw libzmq socket.
-static int
-s_wait (int signals, void *handle, int64_t deadline)
-{
-    void *socket = handle ? zsock_resolve (handle) : NULL;
-    while (true) {
-        zmq_pollitem_t items [2] = {
-            { NULL, signals, ZMQ_POLLIN, 0 },
-            { socket, 0, ZMQ_POLLIN, 0 },
-        };
-        int rc = zmq_poll (items, socket ? 2 : 1, sluice_poll_timeout (deadline));
-        if (rc == -1 && zmq_errno () == EINTR)
-            continue;
-        if (rc <= 0)
-            return -1;
-        if (items [0].revents & ZMQ_POLLIN) {
-            int signal = sluice_cli_signal_take (signals);
-            if (signal)
-                return signal;
-        }
-        if (socket && (items [1].revents & ZMQ_POLLIN))
-            return 0;
-    }
-}
-
 static void
 s_print_listening (const char *endpoint, const char *events, const sluice_cli_curve_t *curve)
 {
@@ -41,8 +14,8 @@ s_print_listening (const char *endpoint, const char *events, const sluice_cli_cu
     if (events)
         printf ("events on %s\n", events);
     //  The key clients give as --curve-server-key
-    if (curve && curve->curve.cert)
-        printf ("curve key %s\n", curve->public_key);
+    if (curve && curve->checked.curve.cert)
+        printf ("curve key %s\n", curve->checked.public_key);
     fflush (stdout);
 }
 
@@ -72,6 +45,10 @@ s_buffer_usage (FILE *out)
         "  -e, --events ENDPOINT   also publish state events (OPEN, CLOSED) there\n"
         "  -m, --max-chunk BYTES   largest chunk accepted (default %d)\n"
         "  -p, --max-parked N      parked requests beyond this are refused (default %d)\n"
+        "      --peer-max-parked N  ... from one connection (default %d)\n"
+        "      --max-parked-bytes BYTES  parked chunk bytes beyond this are refused\n"
+        "                          (default %u)\n"
+        "      --peer-max-parked-bytes BYTES  ... from one connection (default %u)\n"
         "  -d, --drain-timeout MS  how long readers may take to drain at shutdown (default %d)\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_SERVER_HELP
@@ -79,7 +56,8 @@ s_buffer_usage (FILE *out)
         "Exit: 0 stopped and drained, 1 error, 2 usage (also: CURVE settings refused), 3 drain\n"
         "timed out.\n",
         SLUICE_BUFFER_DEFAULT_MAX_CHUNK, SLUICE_BUFFER_DEFAULT_MAX_PARKED,
-        SLUICE_CLI_DEFAULT_DRAIN);
+        SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED, SLUICE_BUFFER_DEFAULT_MAX_PARKED_BYTES,
+        SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED_BYTES, SLUICE_CLI_DEFAULT_DRAIN);
 }
 
 int
@@ -91,6 +69,9 @@ sluice_cli_buffer (int argc, char **argv)
         { "events",        required_argument, NULL, 'e' },
         { "max-chunk",     required_argument, NULL, 'm' },
         { "max-parked",    required_argument, NULL, 'p' },
+        { "peer-max-parked",       required_argument, NULL, 'P' },
+        { "max-parked-bytes",      required_argument, NULL, 'B' },
+        { "peer-max-parked-bytes", required_argument, NULL, 'Q' },
         { "drain-timeout", required_argument, NULL, 'd' },
         { "help",          no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_SERVER_OPTIONS
@@ -100,6 +81,7 @@ sluice_cli_buffer (int argc, char **argv)
     sluice_cli_curve_t curve;
     memset (&curve, 0, sizeof curve);
     long capacity = 0, max_chunk = 0, max_parked = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
+    long peer_max_parked = 0, max_parked_bytes = 0, peer_max_parked_bytes = 0;
     int option;
     while ((option = getopt_long (argc, argv, "b:n:e:m:p:d:h", options, NULL)) != -1) {
         switch (option) {
@@ -115,6 +97,21 @@ sluice_cli_buffer (int argc, char **argv)
                 break;
             case 'p':
                 if (!sluice_cli_option_int ("buffer", "max-parked", optarg, 1, INT32_MAX, &max_parked))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'P':
+                if (!sluice_cli_option_int ("buffer", "peer-max-parked", optarg, 1, INT32_MAX,
+                                            &peer_max_parked))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'B':
+                if (!sluice_cli_option_int ("buffer", "max-parked-bytes", optarg, 1, INT64_MAX,
+                                            &max_parked_bytes))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'Q':
+                if (!sluice_cli_option_int ("buffer", "peer-max-parked-bytes", optarg, 1,
+                                            INT64_MAX, &peer_max_parked_bytes))
                     return SLUICE_EXIT_USAGE;
                 break;
             case 'd':
@@ -139,6 +136,9 @@ sluice_cli_buffer (int argc, char **argv)
     opts.capacity = (size_t) capacity;
     opts.max_chunk_size = (size_t) max_chunk;
     opts.max_parked = (size_t) max_parked;
+    opts.peer_max_parked = (size_t) peer_max_parked;
+    opts.max_parked_bytes = (size_t) max_parked_bytes;
+    opts.peer_max_parked_bytes = (size_t) peer_max_parked_bytes;
     opts.curve = sluice_cli_curve_get (&curve);
 
     int signals = sluice_cli_server_init ();
@@ -162,7 +162,7 @@ sluice_cli_buffer (int argc, char **argv)
                        &curve);
 
     //  Serve until a signal; the actor does all the work on its own thread
-    s_wait (signals, NULL, INT64_MAX);
+    sluice_cli_wait (signals, NULL, INT64_MAX);
 
     int exit_code = SLUICE_EXIT_OK;
     err = sluice_buffer_close (buffer);
@@ -172,7 +172,7 @@ sluice_cli_buffer (int argc, char **argv)
         //  Readers drain; the actor tells when the queue is empty (its pipe becomes readable)
         int64_t deadline = zclock_mono () + drain;
         while ((err = sluice_buffer_wait_drained (buffer, 0)) == SLUICE_ETIMEOUT) {
-            int woke = s_wait (signals, sluice_buffer_actor_handle (buffer), deadline);
+            int woke = sluice_cli_wait (signals, sluice_buffer_actor_handle (buffer), deadline);
             if (woke > 0) {
                 fprintf (stderr, "sluice buffer: second signal: stopping without draining\n");
                 exit_code = SLUICE_EXIT_ERROR;
@@ -245,7 +245,7 @@ static sluice_err_t
 s_wait_stopped (int signals, zsock_t *sub, int64_t deadline)
 {
     while (true) {
-        int woke = s_wait (signals, sub, deadline);
+        int woke = sluice_cli_wait (signals, sub, deadline);
         if (woke != 0)
             return woke > 0 ? SLUICE_EINTR : SLUICE_ETIMEOUT;
         char *name = NULL, *detail = NULL;
@@ -522,7 +522,7 @@ sluice_cli_stage (int argc, char **argv)
         exit_code = sluice_cli_fail ("stage", err, NULL, "cannot start (%s -> %s)", opts.input, opts.output);
     else {
         while ((err = sluice_stage_wait (stage, 0)) == SLUICE_ETIMEOUT)
-            if (s_wait (signals, sluice_stage_actor_handle (stage), INT64_MAX) != 0)
+            if (sluice_cli_wait (signals, sluice_stage_actor_handle (stage), INT64_MAX) != 0)
                 break;      //  a signal: stop now
         if (err != SLUICE_OK && err != SLUICE_ETIMEOUT) {
             exit_code = sluice_cli_fail ("stage", err, sluice_stage_error_text (stage),

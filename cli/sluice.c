@@ -167,6 +167,43 @@ sluice_cli_server_init (void)
     return signalfd (-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+//  Milliseconds until the deadline, for zmq_poll: -1 for none (INT64_MAX).
+static long
+s_timeout (int64_t deadline)
+{
+    if (deadline == INT64_MAX)
+        return -1;
+    int64_t wait = deadline - zclock_mono ();
+    return wait > 0 ? (long) wait : 0;
+}
+
+//  Wait for a signal (returns its number), input on `socket` (returns 0), or the deadline
+//  (zclock_mono ms, INT64_MAX: none; returns -1). socket may be NULL, a czmq handle (zsock_t,
+//  zactor_t) or a raw libzmq socket.
+int
+sluice_cli_wait (int signals, void *handle, int64_t deadline)
+{
+    void *socket = handle ? zsock_resolve (handle) : NULL;
+    while (true) {
+        zmq_pollitem_t items [2] = {
+            { NULL, signals, ZMQ_POLLIN, 0 },
+            { socket, 0, ZMQ_POLLIN, 0 },
+        };
+        int rc = zmq_poll (items, socket ? 2 : 1, s_timeout (deadline));
+        if (rc == -1 && zmq_errno () == EINTR)
+            continue;
+        if (rc <= 0)
+            return -1;
+        if (items [0].revents & ZMQ_POLLIN) {
+            int signal = sluice_cli_signal_take (signals);
+            if (signal)
+                return signal;
+        }
+        if (socket && (items [1].revents & ZMQ_POLLIN))
+            return 0;
+    }
+}
+
 int
 sluice_cli_signal_take (int fd)
 {

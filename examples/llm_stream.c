@@ -29,7 +29,7 @@ s_on_write (void *user, size_t index, const char *text, size_t size, bool was_pa
                 waited_ms, text);
 }
 
-static void
+static bool
 s_on_chunk (void *user, size_t index, const char *text, size_t size)
 {
     spoken_t *spoken = (spoken_t *) user;
@@ -37,6 +37,7 @@ s_on_chunk (void *user, size_t index, const char *text, size_t size)
     fflush (stdout);
     if (spoken->count < MAX_TOKENS)
         spoken->received [spoken->count++] = strdup (text);
+    return true;
 }
 
 static void

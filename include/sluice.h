@@ -20,5 +20,7 @@
 #include "sluice_reader.h"
 #include "sluice_model.h"
 #include "sluice_stage.h"
+#include "sluice_input.h"
+#include "sluice_pipeline.h"
 
 #endif

@@ -25,13 +25,22 @@ extern "C" {
 
 #define SLUICE_BUFFER_DEFAULT_MAX_CHUNK  (1024 * 1024)   //  bytes
 #define SLUICE_BUFFER_DEFAULT_MAX_PARKED 100000          //  parked writers + readers
+#define SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED 4096       //  ... of one connection
+#define SLUICE_BUFFER_DEFAULT_MAX_PARKED_BYTES (256u * 1024 * 1024)  //  parked chunk bytes
+#define SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED_BYTES (64u * 1024 * 1024)  //  ... of one
 
 typedef struct {
     const char *endpoint;         //  where the ROUTER binds: inproc://, tcp://, ipc:// (required)
     const char *events_endpoint;  //  where the event PUB binds, or NULL for none
     size_t capacity;              //  chunks the queue holds, >= 1 (required)
     size_t max_chunk_size;        //  largest chunk accepted; 0 = SLUICE_BUFFER_DEFAULT_MAX_CHUNK
-    size_t max_parked;            //  parked requests beyond this get SLUICE_EBUSY; 0 = default
+    //  Parking limits: a request parked beyond one gets SLUICE_EBUSY naming it; 0 = default.
+    //  Per connection, so that one peer cannot take the room every other peer needs; in
+    //  bytes, so that parked writes have a memory bound (docs/PROTOCOL.md, "Limits")
+    size_t max_parked;            //  parked requests in all
+    size_t peer_max_parked;       //  parked requests of one connection
+    size_t max_parked_bytes;      //  chunk bytes of parked writes in all
+    size_t peer_max_parked_bytes; //  chunk bytes of one connection's parked writes
     const sluice_curve_t *curve;  //  CURVE on the request endpoint, or NULL (read during _new)
 } sluice_buffer_opts_t;
 

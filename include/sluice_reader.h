@@ -14,18 +14,24 @@
 #include <stddef.h>
 #include "sluice_export.h"
 #include "sluice_error.h"
+#include "sluice_curve.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef void (sluice_reader_fn) (void *user, size_t index, const char *text, size_t size);
+//  The sink: one chunk (text is NUL-terminated; binary chunks may contain NULs). Returns false
+//  when it failed (e.g. its output is gone): the reader then ends with SLUICE_ETRANSPORT, and
+//  the chunk counts as not consumed.
+typedef bool (sluice_reader_fn) (void *user, size_t index, const char *text, size_t size);
 
 typedef struct {
     const char *endpoint;            //  buffer endpoint (required)
     int process_ms;                  //  simulated processing time per chunk
     sluice_reader_fn *on_chunk;      //  optional sink; NULL = stdout
     void *user;
+    const sluice_curve_t *curve;     //  CURVE client settings (sluice_curve.h), NULL: plaintext.
+                                     //  Read during sluice_reader_new only
 } sluice_reader_opts_t;
 
 typedef struct sluice_reader_t sluice_reader_t;

@@ -3,7 +3,10 @@
     The seed's "LLM stream reader": it writes each chunk of its source into the buffer at
     `endpoint` (blocking while the buffer is full: backpressure), waits `delay_ms` after each
     one, and closes the buffer at the end when `close_at_end` is set.
-    The source is either a list of tokens or a FILE read line by line (the newline removed).
+    The source is either a list of tokens or a FILE (a file, a pipe, stdin) split into lines
+    (the newline removed) or into chunk_bytes pieces. The file is read through its descriptor
+    (sluice_input.h), not through stdio: whatever stdio buffered already is not seen. A writer
+    waiting for input still obeys stop and destroy at once.
 
     The handle is for the thread that created it. Callbacks run on the actor's thread.
 */
@@ -15,13 +18,14 @@
 #include <stddef.h>
 #include "sluice_export.h"
 #include "sluice_error.h"
+#include "sluice_curve.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-//  Called after each accepted write: its index, text, whether the buffer deferred it
-//  (backpressure), and how long the write call took.
+//  Called after each accepted write: its index, text (NUL-terminated, valid for the call),
+//  whether the buffer deferred it (backpressure), and how long the write call took.
 typedef void (sluice_writer_fn) (void *user, size_t index, const char *text, size_t size,
                                  bool was_parked, double waited_ms);
 
@@ -29,9 +33,14 @@ typedef struct {
     const char *endpoint;            //  buffer endpoint (required)
     const char *const *tokens;       //  list source: token_count strings, copied at start ...
     size_t token_count;
-    FILE *input;                     //  ... or a file read line by line (not closed by the writer)
+    FILE *input;                     //  ... or a file (not closed by the writer)
+    size_t chunk_bytes;              //  file source: 0 = lines, else pieces of this many bytes
     int delay_ms;                    //  pause after each write (the seed's token arrival rate)
+    bool final;                      //  at the end, write an empty chunk marked final: readers
+                                     //  stop there while the buffer stays open
     bool close_at_end;               //  close the buffer once the source is done
+    const sluice_curve_t *curve;     //  CURVE client settings (sluice_curve.h), NULL: plaintext.
+                                     //  Read during sluice_writer_new only
     sluice_writer_fn *on_write;      //  optional
     void *user;
 } sluice_writer_opts_t;

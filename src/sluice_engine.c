@@ -20,6 +20,8 @@ struct sluice_peer_t {
     char key [SLUICE_IDENTITY_KEY_SIZE];
     sluice_held_t *held_head;     //  its held requests (waiting or in flight)
     size_t held;
+    size_t parked;                //  of those, in FIFOs
+    size_t parked_bytes;          //  and their body bytes
     void *data;                   //  the actor's
     bool gone;                    //  vanished: freed once its last in-flight request is done
 };
@@ -54,6 +56,7 @@ struct sluice_engine_t {
     sluice_held_t *spare;         //  released records, linked by next
     size_t spare_count;
     size_t parked;                //  held requests in FIFOs
+    size_t parked_bytes;          //  their body bytes
 
     sluice_held_t **heap;         //  held requests with deadlines, soonest at the top
     size_t heap_size;
@@ -197,6 +200,10 @@ s_peer_attach (sluice_engine_t *engine, sluice_held_t *held)
         peer->held_head->peer_prev = held;
     peer->held_head = held;
     peer->held++;
+    if (held->fifo) {
+        peer->parked++;
+        peer->parked_bytes += held->bytes;
+    }
 }
 
 static void
@@ -211,6 +218,10 @@ s_peer_detach (sluice_engine_t *engine, sluice_held_t *held)
         peer->held_head = held->peer_next;
     if (held->peer_next)
         held->peer_next->peer_prev = held->peer_prev;
+    if (held->fifo) {
+        peer->parked--;
+        peer->parked_bytes -= held->bytes;
+    }
     held->peer = NULL;
     held->peer_prev = held->peer_next = NULL;
     peer->held--;
@@ -246,6 +257,7 @@ sluice_engine_hold (sluice_engine_t *engine, sluice_request_t *req)
     held->header = req->header;
     //  Trade frame arrays: the request keeps the (empty) spare one for the next message
     sluice_frames_swap (&held->frames, &req->frames);
+    held->bytes = sluice_frames_bytes (&held->frames);
     uint32_t timeout = req->header.timeout_ms;
     held->deadline = timeout == SLUICE_WAIT_FOREVER || timeout == 0
                    ? INT64_MAX : zclock_mono () + timeout;
@@ -267,6 +279,11 @@ sluice_engine_wait_in (sluice_engine_t *engine, sluice_held_t *held, sluice_fifo
     fifo->tail = held;
     fifo->size++;
     engine->parked++;
+    engine->parked_bytes += held->bytes;
+    if (held->peer) {
+        held->peer->parked++;
+        held->peer->parked_bytes += held->bytes;
+    }
     if (held->deadline != INT64_MAX && held->heap_index == SIZE_MAX
     &&  !s_heap_add (engine, held))
         //  Without room to track it, the deadline cannot be kept: say so now
@@ -289,6 +306,11 @@ sluice_engine_unwait (sluice_engine_t *engine, sluice_held_t *held)
             fifo->tail = held->prev;
         fifo->size--;
         engine->parked--;
+        engine->parked_bytes -= held->bytes;
+        if (held->peer) {
+            held->peer->parked--;
+            held->peer->parked_bytes -= held->bytes;
+        }
         held->fifo = NULL;
         held->prev = held->next = NULL;
     }
@@ -324,6 +346,12 @@ sluice_engine_release (sluice_engine_t *engine, sluice_held_t **held_p)
         sluice_frames_release (&held->frames);
         free (held);
     }
+}
+
+size_t
+sluice_engine_parked_bytes (sluice_engine_t *engine)
+{
+    return engine->parked_bytes;
 }
 
 size_t
@@ -459,6 +487,24 @@ s_handler (sluice_engine_t *engine, uint8_t command)
     return NULL;
 }
 
+//  The parking limit a request just parked goes past, or NULL. The connection's own limits
+//  come first: a flooding peer is told about itself, not about everyone.
+static const char *
+s_parking_limit (sluice_engine_t *engine, sluice_held_t *held)
+{
+    const sluice_engine_opts_t *opts = &engine->opts;
+    const sluice_peer_t *peer = held->peer;
+    if (opts->peer_max_parked && peer && peer->parked > opts->peer_max_parked)
+        return "too many parked requests from this connection (peer-max-parked)";
+    if (opts->peer_max_parked_bytes && peer && peer->parked_bytes > opts->peer_max_parked_bytes)
+        return "too many parked bytes from this connection (peer-max-parked-bytes)";
+    if (opts->max_parked && engine->parked > opts->max_parked)
+        return "too many parked requests (max-parked)";
+    if (opts->max_parked_bytes && engine->parked_bytes > opts->max_parked_bytes)
+        return "too many parked bytes (max-parked-bytes)";
+    return NULL;
+}
+
 //  What a request's arrival meant once its handler returned (sluice_engine.h)
 static void
 s_arrived (sluice_engine_t *engine)
@@ -475,8 +521,11 @@ s_arrived (sluice_engine_t *engine)
     if (!held->fifo)
         return;             //  in flight
     held->parked = true;
-    if (engine->opts.max_parked && engine->parked > engine->opts.max_parked) {
-        sluice_engine_answer_error (engine, held, SLUICE_EBUSY, engine->opts.busy_text);
+    const char *limit = s_parking_limit (engine, held);
+    if (limit) {
+        char reason [200];
+        snprintf (reason, sizeof reason, "%s: try again later", limit);
+        sluice_engine_answer_error (engine, held, SLUICE_EBUSY, reason);
         if (engine->cls->settle)
             engine->cls->settle (engine->self);
     }

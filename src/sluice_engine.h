@@ -15,7 +15,10 @@
     - answered by the handler: nothing more;
     - still held in a FIFO with timeout_ms 0: "now or never", so expire answers it at once;
     - still held in a FIFO: it is parked (its reply will carry SLUICE_FLAG_PARKED), and the
-      engine refuses it with SLUICE_EBUSY when more than max_parked requests are parked;
+      engine refuses it with SLUICE_EBUSY when that goes past a limit: max_parked requests in
+      all, peer_max_parked from its connection, peer_max_parked_bytes of its connection's
+      parked bodies, or max_parked_bytes of parked bodies in all. So one peer cannot take the
+      room every other peer needs, and parked memory has a bound;
     - held outside any FIFO: in flight (a model server's inference), not parked.
 
     Thread: everything here runs on the actor's thread. A held request handed to another
@@ -52,6 +55,7 @@ struct sluice_held_t {
     sluice_held_t *peer_prev, *peer_next;
     sluice_held_t *all_prev, *all_next;   //  every held request, for the end
     bool parked;                  //  was deferred: its reply carries SLUICE_FLAG_PARKED
+    size_t bytes;                 //  its body frames' bytes (what parking it costs)
     void *data;                   //  the actor's
 };
 
@@ -97,8 +101,11 @@ typedef struct {
     size_t sndhwm;                //  sluice_router_opts_t
     int64_t maxmsgsize;
     const sluice_curve_t *curve;  //  read during the BIND only
-    size_t max_parked;            //  0: no limit
-    const char *busy_text;        //  the EBUSY reason beyond it
+    //  Parking limits (0: no limit); the EBUSY reason names the one reached
+    size_t max_parked;            //  parked requests in all
+    size_t peer_max_parked;       //  parked requests of one connection
+    size_t max_parked_bytes;      //  body bytes of parked requests in all
+    size_t peer_max_parked_bytes; //  body bytes of one connection's parked requests
 } sluice_engine_opts_t;
 
 //  Make the engine of an actor (its pipe, its class, its state). Returns NULL when out of
@@ -151,9 +158,11 @@ void
 void
     sluice_engine_release (sluice_engine_t *engine, sluice_held_t **held_p);
 
-//  Requests waiting in FIFOs.
+//  Requests waiting in FIFOs, and their body bytes.
 size_t
     sluice_engine_parked (sluice_engine_t *engine);
+size_t
+    sluice_engine_parked_bytes (sluice_engine_t *engine);
 
 //  FIFO access
 #define sluice_fifo_head(fifo) ((fifo)->head)

@@ -173,25 +173,16 @@ t_bind_endpoint (char *out, size_t size, const char *what)
                   what, t_fx.serial++);
 }
 
-//  Start the fixture's buffer at `ep` and the main thread's client (t_fx.cli).
-//  max_chunk / max_parked: 0 = defaults. with_events: also bind an events socket.
+//  Start the fixture's buffer with these options (endpoint and events_endpoint set by the
+//  caller) and the main thread's client (t_fx.cli).
 static inline void
-t_start_at (const char *ep, size_t capacity, size_t max_chunk, size_t max_parked,
-            bool with_events)
+t_start_with (const sluice_buffer_opts_t *opts)
 {
-    char ev [256];
-    t_bind_endpoint (ev, sizeof ev, "events");
-    sluice_buffer_opts_t opts = {
-        .endpoint = ep,
-        .events_endpoint = with_events? ev: NULL,
-        .capacity = capacity,
-        .max_chunk_size = max_chunk,
-        .max_parked = max_parked,
-    };
+    bool with_events = opts->events_endpoint != NULL;
     sluice_err_t err = SLUICE_EINTERNAL;
-    t_fx.buf = sluice_buffer_new (&opts, &err);
+    t_fx.buf = sluice_buffer_new (opts, &err);
     cr_assert_not_null (t_fx.buf, "sluice_buffer_new (%s, capacity %zu) failed: %s",
-                        ep, capacity, sluice_strerror (err));
+                        opts->endpoint, opts->capacity, sluice_strerror (err));
     const char *bound = sluice_buffer_endpoint (t_fx.buf);
     cr_assert_not_null (bound);
     if (t_fx.tcp) {
@@ -211,6 +202,23 @@ t_start_at (const char *ep, size_t capacity, size_t max_chunk, size_t max_parked
     t_fx.cli = sluice_stream_new (t_fx.endpoint);
     cr_assert_not_null (t_fx.cli, "sluice_stream_new (%s)", t_fx.endpoint);
     t_fx.streams [t_fx.nstreams++] = t_fx.cli;
+}
+
+//  Start the fixture's buffer at `ep`. max_chunk / max_parked: 0 = defaults. with_events:
+//  also bind an events socket.
+static inline void
+t_start_at (const char *ep, size_t capacity, size_t max_chunk, size_t max_parked,
+            bool with_events)
+{
+    char ev [256];
+    t_bind_endpoint (ev, sizeof ev, "events");
+    t_start_with (&(sluice_buffer_opts_t) {
+        .endpoint = ep,
+        .events_endpoint = with_events? ev: NULL,
+        .capacity = capacity,
+        .max_chunk_size = max_chunk,
+        .max_parked = max_parked,
+    });
 }
 
 static inline void

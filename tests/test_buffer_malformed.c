@@ -984,3 +984,92 @@ T_TEST (buffer_malformed, a_reply_that_cannot_be_queued_is_never_lost_or_doubled
     cr_assert_eq (in_buffer + in_peer, 1, "\"precious\" exists %d times (buffer %d, peer %d)",
                   in_buffer + in_peer, in_buffer, in_peer);
 }
+
+// =============================================================================================
+//  Parking limits: one connection cannot take the room every other one needs
+
+//  Park WRITEs of `size` bytes from `d` (ids from `first`) until one is refused with EBUSY;
+//  returns how many were parked. The buffer (capacity 1) is full, so every write parks.
+static int
+m_flood (zsock_t *d, uint64_t first, size_t size, const char *limit)
+{
+    char chunk [512];
+    cr_assert_leq (size, sizeof chunk);
+    memset (chunk, 'f', size);
+    for (int parked = 0; parked < 1000; parked++) {
+        sluice_header_t req = m_req (SLUICE_CMD_WRITE, first + (uint64_t) parked);
+        req.count = 1;
+        m_send (d, &req, chunk, size, NULL, 0);
+        //  Each write either parks (no reply) or is refused: ask the actor which, in order
+        sluice_header_t ping = m_req (SLUICE_CMD_PING, 1);
+        m_send (d, &ping, NULL, 0, NULL, 0);
+        zmsg_t *reply = m_recv (d);
+        sluice_header_t h;
+        m_decode (zmsg_first (reply), &h);
+        if (h.command == SLUICE_CMD_PING) {
+            zmsg_destroy (&reply);
+            continue;       //  parked
+        }
+        cr_assert_eq (h.status, SLUICE_EBUSY, "write %d: status %s \"%s\"", parked,
+                      sluice_strerror (h.status), m_body_text (reply));
+        cr_assert (strstr (m_body_text (reply), limit), "EBUSY text \"%s\" does not name %s",
+                   m_body_text (reply), limit);
+        zmsg_destroy (&reply);
+        reply = m_recv (d);     //  the PING's reply
+        zmsg_destroy (&reply);
+        return parked;
+    }
+    cr_assert_fail ("1000 writes parked from one connection");
+    return -1;
+}
+
+T_TEST (buffer_malformed, one_connection_cannot_take_the_parking_room_of_others)
+{
+    char ep [256];
+    t_bind_endpoint (ep, sizeof ep, "router");
+    t_start_with (&(sluice_buffer_opts_t) { .endpoint = ep, .capacity = 1,
+        .peer_max_parked = 8, .peer_max_parked_bytes = 1000, .max_parked = 20,
+        .max_parked_bytes = 100000 });
+    T_WRITE (t_fx.cli, "first");            //  full from now on
+    //  By count: the 9th parked request of one connection is refused, naming the limit
+    zsock_t *flood = m_dealer ();
+    cr_expect_eq (m_flood (flood, 100, 10, "peer-max-parked"), 8);
+    //  By bytes: 300-byte writes, at most 1000 bytes parked per connection
+    zsock_t *heavy = m_dealer ();
+    cr_expect_eq (m_flood (heavy, 200, 300, "peer-max-parked-bytes"), 3);
+    sluice_buffer_status_t st = t_status ();
+    cr_expect_eq (st.parked_writers, 11);
+    //  Another connection is still served: it reads, and its write is admitted in turn
+    sluice_stream_t *other = t_stream ();
+    T_EXPECT_CHUNK (other, "first");
+    T_ACK (other);
+    T_WAIT_STATUS (st, st.written >= 2);    //  the room went to the oldest parked writer
+    cr_expect_eq (st.parked_writers, 10);
+    //  Everyone's requests together stop at max_parked
+    zsock_t *third = m_dealer ();
+    cr_expect_eq (m_flood (third, 300, 10, "peer-max-parked"), 8);
+    zsock_t *fourth = m_dealer ();
+    cr_expect_eq (m_flood (fourth, 400, 10, "(max-parked)"), 2);
+    T_WAIT_PARKED_WRITERS (20);
+}
+
+T_TEST (buffer_malformed, parked_bytes_in_all_have_a_bound)
+{
+    char ep [256];
+    t_bind_endpoint (ep, sizeof ep, "router");
+    t_start_with (&(sluice_buffer_opts_t) { .endpoint = ep, .capacity = 1,
+        .max_parked_bytes = 1000 });
+    T_WRITE (t_fx.cli, "first");
+    zsock_t *a = m_dealer (), *b = m_dealer ();
+    cr_expect_eq (m_flood (a, 100, 400, "max-parked-bytes"), 2);
+    cr_expect_eq (m_flood (b, 200, 400, "(max-parked-bytes)"), 0);
+    //  A read needs no bytes: it parks as before
+    sluice_header_t read = m_req (SLUICE_CMD_READ, 300);
+    zsock_t *reader = m_dealer ();
+    T_EXPECT_CHUNK (t_fx.cli, "first");
+    T_ACK (t_fx.cli);
+    m_send (reader, &read, NULL, 0, NULL, 0);
+    sluice_header_t h;
+    zmsg_t *reply = m_expect_ok (reader, 300, SLUICE_CMD_READ, &h);
+    zmsg_destroy (&reply);
+}
