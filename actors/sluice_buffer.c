@@ -583,6 +583,7 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         .peer_max_parked = opts.peer_max_parked,
         .max_parked_bytes = opts.max_parked_bytes,
         .peer_max_parked_bytes = opts.peer_max_parked_bytes,
+        .probe_ms = opts.probe_ms,
     };
     sluice_engine_t *engine = self && self->ring && self->batch
                             ? sluice_engine_new (pipe, &s_class, self, &engine_opts) : NULL;

@@ -41,6 +41,9 @@ typedef struct {
     size_t peer_max_parked;       //  parked requests of one connection
     size_t max_parked_bytes;      //  chunk bytes of parked writes in all
     size_t peer_max_parked_bytes; //  chunk bytes of one connection's parked writes
+    int probe_ms;                 //  how often the peers it holds requests or unacknowledged
+                                  //  chunks for are probed (a vanished one's chunks are then
+                                  //  requeued), ms; 0 = 1000
     const sluice_curve_t *curve;  //  CURVE on the request endpoint, or NULL (read during _new)
 } sluice_buffer_opts_t;
 

@@ -12,7 +12,6 @@
 
 #define S_DRAIN_BATCH     1024      //  requests handled per wake-up before polling again
 #define S_SPARE_HELD      1024      //  released records kept for reuse
-#define S_SWEEP_MS        1000      //  probe interval for vanished peers while any is known
 #define S_MAX_WATCHED     512
 
 struct sluice_peer_t {
@@ -171,7 +170,7 @@ sluice_engine_peer (sluice_engine_t *engine, zmq_msg_t *identity, bool create)
     memcpy (peer->key, key, sizeof key);
     zhashx_insert (engine->peers, key, peer);
     if (engine->next_sweep == INT64_MAX)
-        engine->next_sweep = zclock_mono () + S_SWEEP_MS;
+        engine->next_sweep = zclock_mono () + engine->opts.probe_ms;
     return peer;
 }
 
@@ -635,7 +634,8 @@ s_timers (sluice_engine_t *engine)
         if (engine->next_sweep != INT64_MAX && now >= engine->next_sweep) {
             s_sweep (engine);
             changed = true;
-            engine->next_sweep = zhashx_size (engine->peers) ? now + S_SWEEP_MS : INT64_MAX;
+            engine->next_sweep = zhashx_size (engine->peers) ? now + engine->opts.probe_ms
+                                                          : INT64_MAX;
         }
     }
     if (changed && engine->cls->settle)
@@ -845,6 +845,8 @@ sluice_engine_new (zsock_t *pipe, const sluice_actor_class_t *cls, void *self,
     engine->cls = cls;
     engine->self = self;
     engine->opts = *opts;
+    if (engine->opts.probe_ms <= 0)
+        engine->opts.probe_ms = SLUICE_PROBE_MS;
     engine->max_frames = sluice_command_max_frames ((unsigned) cls->kind);
     engine->next_sweep = INT64_MAX;
     engine->peers = zhashx_new ();

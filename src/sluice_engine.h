@@ -106,7 +106,11 @@ typedef struct {
     size_t peer_max_parked;       //  parked requests of one connection
     size_t max_parked_bytes;      //  body bytes of parked requests in all
     size_t peer_max_parked_bytes; //  body bytes of one connection's parked requests
+    int probe_ms;                 //  how often peers holding requests or data are probed;
+                                  //  0: SLUICE_PROBE_MS
 } sluice_engine_opts_t;
+
+#define SLUICE_PROBE_MS  1000
 
 //  Make the engine of an actor (its pipe, its class, its state). Returns NULL when out of
 //  memory. The actor function then calls sluice_engine_run.
