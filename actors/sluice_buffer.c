@@ -483,6 +483,7 @@ s_status (void *self_, sluice_status_t *status)
         .unacked = self->unacked,
         .max_chunk_size = self->opts.max_chunk_size,
         .max_parked = self->opts.max_parked,
+        .incarnation = sluice_engine_incarnation (self->engine),
     };
 }
 

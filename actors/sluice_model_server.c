@@ -659,6 +659,7 @@ s_status (void *self_, sluice_status_t *status)
     model->max_pending = self->max_pending;
     model->max_payload = self->max_payload;
     model->workers = self->worker_count;
+    model->incarnation = sluice_engine_incarnation (self->engine);
 }
 
 //  The sockets are bound: start the workers and the load.

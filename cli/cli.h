@@ -21,6 +21,7 @@
 #define SLUICE_EXIT_TIMEOUT  3   //  a timeout passed (--timeout, no reply in time, drain)
 #define SLUICE_EXIT_CLOSED   4   //  the buffer is closed (write refused), or the model server
                                  //  is shutting down or failed to load
+#define SLUICE_EXIT_RESTARTED 5  //  the buffer restarted under a stream: what it held is gone
 
 //  Default bound for calls the actor answers at once (close, status), in ms.
 #define SLUICE_CLI_DEFAULT_TIMEOUT  5000

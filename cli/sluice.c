@@ -55,7 +55,8 @@ s_usage (FILE *out)
         "  2  usage error (bad option or argument, invalid pipeline file)\n"
         "  3  timeout (--timeout passed, no reply from the actor in time, drain timeout)\n"
         "  4  closed: the buffer is closed (write refused), or the model server is shutting\n"
-        "     down or its model failed to load\n");
+        "     down or its model failed to load\n"
+        "  5  restarted: the buffer restarted under a write or read (what it held is gone)\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,6 +72,7 @@ sluice_cli_exit_code (sluice_err_t err)
         case SLUICE_ESHUTDOWN:
         case SLUICE_ELOADFAIL:   return SLUICE_EXIT_CLOSED;
         case SLUICE_EINVAL:      return SLUICE_EXIT_USAGE;
+        case SLUICE_ERESTARTED:  return SLUICE_EXIT_RESTARTED;
         default:                 return SLUICE_EXIT_ERROR;
     }
 }

@@ -32,6 +32,8 @@ typedef enum {
     SLUICE_EINTR      = 12,  //  interrupted by a signal (SIGINT/SIGTERM)
     SLUICE_ENOMEM     = 13,  //  out of memory
     SLUICE_EINTERNAL  = 14,  //  a bug in sluice: please report it
+    SLUICE_ERESTARTED = 15,  //  the actor is a new incarnation (it restarted): what the one
+                             //  this client talked to held is gone (never sent on the wire)
     SLUICE_ERR_COUNT_
 } sluice_err_t;
 

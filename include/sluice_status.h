@@ -33,6 +33,7 @@ typedef struct {
     size_t unacked;            //  chunks handed to acknowledging readers, not yet acknowledged
     size_t max_chunk_size;
     size_t max_parked;
+    uint64_t incarnation;      //  this run of the actor (random, nonzero; new at each start)
 } sluice_buffer_status_t;
 
 //  A model server's life: loading --> ready --> draining --> stopped (or loading --> failed).
@@ -66,6 +67,7 @@ typedef struct {
     uint64_t max_pending;
     uint64_t max_payload;
     uint64_t workers;
+    uint64_t incarnation;      //  this run of the actor (random, nonzero; new at each start)
 } sluice_model_status_t;
 
 //  Any actor's status: `actor` says which member is filled.

@@ -451,7 +451,6 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
     uint8_t bytes [SLUICE_HEADER_SIZE];
     sluice_header_t reply = *header;
     reply.version = SLUICE_PROTOCOL_VERSION;
-    reply.timeout_ms = 0;
     reply.count = (uint32_t) count;
     sluice_header_encode (&reply, bytes);
     int rc = sluice_send_more (router, bytes, sizeof bytes, (count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
@@ -468,26 +467,6 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
     return 0;
 }
 
-int
-sluice_reply_text (void *router, zmq_msg_t *identity, const sluice_header_t *request,
-                   uint8_t flags, sluice_err_t status, const char *text, size_t size)
-{
-    sluice_header_t header = *request;
-    header.flags = flags;
-    header.status = (uint8_t) status;
-    zmq_msg_t body;
-    if (zmq_msg_init_size (&body, size) == -1) {
-        errno = ENOMEM;
-        return -1;
-    }
-    if (size)
-        memcpy (zmq_msg_data (&body), text, size);
-    int rc = sluice_reply_send (router, identity, &header, &body, 1);
-    int saved = errno;
-    zmq_msg_close (&body);
-    errno = saved;
-    return rc;
-}
 
 void
 sluice_identity_key (zmq_msg_t *identity, char *key)

@@ -130,15 +130,11 @@ void
 //  Send [identity][header][frames...]. On success the identity and frames are consumed (left
 //  empty) and 0 is returned. On failure nothing is consumed and -1 is returned with errno
 //  EHOSTUNREACH (peer gone) or EAGAIN (peer not reading: its queue is full). The header's
-//  version and count are set here; timeout_ms is sent as 0.
+//  version and count are set here; its timeout_ms is sent as given: in a reply it carries the
+//  actor's incarnation (docs/PROTOCOL.md).
 int
     sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *header,
                        zmq_msg_t *frames, size_t count);
-
-//  One text body frame with the given status and flags (an error's reason, a status text).
-int
-    sluice_reply_text (void *router, zmq_msg_t *identity, const sluice_header_t *request,
-                       uint8_t flags, sluice_err_t status, const char *text, size_t size);
 
 //  Routing ids: a printable hash key (hex, up to 510 chars + NUL) and byte equality.
 #define SLUICE_IDENTITY_KEY_SIZE 512

@@ -123,6 +123,29 @@ s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, si
 //  Returned by s_take_reply for a message that is not the awaited reply
 #define S_NOT_OURS ((sluice_err_t) -1)
 
+//  Every message of an actor carries its incarnation (docs/PROTOCOL.md); a change means it
+//  restarted since this client last heard from it.
+static void
+s_note_incarnation (sluice_conn_t *conn, uint32_t incarnation)
+{
+    if (!incarnation || incarnation == conn->incarnation)
+        return;
+    if (conn->incarnation && conn->strict_incarnation && !conn->restarted_from)
+        conn->restarted_from = conn->incarnation;
+    conn->incarnation = incarnation;
+}
+
+//  Report a restart noticed (once): the call that learns of it fails.
+static sluice_err_t
+s_restarted (sluice_conn_t *conn, const char *what)
+{
+    uint32_t from = conn->restarted_from;
+    conn->restarted_from = 0;
+    return sluice_conn_fail (conn, SLUICE_ERESTARTED, "the actor restarted (incarnation %08x, "
+                             "now %08x): what it held for this client is gone; %s", from,
+                             conn->incarnation, what);
+}
+
 //  Take the rest of the message whose header frame is `header_msg` (consumed) and judge it.
 static sluice_err_t
 s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint64_t high_id,
@@ -142,9 +165,13 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
         more = rc == 1;
     }
+    if (decoded == SLUICE_OK)
+        s_note_incarnation (conn, conn->reply.timeout_ms);
     if (*ping_id && decoded == SLUICE_OK && conn->reply.request_id == *ping_id) {
         //  The actor is alive; does it still hold our request? Replies on one connection keep
         //  their order, so if ours had been sent on it we would have it by now
+        if (conn->restarted_from)
+            return s_restarted (conn, "the request waiting for a reply was lost with it");
         if (conn->reply.status == SLUICE_OK && !(conn->reply.flags & SLUICE_FLAG_PARKED)) {
             conn->lost = true;
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT,
@@ -160,6 +187,8 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
     if (conn->reply.count != conn->frames.count)
         return sluice_conn_fail (conn, SLUICE_EPROTO, "reply announced %u frames, carried %zu",
                                  conn->reply.count, conn->frames.count);
+    if (conn->restarted_from)
+        return s_restarted (conn, "this request was answered by the new one");
     if (conn->reply.status != SLUICE_OK) {
         const char *text = conn->frames.count ? (const char *) zmq_msg_data (&conn->frames.items [0]) : "";
         size_t size = conn->frames.count ? zmq_msg_size (&conn->frames.items [0]) : 0;

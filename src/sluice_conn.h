@@ -20,6 +20,11 @@ typedef struct {
     int liveness_ms;           //  while waiting, ping the actor after this long without a word
     int sndtimeo;              //  the DEALER's send timeout as last set (-2: not yet)
     bool lost;                 //  the last receive learned the request was lost (ETRANSPORT)
+    //  The actor's incarnation (every reply carries it): a client of an actor that keeps
+    //  state for it (a buffer's stream) must learn when that state is gone
+    uint32_t incarnation;      //  as last seen (0: no reply yet)
+    bool strict_incarnation;   //  a new one is reported as SLUICE_ERESTARTED, once
+    uint32_t restarted_from;   //  nonzero: a new incarnation seen, not reported yet
 } sluice_conn_t;
 
 //  Connect; curve may be NULL (plaintext). SLUICE_EINVAL on a bad endpoint or curve setting

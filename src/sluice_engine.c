@@ -6,6 +6,8 @@
     sweep. Held requests come from a spare pool, so parking allocates nothing once warm.
 */
 #include "sluice_engine.h"
+#include <sys/random.h>
+#include <unistd.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -64,6 +66,7 @@ struct sluice_engine_t {
     zhashx_t *peers;              //  identity key -> sluice_peer_t
     int64_t next_sweep;           //  INT64_MAX while no peer is known
 
+    uint32_t incarnation;         //  random, nonzero: sent in every reply's timeout field
     uint64_t lost;
     uint64_t malformed;
     bool done_sent;
@@ -369,6 +372,7 @@ s_send (sluice_engine_t *engine, zmq_msg_t *identity, const sluice_header_t *req
     sluice_header_t header = *request;
     header.flags = flags;
     header.status = (uint8_t) status;
+    header.timeout_ms = engine->incarnation;
     int rc = sluice_reply_send (engine->router_raw, identity, &header, frames, count);
     if (rc == -1) {
         int saved = errno;
@@ -572,7 +576,8 @@ s_expire (sluice_engine_t *engine, int64_t now)
 static bool
 s_peer_alive (sluice_engine_t *engine, sluice_peer_t *peer)
 {
-    sluice_header_t probe = { .command = SLUICE_CMD_PING, .request_id = SLUICE_PROBE_ID };
+    sluice_header_t probe = { .command = SLUICE_CMD_PING, .request_id = SLUICE_PROBE_ID,
+                              .timeout_ms = engine->incarnation };
     zmq_msg_t routing;
     zmq_msg_init (&routing);
     zmq_msg_copy (&routing, &peer->identity);
@@ -845,6 +850,11 @@ sluice_engine_new (zsock_t *pipe, const sluice_actor_class_t *cls, void *self,
     engine->cls = cls;
     engine->self = self;
     engine->opts = *opts;
+    //  Clients tell a restarted actor from the one they talked to by this (a clock and a
+    //  counter would repeat across hosts; getrandom is enough and never blocks once booted)
+    while (engine->incarnation == 0)
+        if (getrandom (&engine->incarnation, sizeof engine->incarnation, 0) != sizeof engine->incarnation)
+            engine->incarnation = (uint32_t) (zclock_time () ^ (uint64_t) getpid ());
     if (engine->opts.probe_ms <= 0)
         engine->opts.probe_ms = SLUICE_PROBE_MS;
     engine->max_frames = sluice_command_max_frames ((unsigned) cls->kind);
@@ -855,6 +865,12 @@ sluice_engine_new (zsock_t *pipe, const sluice_actor_class_t *cls, void *self,
         return NULL;
     }
     return engine;
+}
+
+uint32_t
+sluice_engine_incarnation (sluice_engine_t *engine)
+{
+    return engine->incarnation;
 }
 
 uint64_t

@@ -214,6 +214,10 @@ void
 void
     sluice_engine_unwatch (sluice_engine_t *engine, void *socket);
 
+//  This run of the actor: a random nonzero number every reply carries (docs/PROTOCOL.md).
+uint32_t
+    sluice_engine_incarnation (sluice_engine_t *engine);
+
 //  Counters every server keeps: replies not delivered (the peer had gone), requests refused
 //  as malformed.
 uint64_t

@@ -19,6 +19,7 @@ static const char *s_messages[SLUICE_ERR_COUNT_] = {
     [SLUICE_EINTR]      = "interrupted",
     [SLUICE_ENOMEM]     = "out of memory",
     [SLUICE_EINTERNAL]  = "internal error",
+    [SLUICE_ERESTARTED] = "the actor restarted: what it held before is gone",
 };
 
 const char *

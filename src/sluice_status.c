@@ -39,6 +39,7 @@ static const s_row_t s_buffer_rows [] = {
     S_BUF ("unacked",        unacked,        S_SIZE),
     S_BUF ("max_chunk_size", max_chunk_size, S_SIZE),
     S_BUF ("max_parked",     max_parked,     S_SIZE),
+    S_BUF ("incarnation",    incarnation,    S_U64),
 };
 
 #define S_MOD(key, field, kind)  S_ROW (sluice_model_status_t, key, field, kind)
@@ -58,6 +59,7 @@ static const s_row_t s_model_rows [] = {
     S_MOD ("max_pending", max_pending, S_U64),
     S_MOD ("max_payload", max_payload, S_U64),
     S_MOD ("workers",     workers,     S_U64),
+    S_MOD ("incarnation", incarnation, S_U64),
 };
 
 #define S_TABLE(actor, rows) { actor, rows, sizeof rows / sizeof rows [0] }

@@ -43,6 +43,8 @@ sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
 {
     sluice_stream_t *self = (sluice_stream_t *) sluice_conn_client_new (sizeof *self, endpoint, curve);
     if (self) {
+        //  The buffer holds this client's chunks and parked requests: losing them is an error
+        self->conn.strict_incarnation = true;
         self->window = 1;
         self->batch = 1;
         self->write_batch = 1;

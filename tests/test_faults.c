@@ -486,6 +486,34 @@ Test (faults, buffer_restarted_at_the_same_address_does_not_hang_a_blocked_reade
     }
 }
 
+//  A writer mid-stream whose buffer is killed and replaced must not carry on as if nothing
+//  happened: the chunks the old one held are gone. It is told (exit 5), and the write that
+//  told it went into the new buffer.
+Test (faults, a_writer_mid_stream_is_told_its_buffer_restarted)
+{
+    char endpoint [256], again [256];
+    size_t buffer = f_buffer ("4", endpoint, sizeof endpoint);
+    const char *werr = p_path ("write.err");
+    int feed;
+    int writer_in = f_stdin_pipe (&feed);
+    size_t writer = p_spawn (P_SLUICE ("write", "--connect", endpoint), NULL, writer_in, NULL,
+                             false, werr);
+    f_write_all (feed, "one\ntwo\n");
+    f_status_t st;
+    F_WAIT (st, st.written == 2);
+    f_kill9 (buffer);
+    f_buffer_at (endpoint, "4", again, sizeof again);
+    cr_assert_str_eq (again, endpoint);
+    f_write_all (feed, "three\n");
+    cr_expect_eq (p_wait_within (writer, F_HUNG_BOUND_MS), 5,
+                  "sluice write went on after its buffer restarted");
+    size_t size;
+    char *text = p_read_file (werr, &size);
+    cr_expect (text && strstr (text, "restarted"), "sluice write said: %s", text ? text : "");
+    free (text);
+    F_WAIT (st, st.queued == 1);            //  "three", in the new buffer
+}
+
 // =============================================================================================
 //  6. A new incarnation of a client, under the routing id of an earlier one
 
