@@ -111,6 +111,7 @@ $(OUT)/tests/test_faults $(OUT)/tests/test_multihost: $(OUT)/bin/sluice $(HELPER
 
 # The scenario runners, as the README shows them.
 demo: all
+	@bash scripts/deps.sh demo
 	./bin/llm_stream
 	@if [ -x bin/model_server ]; then ./bin/model_server; fi
 
@@ -173,7 +174,8 @@ uninstall:
 clean:
 	rm -rf build bin
 
-# libFuzzer targets (fuzz/README.md): the protocol decoder and a whole buffer actor. Each runs
+# libFuzzer targets (fuzz/README.md): the protocol decoder, a whole buffer actor, and the
+# transforms' chunk invariance. Each runs
 # FUZZ_SECONDS (default 60) from its seed corpus in fuzz/corpus/NAME; new inputs it finds go to
 # build/fuzz/corpus-NAME, crashes to build/fuzz/.
 FUZZ_SECONDS ?= 60

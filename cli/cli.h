@@ -1,7 +1,6 @@
 /*  cli.h - shared by the files of the sluice command (src/cli/); not installed.
 
     sluice.c       main: the subcommand table, --help, exit codes, helpers below
-    cli_input.c    stdin (or any fd) split into lines or fixed-size chunks
     cli_servers.c  buffer, model-server, stage: actors run as a process until a signal
     cli_clients.c  write, read, close, status, wait-ready, request
     cli_run.c      run: a pipeline file
@@ -13,6 +12,7 @@
 #include <sluice.h>
 #include "sluice_actor.h"    //  TODO(pipeline): public API only
 #include "sluice_conn.h"
+#include "sluice_split.h"     //  the input splitter, shared with exec stages
 #include <getopt.h>
 #include <stdarg.h>
 
@@ -79,29 +79,13 @@ int
     sluice_cli_signal_take (int fd);
 
 // ---------------------------------------------------------------------------------------------
-//  Input split into chunks (cli_input.c)
+//  Input split into chunks: the library's splitter (src/sluice_split.h), under the names
+//  the commands use
 
-typedef struct {
-    int fd;
-    size_t chunk_bytes;         //  0: lines (newline removed); else chunks of this many bytes
-    char *data;
-    size_t start;               //  first byte not handed out yet
-    size_t size;                //  bytes held (handed out or not)
-    size_t capacity;
-    bool eof;
-} sluice_cli_input_t;
-
-void
-    sluice_cli_input_init (sluice_cli_input_t *input, int fd, size_t chunk_bytes);
-void
-    sluice_cli_input_fini (sluice_cli_input_t *input);
-
-//  The next chunk: 1 with (*data, *size) valid until the next call (not NUL-terminated), 0 at
-//  end of input, -1 on a read error (errno set), -2 when `interrupt` (a socket, or NULL) became
-//  readable first. A last line without a newline is still a chunk.
-int
-    sluice_cli_input_next (sluice_cli_input_t *input, void *interrupt,
-                           const char **data, size_t *size);
+typedef sluice_split_t sluice_cli_input_t;
+#define sluice_cli_input_init  sluice_split_init
+#define sluice_cli_input_fini  sluice_split_fini
+#define sluice_cli_input_next  sluice_split_next
 
 // ---------------------------------------------------------------------------------------------
 //  CURVE (cli_curve.c, sluice_curve.h)
