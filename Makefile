@@ -110,8 +110,11 @@ $(OUT)/tests/test_faults $(OUT)/tests/test_multihost: $(OUT)/bin/sluice $(HELPER
 
 # The scenario runners, as the README shows them.
 demo: all
+	@bash scripts/deps.sh demo
 	./bin/llm_stream
 	@if [ -x bin/model_server ]; then ./bin/model_server; fi
+	./bin/sluice run examples/pipelines/speak.cfg > build/speech.wav
+	@echo "speech: build/speech.wav, $$(stat -c %s build/speech.wav) bytes of WAV (listen: aplay build/speech.wav)"
 
 # Benchmarks (bench/README.md): each bench/*.c is one program, built with the BUILD=bench flags
 # against build/bench/lib/libsluice.a and run. `make bench QUICK=1` runs the short version.
@@ -172,7 +175,8 @@ uninstall:
 clean:
 	rm -rf build bin
 
-# libFuzzer targets (fuzz/README.md): the protocol decoder and a whole buffer actor. Each runs
+# libFuzzer targets (fuzz/README.md): the protocol decoder, a whole buffer actor, and the
+# transforms' chunk invariance. Each runs
 # FUZZ_SECONDS (default 60) from its seed corpus in fuzz/corpus/NAME; new inputs it finds go to
 # build/fuzz/corpus-NAME, crashes to build/fuzz/.
 FUZZ_SECONDS ?= 60

@@ -4,24 +4,27 @@
     watch its pipe while they wait, so $TERM stops it at once even when the input is empty or
     the output full.
 */
+#define _GNU_SOURCE         //  pipe2
 #include "sluice_actor.h"
 #include "sluice_conn.h"
-#include "sluice_stage.h"
-#include <ctype.h>
+#include "sluice_stage_out.h"
+#include "sluice_split.h"
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-struct sluice_stage_out_t {
-    char *data;
-    size_t size;
-    size_t capacity;
-};
+extern char **environ;
 
 typedef struct {
     sluice_stage_opts_t opts;       //  endpoints are our own copies
     size_t consumed;                //  progress counters, atomics: read by the owner any time
     size_t produced;
+    int exit_status;                //  an exec stage's command, atomic; -1 until it ended
     char error_text [SLUICE_TEXT_SIZE];   //  the actor's own: reported with DONE
 } s_stage_args_t;
 
@@ -30,41 +33,10 @@ struct sluice_stage_t {
     s_stage_args_t args;
 };
 
-// ---------------------------------------------------------------------------------------------
-//  Output buffer
-
-char *
-sluice_stage_out_reserve (sluice_stage_out_t *out, size_t size)
-{
-    if (size > SIZE_MAX - out->size - 1)
-        return NULL;
-    //  One byte spare: the stage hands chunks on NUL-terminated, as it received them
-    if (out->size + size + 1 > out->capacity) {
-        size_t capacity = out->capacity ? out->capacity : 256;
-        while (capacity < out->size + size + 1)
-            capacity = capacity > SIZE_MAX / 2 ? out->size + size + 1 : capacity * 2;
-        char *data = (char *) realloc (out->data, capacity);
-        if (!data)
-            return NULL;
-        out->data = data;
-        out->capacity = capacity;
-    }
-    char *start = out->data + out->size;
-    out->size += size;
-    out->data [out->size] = 0;
-    return start;
-}
-
-bool
-sluice_stage_out_append (sluice_stage_out_t *out, const void *data, size_t size)
-{
-    char *start = sluice_stage_out_reserve (out, size);
-    if (!start)
-        return false;
-    if (size)
-        memcpy (start, data, size);
-    return true;
-}
+typedef struct {
+    s_stage_args_t *args;
+    sluice_stream_t *output;
+} s_emit_context_t;
 
 // ---------------------------------------------------------------------------------------------
 //  Actor
@@ -90,13 +62,26 @@ s_emit (s_stage_args_t *args, sluice_stream_t *output, const void *data, size_t 
     return rc;
 }
 
+//  The core's writer: one chunk to the output.
 static sluice_err_t
-s_stage_run (s_stage_args_t *args, sluice_stream_t *input, sluice_stream_t *output)
+s_core_emit (void *context, const void *data, size_t size, bool is_final)
+{
+    s_emit_context_t *emit = (s_emit_context_t *) context;
+    return s_emit (emit->args, emit->output, data, size, is_final);
+}
+
+//  The function stage: chunks through the stage core (sluice_stage_out.h), which keeps what
+//  the function holds back.
+static sluice_err_t
+s_stage_run (s_stage_args_t *args, sluice_stream_t *input, sluice_stream_t *output,
+             bool *ended_early)
 {
     const sluice_stage_opts_t *opts = &args->opts;
-    sluice_stage_out_t out = { NULL, 0, 0 };
+    sluice_stage_core_t core;
+    sluice_stage_core_init (&core, opts->transform, opts->user);
+    s_emit_context_t emit = { args, output };
     sluice_err_t result = SLUICE_OK;
-    while (result == SLUICE_OK) {
+    while (result == SLUICE_OK && !core.done) {
         sluice_chunk_t chunk;
         result = sluice_stream_read (input, &chunk);
         if (result != SLUICE_OK) {
@@ -104,35 +89,336 @@ s_stage_run (s_stage_args_t *args, sluice_stream_t *input, sluice_stream_t *outp
                 s_set_error (args, "reading the input", sluice_stream_error_text (input));
             break;
         }
-        if (chunk.is_eos)
-            break;
-        __atomic_add_fetch (&args->consumed, 1, __ATOMIC_RELAXED);
-        out.size = 0;
-        if (out.data)
-            out.data [0] = 0;
-        sluice_stage_verdict_t verdict = opts->transform (opts->user, chunk.text, chunk.size, &out);
-        switch (verdict) {
-            case SLUICE_STAGE_KEEP:
-                result = s_emit (args, output, out.data ? out.data : "", out.size, chunk.is_final);
-                break;
-            case SLUICE_STAGE_PASS:
-                result = s_emit (args, output, chunk.text, chunk.size, chunk.is_final);
-                break;
-            case SLUICE_STAGE_DROP:
-                //  The end of the stream still has to travel downstream
-                if (chunk.is_final)
-                    result = s_emit (args, output, "", 0, true);
-                break;
-            default:
-                result = SLUICE_EINTERNAL;
-                s_set_error (args, "the transform failed", NULL);
-                break;
-        }
-        if (chunk.is_final)
-            break;          //  the end of this reader's stream, as sluice_stream_next sees it
+        if (!chunk.is_eos)
+            __atomic_add_fetch (&args->consumed, 1, __ATOMIC_RELAXED);
+        result = sluice_stage_core_push (&core, chunk.text, chunk.is_eos ? 0 : chunk.size,
+                                         chunk.is_final && !chunk.is_eos, chunk.is_eos,
+                                         s_core_emit, &emit);
+        if (result == SLUICE_EINTERNAL || result == SLUICE_ENOMEM)
+            s_set_error (args, result == SLUICE_ENOMEM ? "out of memory" : "the transform failed",
+                         NULL);
     }
-    free (out.data);
+    *ended_early = core.ended_early;
+    sluice_stage_core_fini (&core);
     return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Exec stage: a command between the buffers. A feeder thread reads the input and writes it to
+//  the command's stdin while the actor reads its stdout and stderr, so that neither pipe can
+//  fill up while the other waits (the deadlock of a single thread writing a filter's stdin).
+
+#define S_STDERR_TAIL  256
+
+typedef struct {
+    s_stage_args_t *args;
+    sluice_stream_t *input;
+    int fd;                     //  the command's stdin, non-blocking; the feeder closes it
+    zsock_t *stop;              //  PAIR: anything arriving here stops the feeder
+    sluice_err_t result;
+    bool input_done;            //  the input ended (sentinel or final chunk)
+    bool is_final;              //  with a final chunk
+    char error_text [SLUICE_TEXT_SIZE];
+} s_feeder_t;
+
+//  Write all of data to the feeder's fd: 1 done, 0 the command closed its stdin (EPIPE),
+//  -2 stopped, -1 error.
+static int
+s_feed (s_feeder_t *feeder, const char *data, size_t size)
+{
+    while (size) {
+        ssize_t sent = write (feeder->fd, data, size);
+        if (sent > 0) {
+            data += sent;
+            size -= (size_t) sent;
+            continue;
+        }
+        if (sent < 0 && errno == EPIPE) {
+            //  SIGPIPE is blocked on this thread: take the pending one
+            sigset_t pipe_set;
+            sigemptyset (&pipe_set);
+            sigaddset (&pipe_set, SIGPIPE);
+            struct timespec now = { 0, 0 };
+            sigtimedwait (&pipe_set, NULL, &now);
+            return 0;
+        }
+        if (sent < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        zmq_pollitem_t items [2] = {
+            { NULL, feeder->fd, ZMQ_POLLOUT, 0 },
+            { zsock_resolve (feeder->stop), 0, ZMQ_POLLIN, 0 },
+        };
+        if (zmq_poll (items, 2, -1) == -1 && zmq_errno () != EINTR)
+            return -1;
+        if (items [1].revents & ZMQ_POLLIN)
+            return -2;
+    }
+    return 1;
+}
+
+static void *
+s_feeder (void *argument)
+{
+    s_feeder_t *feeder = (s_feeder_t *) argument;
+    sigset_t pipe_set;
+    sigemptyset (&pipe_set);
+    sigaddset (&pipe_set, SIGPIPE);
+    pthread_sigmask (SIG_BLOCK, &pipe_set, NULL);
+    while (feeder->result == SLUICE_OK) {
+        sluice_chunk_t chunk;
+        feeder->result = sluice_stream_read (feeder->input, &chunk);
+        if (feeder->result != SLUICE_OK) {
+            if (feeder->result != SLUICE_EINTR)
+                snprintf (feeder->error_text, sizeof feeder->error_text, "reading the input: %s",
+                          sluice_stream_error_text (feeder->input));
+            break;
+        }
+        if (chunk.is_eos) {
+            feeder->input_done = true;
+            break;
+        }
+        __atomic_add_fetch (&feeder->args->consumed, 1, __ATOMIC_RELAXED);
+        int rc = s_feed (feeder, chunk.text, chunk.size);
+        if (rc == -1) {
+            feeder->result = SLUICE_EINTERNAL;
+            snprintf (feeder->error_text, sizeof feeder->error_text,
+                      "writing to the command: %s", strerror (errno));
+        }
+        if (rc != 1)
+            break;              //  stopped, or the command does not read any more
+        if (chunk.is_final) {
+            feeder->input_done = feeder->is_final = true;
+            break;
+        }
+    }
+    //  Its end of input
+    close (feeder->fd);
+    feeder->fd = -1;
+    return NULL;
+}
+
+//  Start `sh -c command` in a process group of its own, its stdio on pipes: fds [0] its
+//  stdin (ours to write), [1] its stdout and [2] its stderr (ours to read), all non-blocking.
+static pid_t
+s_spawn (const char *command, int fds [3])
+{
+    int pipes [3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
+    pid_t pid = -1;
+    bool ready = true;
+    for (int index = 0; index < 3; index++)
+        ready = ready && pipe2 (pipes [index], O_CLOEXEC) == 0;
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init (&actions);
+    posix_spawnattr_init (&attr);
+    if (ready) {
+        posix_spawn_file_actions_adddup2 (&actions, pipes [0][0], 0);
+        posix_spawn_file_actions_adddup2 (&actions, pipes [1][1], 1);
+        posix_spawn_file_actions_adddup2 (&actions, pipes [2][1], 2);
+        //  Its own group (stopping the stage kills the whole pipeline it may start), default
+        //  signal handling and no signal blocked, whatever ours are
+        sigset_t none, defaults;
+        sigemptyset (&none);
+        sigemptyset (&defaults);
+        sigaddset (&defaults, SIGPIPE);
+        sigaddset (&defaults, SIGINT);
+        sigaddset (&defaults, SIGTERM);
+        posix_spawnattr_setpgroup (&attr, 0);
+        posix_spawnattr_setsigmask (&attr, &none);
+        posix_spawnattr_setsigdefault (&attr, &defaults);
+        posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
+                                         | POSIX_SPAWN_SETSIGDEF);
+        char *argv [] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
+        if (posix_spawn (&pid, "/bin/sh", &actions, &attr, argv, environ) != 0)
+            pid = -1;
+    }
+    posix_spawn_file_actions_destroy (&actions);
+    posix_spawnattr_destroy (&attr);
+    //  Ours: the write end of its stdin, the read ends of the others
+    for (int index = 0; index < 3; index++) {
+        int ours = pipes [index][index == 0 ? 1 : 0];
+        int theirs = pipes [index][index == 0 ? 0 : 1];
+        if (theirs >= 0)
+            close (theirs);
+        if (pid < 0 && ours >= 0)
+            close (ours);
+        fds [index] = pid < 0 ? -1 : ours;
+        if (pid >= 0)
+            fcntl (ours, F_SETFL, fcntl (ours, F_GETFL) | O_NONBLOCK);
+    }
+    return pid;
+}
+
+//  Keep the last S_STDERR_TAIL bytes the command wrote to stderr.
+static void
+s_stderr_take (int fd, char *tail, size_t *size, bool *open)
+{
+    char data [4096];
+    ssize_t got = read (fd, data, sizeof data);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (got <= 0) {
+        *open = false;
+        return;
+    }
+    size_t count = (size_t) got;
+    if (count >= S_STDERR_TAIL) {
+        memcpy (tail, data + count - S_STDERR_TAIL, S_STDERR_TAIL);
+        *size = S_STDERR_TAIL;
+        return;
+    }
+    if (*size + count > S_STDERR_TAIL) {
+        size_t drop = *size + count - S_STDERR_TAIL;
+        memmove (tail, tail + drop, *size - drop);
+        *size -= drop;
+    }
+    memcpy (tail + *size, data, count);
+    *size += count;
+}
+
+//  Read the command's stdout into output chunks and its stderr into `tail` until both close,
+//  or an order arrives on the pipe (SLUICE_EINTR), or the output fails.
+static sluice_err_t
+s_exec_drain (s_stage_args_t *args, zsock_t *pipe, sluice_stream_t *output, int fds [3],
+              char *tail, size_t *tail_size)
+{
+    sluice_split_t split;
+    sluice_split_init (&split, fds [1], args->opts.exec_lines ? SLUICE_SPLIT_LINES
+                                                               : SLUICE_SPLIT_AS_READ);
+    bool out_open = true, err_open = true;
+    sluice_err_t result = SLUICE_OK;
+    while (result == SLUICE_OK && (out_open || err_open)) {
+        zmq_pollitem_t items [3] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { NULL, out_open ? fds [1] : -1, ZMQ_POLLIN, 0 },
+            { NULL, err_open ? fds [2] : -1, ZMQ_POLLIN, 0 },
+        };
+        if (zmq_poll (items, 3, -1) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            result = SLUICE_EINTERNAL;
+            s_set_error (args, "waiting for the command", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN) {
+            result = SLUICE_EINTR;
+            break;
+        }
+        if (items [2].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+            s_stderr_take (fds [2], tail, tail_size, &err_open);
+        if (!(items [1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+            continue;
+        if (sluice_split_fill (&split) < 0 && errno != EAGAIN) {
+            result = SLUICE_EINTERNAL;
+            s_set_error (args, "reading the command's output", strerror (errno));
+            break;
+        }
+        out_open = !split.eof;
+        //  A full output blocks here, and the command blocks writing its stdout in turn
+        const char *data;
+        size_t size;
+        while (result == SLUICE_OK && sluice_split_chunk (&split, &data, &size))
+            result = s_emit (args, output, data, size, false);
+    }
+    sluice_split_fini (&split);
+    return result;
+}
+
+static sluice_err_t
+s_exec_run (s_stage_args_t *args, zsock_t *pipe, sluice_stream_t *input, sluice_stream_t *output,
+            bool *ended_early, sluice_task_order_t *taken)
+{
+    const sluice_stage_opts_t *opts = &args->opts;
+    int fds [3];
+    pid_t pid = s_spawn (opts->exec, fds);
+    if (pid < 0) {
+        s_set_error (args, "cannot start the command", strerror (errno));
+        return SLUICE_EINTERNAL;
+    }
+    s_feeder_t feeder = { .args = args, .input = input, .fd = fds [0], .result = SLUICE_OK };
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://sluice-feeder-%p", (void *) &feeder);
+    zsock_t *stop_end = zsock_new (ZMQ_PAIR);
+    if (stop_end && zsock_bind (stop_end, "%s", endpoint) == 0) {
+        feeder.stop = zsock_new (ZMQ_PAIR);
+        if (feeder.stop && zsock_connect (feeder.stop, "%s", endpoint) != 0)
+            zsock_destroy (&feeder.stop);
+    }
+    //  The feeder's reads stop at its own socket (the pipe is this thread's to watch)
+    if (feeder.stop)
+        sluice_stream_interrupt_on (input, zsock_resolve (feeder.stop));
+    pthread_t thread;
+    bool started = feeder.stop && pthread_create (&thread, NULL, s_feeder, &feeder) == 0;
+
+    char tail [S_STDERR_TAIL + 1];
+    size_t tail_size = 0;
+    sluice_err_t result = SLUICE_EINTERNAL;
+    if (started)
+        result = s_exec_drain (args, pipe, output, fds, tail, &tail_size);
+    else
+        s_set_error (args, "cannot start the feeder thread", NULL);
+    //  Stdout and stderr closed: the command is ending. Otherwise it has to go
+    bool killed = result != SLUICE_OK;
+    if (killed)
+        kill (-pid, SIGKILL);
+    //  It closed its output but may run on: wait for its exit on a pidfd, responsive to
+    //  orders (without pidfds, looking again every 50 ms)
+    int status = 0;
+    int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+    while (waitpid (pid, &status, WNOHANG) == 0) {
+        zmq_pollitem_t items [2] = {
+            { NULL, pidfd, ZMQ_POLLIN, 0 },
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+        };
+        int ready = zmq_poll (items, killed ? 1 : 2, pidfd >= 0 ? -1 : 50);
+        if (ready > 0 && !killed && (items [1].revents & ZMQ_POLLIN)) {
+            *taken = sluice_task_order (pipe);  //  read here: the actor must not wait for it
+            kill (-pid, SIGKILL);
+            killed = true;
+            result = SLUICE_EINTR;
+        }
+    }
+    if (pidfd >= 0)
+        close (pidfd);
+    close (fds [1]);
+    close (fds [2]);
+    if (started) {
+        zstr_send (stop_end, "STOP");
+        pthread_join (thread, NULL);
+    }
+    else
+    if (feeder.fd >= 0)
+        close (feeder.fd);
+    zsock_destroy (&feeder.stop);
+    zsock_destroy (&stop_end);
+    sluice_stream_interrupt_on (input, zsock_resolve (pipe));
+
+    int exit_status = WIFEXITED (status) ? WEXITSTATUS (status)
+                    : WIFSIGNALED (status) ? 128 + WTERMSIG (status) : -1;
+    __atomic_store_n (&args->exit_status, exit_status, __ATOMIC_RELEASE);
+    if (result != SLUICE_OK)
+        return result;
+    if (feeder.result != SLUICE_OK && feeder.result != SLUICE_EINTR) {
+        snprintf (args->error_text, sizeof args->error_text, "%s", feeder.error_text);
+        return feeder.result;
+    }
+    if (exit_status != 0) {
+        tail [tail_size] = 0;
+        while (tail_size && (tail [tail_size - 1] == '\n' || tail [tail_size - 1] == '\r'))
+            tail [--tail_size] = 0;
+        char what [64];
+        if (WIFSIGNALED (status))
+            snprintf (what, sizeof what, "the command was killed by signal %d", WTERMSIG (status));
+        else
+            snprintf (what, sizeof what, "the command exited with status %d", exit_status);
+        s_set_error (args, what, tail);
+        return SLUICE_EINTERNAL;
+    }
+    //  It ended before its input did: nothing reads that input any more
+    *ended_early = !feeder.input_done;
+    if (feeder.is_final)
+        return s_emit (args, output, "", 0, true);
+    return SLUICE_OK;
 }
 
 static void
@@ -156,9 +442,14 @@ s_stage_actor (zsock_t *pipe, void *argument)
     sluice_stream_interrupt_on (input, zsock_resolve (pipe));
     sluice_stream_interrupt_on (output, zsock_resolve (pipe));
 
-    sluice_err_t result = s_stage_run (args, input, output);
+    bool ended_early = false;
+    sluice_task_order_t taken = SLUICE_TASK_GO_ON;
+    sluice_err_t result = opts->exec ? s_exec_run (args, pipe, input, output, &ended_early, &taken)
+                                     : s_stage_run (args, input, output, &ended_early);
     bool stopped = result == SLUICE_EINTR;
-    bool terminated = stopped && sluice_task_order (pipe) == SLUICE_TASK_TERM;
+    if (stopped && taken == SLUICE_TASK_GO_ON)
+        taken = sluice_task_order (pipe);
+    bool terminated = stopped && taken == SLUICE_TASK_TERM;
     //  Closed on failure too, so that downstream readers are not left waiting forever; the
     //  output closed under us (ECLOSED) needs no second close, and a stopped stage leaves it
     //  to its owner.
@@ -171,6 +462,12 @@ s_stage_actor (zsock_t *pipe, void *argument)
             result = rc;
             s_set_error (args, "closing the output", sluice_stream_error_text (output));
         }
+    }
+    //  Nothing reads the input any more: let upstream writers (a model's generation) know
+    if (ended_early && !stopped && !terminated && !opts->keep_input_open) {
+        sluice_err_t rc = sluice_stream_close (input);
+        if (rc == SLUICE_EINTR)
+            terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
     }
     if (stopped)
         s_set_error (args, "stopped", NULL);
@@ -189,7 +486,7 @@ sluice_stage_new (const sluice_stage_opts_t *opts, sluice_err_t *err)
     if (!err)
         err = &dummy;
     if (!opts || !opts->input || !*opts->input || !opts->output || !*opts->output
-    ||  !opts->transform) {
+    ||  (!opts->transform == !opts->exec) || (opts->exec && !*opts->exec)) {
         *err = SLUICE_EINVAL;
         return NULL;
     }
@@ -201,7 +498,9 @@ sluice_stage_new (const sluice_stage_opts_t *opts, sluice_err_t *err)
     self->args.opts = *opts;
     self->args.opts.input = strdup (opts->input);
     self->args.opts.output = strdup (opts->output);
-    if (!self->args.opts.input || !self->args.opts.output)
+    self->args.opts.exec = opts->exec ? strdup (opts->exec) : NULL;
+    self->args.exit_status = -1;
+    if (!self->args.opts.input || !self->args.opts.output || (opts->exec && !self->args.opts.exec))
         *err = SLUICE_ENOMEM;
     else
         *err = sluice_handle_start (&self->handle, s_stage_actor, &self->args, NULL, NULL);
@@ -243,6 +542,12 @@ sluice_stage_produced (sluice_stage_t *self)
     return __atomic_load_n (&self->args.produced, __ATOMIC_RELAXED);
 }
 
+int
+sluice_stage_exit_status (sluice_stage_t *self)
+{
+    return __atomic_load_n (&self->args.exit_status, __ATOMIC_ACQUIRE);
+}
+
 void *
 sluice_stage_actor_handle (sluice_stage_t *self)
 {
@@ -258,110 +563,7 @@ sluice_stage_destroy (sluice_stage_t **self_p)
     sluice_handle_destroy (&self->handle);
     free ((char *) self->args.opts.input);
     free ((char *) self->args.opts.output);
+    free ((char *) self->args.opts.exec);
     free (self);
     *self_p = NULL;
-}
-
-// ---------------------------------------------------------------------------------------------
-//  Ready-made transforms
-
-static sluice_stage_verdict_t
-s_map_case (const char *in, size_t in_size, sluice_stage_out_t *out, int (*map) (int))
-{
-    char *text = sluice_stage_out_reserve (out, in_size);
-    if (!text)
-        return SLUICE_STAGE_FAIL;
-    for (size_t index = 0; index < in_size; index++) {
-        unsigned char byte = (unsigned char) in [index];
-        //  ASCII only: the C locale's toupper leaves UTF-8 bytes alone, but say so explicitly
-        text [index] = byte < 0x80 ? (char) map (byte) : (char) byte;
-    }
-    return SLUICE_STAGE_KEEP;
-}
-
-sluice_stage_verdict_t
-sluice_stage_upper (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
-{
-    return s_map_case (in, in_size, out, toupper);
-}
-
-sluice_stage_verdict_t
-sluice_stage_lower (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
-{
-    return s_map_case (in, in_size, out, tolower);
-}
-
-static bool
-s_is_word_byte (unsigned char byte)
-{
-    return byte >= 0x80 || isalnum (byte);
-}
-
-sluice_stage_verdict_t
-sluice_stage_mask (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
-{
-    const char *const *words = (const char *const *) user;
-    char *text = sluice_stage_out_reserve (out, in_size);
-    if (!text)
-        return SLUICE_STAGE_FAIL;
-    if (in_size)
-        memcpy (text, in, in_size);
-    size_t start = 0;
-    while (start < in_size) {
-        if (!s_is_word_byte ((unsigned char) in [start])) {
-            start++;
-            continue;
-        }
-        size_t end = start;
-        while (end < in_size && s_is_word_byte ((unsigned char) in [end]))
-            end++;
-        for (const char *const *word = words; word && *word; word++)
-            if (strlen (*word) == end - start && strncasecmp (*word, in + start, end - start) == 0) {
-                memset (text + start, '*', end - start);
-                break;
-            }
-        start = end;
-    }
-    return SLUICE_STAGE_KEEP;
-}
-
-sluice_stage_verdict_t
-sluice_stage_identity (void *user, const char *in, size_t in_size, sluice_stage_out_t *out)
-{
-    return SLUICE_STAGE_PASS;
-}
-
-static const sluice_stage_transform_t s_transforms [] = {
-    { "upper",    sluice_stage_upper,    false, "ASCII upper case" },
-    { "lower",    sluice_stage_lower,    false, "ASCII lower case" },
-    { "mask",     sluice_stage_mask,     true,  "replace listed words by '*' (a safety filter)" },
-    { "identity", sluice_stage_identity, false, "copy chunks unchanged" },
-};
-
-const sluice_stage_transform_t *
-sluice_stage_transform_find (const char *name)
-{
-    for (size_t index = 0; name && index < sizeof s_transforms / sizeof s_transforms [0]; index++)
-        if (streq (s_transforms [index].name, name))
-            return &s_transforms [index];
-    return NULL;
-}
-
-static char s_transform_names [256];
-
-static void
-s_list_transforms (void)
-{
-    size_t used = 0, count = sizeof s_transforms / sizeof s_transforms [0];
-    for (size_t index = 0; index < count; index++)
-        used += (size_t) snprintf (s_transform_names + used, sizeof s_transform_names - used,
-                                   "%s%s", index ? ", " : "", s_transforms [index].name);
-}
-
-const char *
-sluice_stage_transform_names (void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once (&once, s_list_transforms);
-    return s_transform_names;
 }

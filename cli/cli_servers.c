@@ -403,14 +403,21 @@ s_stage_usage (FILE *out)
 {
     fprintf (out,
         "usage: sluice stage --input ENDPOINT --output ENDPOINT --transform NAME [options]\n"
+        "       sluice stage --input ENDPOINT --output ENDPOINT --exec COMMAND [--lines] [options]\n"
         "Run a transform stage: read the buffer at --input, transform each chunk, write it to\n"
         "the buffer at --output. At the end of the input (closed and drained, or a final chunk)\n"
         "the output is closed and the process exits. SIGINT/SIGTERM stop it at once, leaving\n"
-        "the output open.\n"
+        "the output open. Every transform is chunk-invariant: however the input was cut into\n"
+        "chunks, the output's text is the same.\n"
         "  -i, --input ENDPOINT    the buffer read (required)\n"
         "  -o, --output ENDPOINT   the buffer written (required)\n"
-        "  -x, --transform NAME    %s (required)\n"
-        "  -W, --word WORD         mask: a word to mask (repeat)\n"
+        "  -x, --transform NAME    %s\n"
+        "  -W, --word WORD         mask, stop: a word to mask, a string to stop at (repeat)\n"
+        "  -m, --max-bytes N       sentences: longer ones are cut into clauses (default %d)\n"
+        "  -e, --exec COMMAND      instead of a transform: run `sh -c COMMAND`, chunks to its\n"
+        "                          stdin, its stdout back as chunks (as read); its stderr and\n"
+        "                          a non-zero exit status are reported as an error\n"
+        "  -l, --lines             with --exec: one chunk per line of its stdout\n"
         "  -k, --keep-open         do not close the output at the end of the input\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_CLIENT_HELP
@@ -418,7 +425,7 @@ s_stage_usage (FILE *out)
         "      --input-curve-server-key KEY|FILE, --input-curve-cert FILE\n"
         "      --output-curve-server-key KEY|FILE, --output-curve-cert FILE\n"
         "Exit: 0 input ended and output closed, 1 error, 2 usage, 4 the output was closed\n"
-        "under the stage; a signal: 0.\n", sluice_stage_transform_names ());
+        "under the stage; a signal: 0.\n", sluice_stage_transform_names (), SLUICE_STAGE_SENTENCE_BYTES);
 }
 
 int
@@ -429,6 +436,9 @@ sluice_cli_stage (int argc, char **argv)
         { "output",    required_argument, NULL, 'o' },
         { "transform", required_argument, NULL, 'x' },
         { "word",      required_argument, NULL, 'W' },
+        { "max-bytes", required_argument, NULL, 'm' },
+        { "exec",      required_argument, NULL, 'e' },
+        { "lines",     no_argument,       NULL, 'l' },
         { "keep-open", no_argument,       NULL, 'k' },
         { "help",      no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
@@ -449,13 +459,17 @@ sluice_cli_stage (int argc, char **argv)
     //  At most argc words: the list is NULL-terminated
     const char **words = (const char **) calloc ((size_t) argc + 1, sizeof (char *));
     size_t word_count = 0;
+    const char *max_bytes = NULL;
     int option, exit_code = SLUICE_EXIT_OK;
     while (exit_code == SLUICE_EXIT_OK
-       &&  (option = getopt_long (argc, argv, "i:o:x:W:kh", options, NULL)) != -1) {
+       &&  (option = getopt_long (argc, argv, "i:o:x:W:m:e:lkh", options, NULL)) != -1) {
         switch (option) {
             case 'i': opts.input = optarg; break;
             case 'o': opts.output = optarg; break;
             case 'W': words [word_count++] = optarg; break;
+            case 'm': max_bytes = optarg; break;
+            case 'e': opts.exec = optarg; break;
+            case 'l': opts.exec_lines = true; break;
             case 'k': opts.keep_output_open = true; break;
             case 'x':
                 transform = sluice_stage_transform_find (optarg);
@@ -497,18 +511,38 @@ sluice_cli_stage (int argc, char **argv)
         if (optind < argc)
             exit_code = sluice_cli_usage_error ("stage", "unexpected argument '%s'", argv [optind]);
         else
-        if (!opts.input || !opts.output || !transform)
-            exit_code = sluice_cli_usage_error ("stage", "--input, --output and --transform are required");
+        if (!opts.input || !opts.output || !transform == !opts.exec)
+            exit_code = sluice_cli_usage_error ("stage", "--input, --output and one of --transform "
+                                                "and --exec are required");
         else
-        if (word_count && !transform->takes_words)
-            exit_code = sluice_cli_usage_error ("stage", "--word is for --transform mask");
+        if (opts.exec && (word_count || max_bytes))
+            exit_code = sluice_cli_usage_error ("stage", "--word and --max-bytes are for transforms, "
+                                                "not --exec");
+        else
+        if (opts.exec_lines && !opts.exec)
+            exit_code = sluice_cli_usage_error ("stage", "--lines is for --exec");
     }
+    //  The table's rules, as pipeline files apply them
+    long option_value = 0;
+    if (exit_code == SLUICE_EXIT_OK && max_bytes
+    &&  !sluice_cli_parse_long (max_bytes, 0, LONG_MAX, &option_value))
+        exit_code = sluice_cli_usage_error ("stage", "--max-bytes: '%s' is not a number", max_bytes);
+    const char *why = exit_code == SLUICE_EXIT_OK && transform
+        ? sluice_stage_transform_check (transform, words, max_bytes ? "max-bytes" : NULL,
+                                        (size_t) option_value) : NULL;
+    if (why)
+        exit_code = sluice_cli_usage_error ("stage", "%s", why);
     if (exit_code != SLUICE_EXIT_OK) {
         free (words);
         return exit_code;
     }
-    opts.transform = transform->fn;
-    opts.user = transform->takes_words ? (void *) words : NULL;
+    size_t option_size = max_bytes ? (size_t) option_value
+                       : transform ? transform->option_default : 0;
+    if (transform) {
+        opts.transform = transform->fn;
+        opts.user = transform->takes_words ? (void *) words
+                  : transform->option ? (void *) &option_size : NULL;
+    }
 
     int signals = sluice_cli_server_init ();
     if (signals == -1) {

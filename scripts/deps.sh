@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages sluice needs, only those missing.
 # Debian/Ubuntu: apt-get (sudo when not root). Elsewhere: names the packages and fails.
+#   scripts/deps.sh          what building and `make test` need
+#   scripts/deps.sh demo     that, and what the demos need: espeak-ng (speech into a WAV file)
 set -eu
 pkgs="build-essential pkg-config libzmq3-dev libczmq-dev libcriterion-dev iproute2"
+case "${1:-}" in
+  "") ;;
+  demo) pkgs="$pkgs espeak-ng" ;;
+  *) echo "usage: scripts/deps.sh [demo]" >&2; exit 2 ;;
+esac
 [ "${SLUICE_DEPS_EXTRA:-}" ] && pkgs="$pkgs $SLUICE_DEPS_EXTRA"
 
 missing=""
@@ -15,6 +22,10 @@ else
   if ! pkg-config --exists libzmq libczmq criterion 2>/dev/null; then
     echo "sluice needs: a C compiler, make, pkg-config, libzmq >= 4.3, czmq >= 4.2, criterion >= 2.4" >&2
     echo "(Debian packages: $pkgs). Install them with your system's package manager." >&2
+    exit 1
+  fi
+  if [ "${1:-}" = demo ] && ! command -v espeak-ng >/dev/null 2>&1; then
+    echo "the demo needs espeak-ng: install it with your system's package manager" >&2
     exit 1
   fi
   exit 0

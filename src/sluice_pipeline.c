@@ -15,6 +15,7 @@
 #include "sluice_writer.h"
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 
@@ -71,6 +72,7 @@ struct s_actor_t {
     //  stages
     sluice_stage_opts_t stage_opts;
     const char **words;           //  NULL-terminated, strings borrowed from the config tree
+    size_t option;                //  the transform's numeric option (max-bytes)
     sluice_stage_t *stage;
     //  readers
     sluice_reader_opts_t reader_opts;
@@ -84,6 +86,8 @@ struct s_actor_t {
     //  outcome
     bool done;
     sluice_err_t result;
+    bool closed_under;            //  its output was closed while the run went on: judged at
+                                  //  the end (a stage that stopped its stream closes its input)
     char error_text [512];
 };
 
@@ -585,34 +589,70 @@ static bool
 s_parse_stage (sluice_pipeline_t *self, zconfig_t *node, s_actor_t *actor, const char *what)
 {
     static const char *const keys [] = { "input", "output", "transform", "words", "keep-open",
+        "keep-input-open", "max-bytes", "command", "lines",
         "curve-cert", "curve-server-key", "input-curve-cert", "input-curve-server-key",
         "output-curve-cert", "output-curve-server-key", NULL };
+    sluice_stage_opts_t *opts = &actor->stage_opts;
     if (!s_check_keys (self, node, what, keys)
     ||  !s_reference (self, node, what, "input", &actor->input, &actor->input_endpoint)
     ||  !s_reference (self, node, what, "output", &actor->output, &actor->output_endpoint)
-    ||  !s_flag (self, node, what, "keep-open", &actor->stage_opts.keep_output_open))
+    ||  !s_flag (self, node, what, "keep-open", &opts->keep_output_open)
+    ||  !s_flag (self, node, what, "keep-input-open", &opts->keep_input_open)
+    ||  !s_flag (self, node, what, "lines", &opts->exec_lines))
         return false;
-    const char *name = s_value (node, "transform");
-    const sluice_stage_transform_t *transform = sluice_stage_transform_find (name);
-    if (!transform) {
-        s_file_error (self, "%s: transform must be one of %s, not '%s'", what,
-                      sluice_stage_transform_names (), name ? name : "");
-        return false;
-    }
     size_t count;
     actor->words = s_list (node, "words", &count);
     if (!actor->words)
         return false;
-    if (count && !transform->takes_words) {
-        s_file_error (self, "%s: transform = %s takes no 'words'", what, transform->name);
-        return false;
-    }
-    actor->stage_opts.transform = transform->fn;
-    actor->stage_opts.user = transform->takes_words ? (void *) actor->words : NULL;
+    const char *name = s_value (node, "transform");
+    const char *command = s_value (node, "command");
+    const char *max_bytes = s_value (node, "max-bytes");
     actor->curve_in.given.cert = s_path (self, node, "input-curve-cert");
     actor->curve_in.given.server_key = s_key_or_path (self, node, "input-curve-server-key");
     actor->curve_out.given.cert = s_path (self, node, "output-curve-cert");
     actor->curve_out.given.server_key = s_key_or_path (self, node, "output-curve-server-key");
+    //  An external program: its command line, run by sh
+    if (name && streq (name, "exec")) {
+        if (!command || !*command) {
+            s_file_error (self, "%s: transform = exec needs a command (command = \"...\")", what);
+            return false;
+        }
+        if (count || max_bytes) {
+            s_file_error (self, "%s: transform = exec takes no %s", what,
+                          count ? "'words'" : "'max-bytes'");
+            return false;
+        }
+        opts->exec = command;
+        return true;
+    }
+    if (command || opts->exec_lines) {
+        s_file_error (self, "%s: '%s' is for transform = exec", what,
+                      command ? "command" : "lines");
+        return false;
+    }
+    const sluice_stage_transform_t *transform = sluice_stage_transform_find (name);
+    if (!transform) {
+        s_file_error (self, "%s: transform must be one of %s, exec, not '%s'", what,
+                      sluice_stage_transform_names (), name ? name : "");
+        return false;
+    }
+    long value = 0;
+    if (max_bytes && !s_parse_long (max_bytes, 1, LONG_MAX, &value)) {
+        s_file_error (self, "%s: max-bytes must be a positive integer, not '%s'", what,
+                      max_bytes);
+        return false;
+    }
+    const char *why = sluice_stage_transform_check (transform, count ? actor->words : NULL,
+                                                    max_bytes ? "max-bytes" : NULL,
+                                                    (size_t) value);
+    if (why) {
+        s_file_error (self, "%s: %s", what, why);
+        return false;
+    }
+    actor->option = max_bytes ? (size_t) value : transform->option_default;
+    opts->transform = transform->fn;
+    opts->user = transform->takes_words ? (void *) actor->words
+               : transform->option ? (void *) &actor->option : NULL;
     return true;
 }
 
@@ -949,6 +989,8 @@ s_buffers_drained (sluice_pipeline_t *self)
 
 typedef enum { S_RUNNING, S_ENDING } s_phase_t;
 
+static void s_report_failure (sluice_pipeline_t *self, s_actor_t *actor);
+
 //  Take the actor's result if it has just finished, and report a failure (once).
 static void
 s_collect (sluice_pipeline_t *self, s_actor_t *actor, s_phase_t phase)
@@ -958,9 +1000,35 @@ s_collect (sluice_pipeline_t *self, s_actor_t *actor, s_phase_t phase)
         return;
     if (actor->result == SLUICE_OK || actor->result == SLUICE_EINTR)
         return;
-    //  Once we have closed the buffers, a closed buffer is what we asked for
-    if (actor->result == SLUICE_ECLOSED && phase != S_RUNNING)
+    //  Once we have closed the buffers, a closed buffer is what we asked for; before, it may
+    //  be a stage downstream that ended the stream (stop): judged at the end
+    if (actor->result == SLUICE_ECLOSED) {
+        actor->closed_under = phase == S_RUNNING;
         return;
+    }
+    s_report_failure (self, actor);
+}
+
+//  A writer or stage whose output was closed under it while the run went on: no failure when
+//  a stage of this file that reads that buffer ended cleanly (it stopped the stream, which
+//  closes its input to cancel what feeds it).
+static bool
+s_closed_by_a_stop (sluice_pipeline_t *self, s_actor_t *actor)
+{
+    for (size_t index = 0; index < self->actor_count; index++) {
+        s_actor_t *reader = &self->actors [index];
+        bool same = actor->output ? reader->input == actor->output
+                  : reader->input_endpoint && actor->output_endpoint
+                    && streq (reader->input_endpoint, actor->output_endpoint);
+        if (reader->kind == S_STAGE && same && reader->done && reader->result == SLUICE_OK)
+            return true;
+    }
+    return false;
+}
+
+static void
+s_report_failure (sluice_pipeline_t *self, s_actor_t *actor)
+{
     s_error (self, "%s '%s': %s%s%s%s", s_kind_name (actor->kind), actor->name,
              sluice_strerror (actor->result), *actor->error_text ? " (" : "",
              actor->error_text, *actor->error_text ? ")" : "");
@@ -1087,6 +1155,11 @@ s_supervise (sluice_pipeline_t *self, zsock_t *pipe)
             }
         }
         //  Finished actors and drained buffers are picked up at the top of the loop
+    }
+    for (size_t index = 0; !terminated && index < self->actor_count; index++) {
+        s_actor_t *actor = &self->actors [index];
+        if (actor->closed_under && !s_closed_by_a_stop (self, actor))
+            s_report_failure (self, actor);
     }
     free (items);
     return !terminated;
@@ -1271,6 +1344,8 @@ sluice_pipeline_set_transform (sluice_pipeline_t *self, const char *stage,
         return s_not_found (self, "stage", stage);
     actor->stage_opts.transform = transform;
     actor->stage_opts.user = user;
+    actor->stage_opts.exec = NULL;
+    actor->stage_opts.exec_lines = false;
     return SLUICE_OK;
 }
 

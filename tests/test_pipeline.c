@@ -130,7 +130,8 @@ T_TEST (pipeline, the_example_file_runs_to_the_end_in_order_and_masked)
     cr_expect_eq (sluice_pipeline_wait (pipeline, T_WAIT_MS), SLUICE_OK, "%s",
                   sluice_pipeline_error_text (pipeline));
     cr_expect (sluice_pipeline_finished (pipeline));
-    cr_expect_str_eq (sink.text, "Hello| world|!| This| ****| demo| streams| tokens.");
+    //  The mask holds " darn" back until the next token shows that the word ends there
+    cr_expect_str_eq (sink.text, "Hello| world|!| This| |**** demo| streams| tokens.");
     cr_expect_str_eq (sluice_pipeline_error_text (pipeline), "");
     sluice_pipeline_destroy (&pipeline);
     cr_expect_null (pipeline);
@@ -376,7 +377,7 @@ T_TEST (pipeline, files_are_checked_before_anything_starts)
                       "transform must be one of");
     S_EXPECT_REFUSED ("buffer = b\n    endpoint = inproc://x\nbuffer = c\n    endpoint = inproc://y\n"
                       "stage = s\n    input = b\n    output = c\n    transform = upper\n"
-                      "    words\n        w = darn\n", "transform = upper takes no 'words'");
+                      "    words\n        w = darn\n", "takes no words");
     S_EXPECT_REFUSED ("buffer = b\n    endpoint = inproc://x\n"
                       "reader = r\n    input = b\n    format = no-hole\n",
                       "format must contain {}");
@@ -404,4 +405,69 @@ T_TEST (pipeline, curve_defaults_are_checked_when_given)
     cr_expect (strstr (sluice_pipeline_error_text (pipeline), "not-a-key"));
     cr_expect_eq (sluice_pipeline_set_curve (pipeline, &(sluice_curve_t) { 0 }), SLUICE_OK);
     sluice_pipeline_destroy (&pipeline);
+}
+
+T_TEST (pipeline, stop_ends_the_run_cleanly_and_exec_and_sentences_are_stages_of_a_file)
+{
+    //  writer -> a -> stop at "STOP" -> b -> sentences (max 12 bytes) -> c -> exec (tr) -> d
+    char *a = s_endpoint ("a"), *b = s_endpoint ("b"), *c = s_endpoint ("c"),
+         *d = s_endpoint ("d");
+    char *text = zsys_sprintf (
+        "buffer = a\n    endpoint = %s\n    capacity = 2\n"
+        "buffer = b\n    endpoint = %s\n"
+        "buffer = c\n    endpoint = %s\n"
+        "buffer = d\n    endpoint = %s\n"
+        "writer = llm\n    output = a\n    tokens\n"
+        "        t = \"Hel\"\n        t = \"lo. How are\"\n        t = \" you? ST\"\n"
+        "        t = \"OP never said\"\n        t = \" and more\"\n        t = \" and more\"\n"
+        "stage = cut\n    input = a\n    output = b\n    transform = stop\n"
+        "    words\n        w = STOP\n"
+        "stage = say\n    input = b\n    output = c\n    transform = sentences\n"
+        "    max-bytes = 12\n"
+        "stage = shout\n    input = c\n    output = d\n    transform = exec\n"
+        "    command = \"tr a-z A-Z\"\n"
+        "reader = r\n    input = d\n", a, b, c, d);
+    sluice_pipeline_t *pipeline = s_load (text);
+    s_sink_t sink;
+    s_sink_init (&sink);
+    cr_assert_eq (sluice_pipeline_set_sink (pipeline, "r", s_sink, &sink), SLUICE_OK);
+    cr_assert_eq (sluice_pipeline_start (pipeline), SLUICE_OK, "%s",
+                  sluice_pipeline_error_text (pipeline));
+    //  The writer meets its buffer closed by the stop: the end of the stream, not a failure
+    cr_expect_eq (sluice_pipeline_wait (pipeline, T_WAIT_MS), SLUICE_OK, "%s",
+                  sluice_pipeline_error_text (pipeline));
+    //  exec hands back what the command wrote, as read: compare the bytes, not the chunks
+    char joined [256];
+    size_t size = 0;
+    for (const char *at = sink.text; *at && size + 1 < sizeof joined; at++)
+        if (*at != '|')
+            joined [size++] = *at;
+    joined [size] = 0;
+    cr_expect_str_eq (joined, "HELLO. HOW ARE YOU? ");
+    sluice_pipeline_destroy (&pipeline);
+    s_sink_fini (&sink);
+    free (text);
+    free (a);
+    free (b);
+    free (c);
+    free (d);
+}
+
+T_TEST (pipeline, stage_settings_are_checked_with_the_transform)
+{
+    const char *buffers = "buffer = b\n    endpoint = inproc://x\nbuffer = c\n"
+                          "    endpoint = inproc://y\nstage = s\n    input = b\n    output = c\n";
+    char *text;
+#define S_STAGE_REFUSED(rest, says) \
+    text = zsys_sprintf ("%s%s", buffers, rest); \
+    S_EXPECT_REFUSED (text, says); \
+    free (text)
+    S_STAGE_REFUSED ("    transform = stop\n", "needs at least one word");
+    S_STAGE_REFUSED ("    transform = sentences\n    max-bytes = 0\n", "max-bytes");
+    S_STAGE_REFUSED ("    transform = upper\n    max-bytes = 10\n", "no option 'max-bytes'");
+    S_STAGE_REFUSED ("    transform = exec\n", "needs a command");
+    S_STAGE_REFUSED ("    transform = upper\n    command = cat\n", "'command' is for transform = exec");
+    S_STAGE_REFUSED ("    transform = exec\n    command = cat\n    words\n        w = x\n",
+                     "transform = exec takes no 'words'");
+#undef S_STAGE_REFUSED
 }

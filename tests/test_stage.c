@@ -6,6 +6,10 @@
 */
 #include "common.h"
 #include "sluice_stage.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     sluice_buffer_t *in_buf, *out_buf;
@@ -281,15 +285,48 @@ Test (stage, mask_replaces_whole_listed_words_only)
     s_buffers (8, 8);
     const char *words [] = { "darn", "heck", NULL };
     s_start (sluice_stage_mask, (void *) words, false);
-    s_write ("oh darn it", false);
+    //  Chunks are pieces of one text: a word at the end of a chunk may go on in the next
+    s_write ("oh darn it ", false);
     s_write ("DARN, Heck!", false);
-    s_write ("darned darn_it undarn", false);
-    s_write ("darn", false);
+    s_write (" darned darn_it undarn ", false);
+    s_write ("da", false);      //  held back: may become "darn"
+    s_write ("rn", false);      //  held back: may still become "darned"
     s_close_input ();
-    T_EXPECT_CHUNK (fx.reader, "oh **** it");
+    T_EXPECT_CHUNK (fx.reader, "oh **** it ");
     T_EXPECT_CHUNK (fx.reader, "****, ****!");
-    T_EXPECT_CHUNK (fx.reader, "darned ****_it undarn");
-    T_EXPECT_CHUNK (fx.reader, "****");
+    T_EXPECT_CHUNK (fx.reader, " darned ****_it undarn ");
+    T_EXPECT_CHUNK (fx.reader, "****");     //  flushed at the end of the input
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+}
+
+Test (stage, stop_ends_the_stream_closes_the_output_and_the_input)
+{
+    s_buffers (8, 8);
+    const char *words [] = { "STOP", NULL };
+    s_start (sluice_stage_stop_at, (void *) words, false);
+    s_write ("one two ST", false);
+    s_write ("OP three", false);
+    T_EXPECT_CHUNK (fx.reader, "one two ");
+    T_EXPECT_CHUNK_F (fx.reader, "", true);
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK);
+    //  Upstream is told: nothing reads its input any more
+    sluice_err_t rc = sluice_stream_write_timeout (fx.writer, "x", 1, false, T_WAIT_MS);
+    cr_expect_eq (rc, SLUICE_ECLOSED, "write after the stop: %s", sluice_strerror (rc));
+}
+
+Test (stage, sentences_one_chunk_each)
+{
+    s_buffers (8, 8);
+    s_start (sluice_stage_sentences, NULL, false);
+    const char *tokens [] = { "Hel", "lo", " world", ".", " How", " are", " you?", " Fi", "ne" };
+    for (size_t index = 0; index < sizeof tokens / sizeof tokens [0]; index++)
+        s_write (tokens [index], false);
+    s_close_input ();
+    T_EXPECT_CHUNK (fx.reader, "Hello world. ");
+    T_EXPECT_CHUNK (fx.reader, "How are you? ");
+    T_EXPECT_CHUNK (fx.reader, "Fine");
     T_EXPECT_EOS (fx.reader);
     cr_expect_eq (s_wait_stage (), SLUICE_OK);
 }
@@ -397,4 +434,188 @@ Test (stage, invalid_options)
     cr_expect_eq (s_wait_stage (), SLUICE_EINVAL);
     cr_expect (strstr (sluice_stage_error_text (fx.stage), "nosuchtransport") != NULL,
                "error text: '%s'", sluice_stage_error_text (fx.stage));
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Exec stages: an external command between the buffers
+
+static void
+s_start_exec (const char *command, bool lines)
+{
+    sluice_err_t err = SLUICE_EINTERNAL;
+    fx.stage = sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = fx.in, .output = fx.out, .exec = command, .exec_lines = lines }, &err);
+    cr_assert_not_null (fx.stage, "sluice_stage_new: %s", sluice_strerror (err));
+}
+
+//  Everything up to the end of the stream, concatenated (the caller frees it).
+static char *
+s_read_all (size_t *size, size_t *chunks)
+{
+    char *data = NULL;
+    *size = 0;
+    if (chunks)
+        *chunks = 0;
+    while (true) {
+        sluice_chunk_t chunk;
+        T_READ (fx.reader, chunk);
+        if (chunk.is_eos)
+            break;
+        data = (char *) realloc (data, *size + chunk.size + 1);
+        cr_assert_not_null (data);
+        memcpy (data + *size, chunk.text, chunk.size);
+        *size += chunk.size;
+        data [*size] = 0;
+        if (chunks)
+            (*chunks)++;
+    }
+    return data;
+}
+
+Test (stage, exec_lines_come_back_in_order)
+{
+    s_buffers (256, 256);
+    s_start_exec ("tr a-z A-Z", true);
+    char line [32];
+    for (int index = 0; index < 200; index++) {
+        snprintf (line, sizeof line, "line %d\n", index);
+        s_write (line, false);
+    }
+    s_close_input ();
+    for (int index = 0; index < 200; index++) {
+        snprintf (line, sizeof line, "LINE %d", index);
+        T_EXPECT_CHUNK (fx.reader, line);
+    }
+    T_EXPECT_EOS (fx.reader);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK, "%s", sluice_stage_error_text (fx.stage));
+    cr_expect_eq (sluice_stage_exit_status (fx.stage), 0);
+    cr_expect_eq (sluice_stage_consumed (fx.stage), 200);
+}
+
+Test (stage, exec_passes_binary_data_unchanged)
+{
+    s_buffers (128, 128);
+    s_start_exec ("cat", false);
+    enum { CHUNK = 1000, COUNT = 100 };
+    static char data [CHUNK * COUNT];
+    uint32_t state = 12345;
+    for (size_t index = 0; index < sizeof data; index++) {
+        state = state * 1103515245u + 12345u;
+        data [index] = (char) (state >> 16);        //  NULs and newlines included
+    }
+    for (size_t index = 0; index < COUNT; index++) {
+        sluice_err_t rc = sluice_stream_write_timeout (fx.writer, data + index * CHUNK, CHUNK,
+                                                       false, T_WAIT_MS);
+        cr_assert_eq (rc, SLUICE_OK);
+    }
+    s_close_input ();
+    size_t size;
+    char *got = s_read_all (&size, NULL);
+    cr_assert_eq (size, sizeof data);
+    cr_expect (memcmp (got, data, size) == 0, "bytes changed on the way");
+    free (got);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK, "%s", sluice_stage_error_text (fx.stage));
+}
+
+typedef struct {
+    sluice_stream_t *writer;
+    size_t count, size;
+    sluice_err_t result;
+} s_bulk_t;
+
+static void *
+s_bulk_writer (void *argument)
+{
+    s_bulk_t *bulk = (s_bulk_t *) argument;
+    char *chunk = (char *) malloc (bulk->size);
+    memset (chunk, 'z', bulk->size);
+    bulk->result = SLUICE_OK;
+    for (size_t index = 0; index < bulk->count && bulk->result == SLUICE_OK; index++)
+        bulk->result = sluice_stream_write_timeout (bulk->writer, chunk, bulk->size, false, T_WAIT_MS);
+    if (bulk->result == SLUICE_OK)
+        bulk->result = sluice_stream_close (bulk->writer);
+    free (chunk);
+    return NULL;
+}
+
+Test (stage, exec_backpressure_a_command_that_does_not_read_holds_the_writer_back)
+{
+    //  The command waits on a fifo before it reads anything: the pipe to its stdin fills,
+    //  then the input buffer, then the writer parks
+    char dir [] = "/tmp/sluice-exec-XXXXXX", gate [64], command [128];
+    cr_assert_not_null (mkdtemp (dir));
+    snprintf (gate, sizeof gate, "%s/gate", dir);
+    cr_assert_eq (mkfifo (gate, 0600), 0);
+    snprintf (command, sizeof command, "cat %s > /dev/null; cat", gate);
+    s_buffers (2, 64);
+    s_start_exec (command, false);
+    s_bulk_t bulk = { .writer = fx.writer, .count = 48, .size = 16384 };
+    size_t thread = t_spawn (s_bulk_writer, &bulk);
+    sluice_stream_t *probe = sluice_stream_new (fx.in);
+    sluice_buffer_status_t st;
+    S_WAIT_STATUS (probe, st, st.parked_writers == 1 && st.queued + st.unacked == st.capacity);
+    cr_expect_lt (sluice_stage_consumed (fx.stage), bulk.count, "the stage read everything");
+    //  Open the gate: the command reads, and everything flows
+    int fd = open (gate, O_WRONLY);
+    cr_assert_geq (fd, 0);
+    close (fd);
+    size_t size;
+    char *got = s_read_all (&size, NULL);
+    cr_expect_eq (size, bulk.count * bulk.size);
+    free (got);
+    t_join (thread);
+    cr_expect_eq (bulk.result, SLUICE_OK, "writer: %s", sluice_strerror (bulk.result));
+    cr_expect_eq (s_wait_stage (), SLUICE_OK, "%s", sluice_stage_error_text (fx.stage));
+    sluice_stream_destroy (&probe);
+    unlink (gate);
+    rmdir (dir);
+}
+
+Test (stage, exec_failing_command_reports_status_and_stderr)
+{
+    s_buffers (4, 4);
+    s_start_exec ("cat > /dev/null; echo something went wrong >&2; exit 3", false);
+    s_write ("input", false);
+    s_close_input ();
+    T_EXPECT_EOS (fx.reader);       //  the output is closed all the same
+    cr_expect_eq (s_wait_stage (), SLUICE_EINTERNAL);
+    const char *text = sluice_stage_error_text (fx.stage);
+    cr_expect (strstr (text, "status 3") && strstr (text, "something went wrong"), "'%s'", text);
+    cr_expect_eq (sluice_stage_exit_status (fx.stage), 3);
+}
+
+Test (stage, exec_command_that_exits_early_ends_the_stage_and_closes_the_input)
+{
+    s_buffers (8, 8);
+    s_start_exec ("head -c 5", false);
+    s_write ("abc", false);
+    s_write ("defgh", false);
+    size_t size;
+    char *got = s_read_all (&size, NULL);
+    cr_expect (size == 5 && memcmp (got, "abcde", 5) == 0, "got '%.*s'", (int) size, got);
+    free (got);
+    cr_expect_eq (s_wait_stage (), SLUICE_OK, "%s", sluice_stage_error_text (fx.stage));
+    sluice_err_t rc = sluice_stream_write_timeout (fx.writer, "x", 1, false, T_WAIT_MS);
+    cr_expect_eq (rc, SLUICE_ECLOSED, "the input stays open: %s", sluice_strerror (rc));
+}
+
+Test (stage, exec_stop_kills_a_command_that_never_ends)
+{
+    s_buffers (4, 4);
+    s_start_exec ("exec sleep 1000", false);
+    cr_expect_eq (sluice_stage_stop (fx.stage), SLUICE_OK);
+    cr_expect_eq (s_wait_stage (), SLUICE_EINTR);
+    cr_expect_eq (sluice_stage_exit_status (fx.stage), 128 + SIGKILL);
+}
+
+Test (stage, exec_invalid_options)
+{
+    sluice_err_t err = SLUICE_OK;
+    cr_expect_null (sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = "inproc://a", .output = "inproc://b", .exec = "cat",
+        .transform = sluice_stage_upper }, &err));
+    cr_expect_eq (err, SLUICE_EINVAL, "both: %s", sluice_strerror (err));
+    cr_expect_null (sluice_stage_new (&(sluice_stage_opts_t) {
+        .input = "inproc://a", .output = "inproc://b", .exec = "" }, &err));
+    cr_expect_eq (err, SLUICE_EINVAL, "empty command: %s", sluice_strerror (err));
 }
