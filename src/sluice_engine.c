@@ -346,7 +346,7 @@ s_send (sluice_engine_t *engine, zmq_msg_t *identity, const sluice_header_t *req
     if (rc == -1) {
         int saved = errno;
         engine->lost++;
-        zsys_debug ("sluice %s: %s reply to request %" PRIu64 " undeliverable: %s",
+        SLUICE_DEBUG ("sluice %s: %s reply to request %" PRIu64 " undeliverable: %s",
                     engine->opts.name, sluice_command_name (request->command) ?: "?",
                     request->request_id, zmq_strerror (saved));
         errno = saved;
@@ -379,22 +379,23 @@ sluice_engine_answer (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t
     return s_send (engine, &held->identity, &held->header, status, flags, frames, count);
 }
 
-void
+int
 sluice_engine_answer_text (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t status,
                            const char *text, size_t size)
 {
-    s_send_text (engine, &held->identity, &held->header, status,
-                 held->parked ? SLUICE_FLAG_PARKED : 0, text, size);
+    int rc = s_send_text (engine, &held->identity, &held->header, status,
+                          held->parked ? SLUICE_FLAG_PARKED : 0, text, size);
     sluice_engine_release (engine, &held);
+    return rc;
 }
 
-void
+int
 sluice_engine_answer_error (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t status,
                             const char *reason)
 {
     if (!reason)
         reason = sluice_strerror (status);
-    sluice_engine_answer_text (engine, held, status, reason, strlen (reason));
+    return sluice_engine_answer_text (engine, held, status, reason, strlen (reason));
 }
 
 int
@@ -411,7 +412,7 @@ sluice_engine_reply_text (sluice_engine_t *engine, sluice_request_t *req, sluice
     return s_send_text (engine, &req->identity, &req->header, status, 0, text, size);
 }
 
-void
+int
 sluice_engine_refuse (sluice_engine_t *engine, sluice_request_t *req, sluice_err_t status,
                       const char *reason, bool malformed)
 {
@@ -419,7 +420,7 @@ sluice_engine_refuse (sluice_engine_t *engine, sluice_request_t *req, sluice_err
         engine->malformed++;
     if (!reason)
         reason = sluice_strerror (status);
-    s_send_text (engine, &req->identity, &req->header, status, 0, reason, strlen (reason));
+    return s_send_text (engine, &req->identity, &req->header, status, 0, reason, strlen (reason));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,12 +475,14 @@ s_arrived (sluice_engine_t *engine)
     s_peer_attach (engine, held);
     if (!held->fifo)
         return;             //  in flight
-    held->parked = true;
     if (engine->opts.max_parked && engine->parked > engine->opts.max_parked) {
+        //  Refused on arrival, never deferred: no PARKED on the EBUSY
         sluice_engine_answer_error (engine, held, SLUICE_EBUSY, engine->opts.busy_text);
         if (engine->cls->settle)
             engine->cls->settle (engine->self);
+        return;
     }
+    held->parked = true;
 }
 
 static void
