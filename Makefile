@@ -19,10 +19,11 @@ CRIT_LIBS  = $(shell pkg-config --libs criterion)
 # Compiler flags, stated once: warnings, language, and per build the optimisation and sanitizers.
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 LANG     := -std=gnu11 -fPIC -MMD -MP
+ASAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 ifeq ($(BUILD),release)
   OPT := -O2 -g
 else ifeq ($(BUILD),asan)
-  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  OPT := $(ASAN_OPT)
 else ifeq ($(BUILD),tsan)
   OPT := -O1 -g -fsanitize=thread
 else ifeq ($(BUILD),fuzz)
@@ -136,11 +137,13 @@ $(BENCH_OUT)/bin/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Isrc $< -o $@ $(STATIC) $(PKG_LIBS) -lm
 
-# Every test, in the normal build and under AddressSanitizer + UBSan.
+# Every test, in the normal build and under AddressSanitizer + UBSan, then the examples of
+# README.md and docs/ (scripts/doc-tests.sh: C blocks built with ASan, sh blocks with bin/).
 test: deps
 	@$(MAKE) --no-print-directory BUILD=release build
 	@$(MAKE) --no-print-directory BUILD=asan build
-	@bash scripts/run-tests.sh $(TIMEOUT) build/release/tests build/asan/tests
+	@SLUICE_DOC_TESTS=build/asan SLUICE_DOC_CFLAGS="$(ASAN_OPT)" \
+	  bash scripts/run-tests.sh $(TIMEOUT) build/release/tests build/asan/tests
 
 check: test
 
@@ -166,6 +169,19 @@ install: all
 	ln -sf libsluice.so.0 $(DESTDIR)$(PREFIX)/lib/libsluice.so
 	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/sluice.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sluice.pc
 	@if [ -x $(OUT)/bin/sluice ]; then install -m 755 $(OUT)/bin/sluice $(DESTDIR)$(PREFIX)/bin/; fi
+	@$(LDCONFIG_STEP)
+
+# The dynamic linker finds a new libsluice.so.0 only once its cache is refreshed: run ldconfig
+# when installing into this system as root, else say what to do.
+LDCONFIG_STEP = if [ -n "$(DESTDIR)" ]; then \
+	  echo "note: run ldconfig on the target system once $(PREFIX)/lib is in place"; \
+	elif [ "$$(id -u)" -ne 0 ] || ! command -v ldconfig >/dev/null; then \
+	  echo "note: run 'sudo ldconfig' before running programs linked with -lsluice"; \
+	else \
+	  ldconfig && echo "ldconfig: done"; \
+	  ldconfig -p | grep -q '$(PREFIX)/lib/libsluice.so.0' || \
+	    echo "note: $(PREFIX)/lib is not in the linker's path: add it to /etc/ld.so.conf.d/ and run ldconfig, or set LD_LIBRARY_PATH=$(PREFIX)/lib"; \
+	fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/include/,$(notdir $(wildcard include/*.h)))

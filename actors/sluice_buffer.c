@@ -212,7 +212,7 @@ s_settle_deliveries (s_buffer_t *self, sluice_peer_t *peer, uint64_t ack_id, boo
                 s_push_head (self, &delivery->chunks [index - 1],
                              delivery->last_final && index == delivery->count);
             self->read -= delivery->count;
-            zsys_debug ("sluice buffer: %zu unacknowledged chunk(s) back to the head of the queue",
+            SLUICE_DEBUG ("sluice buffer: %zu unacknowledged chunk(s) back to the head of the queue",
                         delivery->count);
         }
         self->unacked -= delivery->count;
@@ -256,7 +256,7 @@ s_admit_writer (s_buffer_t *self)
         self->written += chunks;
     }
     else
-        zsys_debug ("sluice buffer: writer gone before admission (%s): %zu chunk(s) dropped, "
+        SLUICE_DEBUG ("sluice buffer: writer gone before admission (%s): %zu chunk(s) dropped, "
                     "never acknowledged", zmq_strerror (errno), chunks);
     sluice_engine_release (self->engine, &writer);
 }
@@ -307,7 +307,7 @@ s_serve_reader (s_buffer_t *self)
         }
     }
     else {
-        zsys_debug ("sluice buffer: reader gone (%s): %zu chunk(s) back to the head of the queue",
+        SLUICE_DEBUG ("sluice buffer: reader gone (%s): %zu chunk(s) back to the head of the queue",
                     zmq_strerror (errno), count);
         for (size_t index = count; index > 0; index--)
             s_push_head (self, &self->batch [index - 1], is_final && index == count);

@@ -335,10 +335,12 @@ s_pending (s_server_t *self)
     return sluice_engine_parked (self->engine) + self->inflight;
 }
 
+//  Every REQUEST answered counts once: served or failed when its reply was sent, else only in
+//  the engine's lost (the client had gone: it was served for nobody).
 static void
-s_count (s_server_t *self, uint8_t command, sluice_err_t status)
+s_count (s_server_t *self, uint8_t command, sluice_err_t status, int sent)
 {
-    if (command != SLUICE_CMD_REQUEST)
+    if (command != SLUICE_CMD_REQUEST || sent == -1)
         return;
     if (status == SLUICE_OK)
         self->served++;
@@ -351,8 +353,9 @@ static void
 s_answer (s_server_t *self, sluice_held_t *held, sluice_err_t status, const char *text,
           size_t size)
 {
-    s_count (self, held->header.command, status);
-    sluice_engine_answer_text (self->engine, held, status, text, size);
+    uint8_t command = held->header.command;     //  held is released by the answer
+    int sent = sluice_engine_answer_text (self->engine, held, status, text, size);
+    s_count (self, command, status, sent);
 }
 
 static void
@@ -365,8 +368,8 @@ s_answer_str (s_server_t *self, sluice_held_t *held, sluice_err_t status, const 
 static void
 s_refuse (s_server_t *self, sluice_request_t *req, sluice_err_t status, const char *reason)
 {
-    s_count (self, req->header.command, status);
-    sluice_engine_refuse (self->engine, req, status, reason, false);
+    s_count (self, req->header.command, status,
+             sluice_engine_refuse (self->engine, req, status, reason, false));
 }
 
 //  Hand a request to an idle worker.

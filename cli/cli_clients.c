@@ -114,7 +114,8 @@ s_client_options (s_client_t *self, int argc, char **argv, const char *short_opt
 static int
 s_invalid_endpoint (s_client_t *self)
 {
-    return sluice_cli_usage_error (self->command, "invalid endpoint '%s'", self->endpoint);
+    //  The library's reason names the real cause (unresolvable host, inproc from outside)
+    return sluice_cli_usage_error (self->command, "%s", sluice_last_error_text ());
 }
 
 //  The options of write or read (s_client_options), then its stream client. NULL when the
@@ -557,8 +558,9 @@ s_request_usage (FILE *out)
     fprintf (out,
         "usage: sluice request --connect ENDPOINT [options] [PAYLOAD]\n"
         "Send one inference request to the model server at ENDPOINT and print its response\n"
-        "(followed by a newline). Without PAYLOAD the payload is all of stdin. While the model\n"
-        "loads the request waits at the server; then it is served.\n"
+        "(followed by a newline). Without PAYLOAD the payload is all of stdin, less one trailing\n"
+        "newline (as for write). While the model loads the request waits at the server; then\n"
+        "it is served.\n"
         "  -c, --connect ENDPOINT  the model server (required)\n"
         "  -t, --timeout MS        give up when the request still waits (parked or queued)\n"
         "                          after MS (exit 3; it never runs). Default: no limit\n"
@@ -641,6 +643,10 @@ sluice_cli_request (int argc, char **argv)
         from_stdin = s_read_all (STDIN_FILENO, &size);
         if (!from_stdin)
             return s_io_failed ("request", "reading stdin");
+        //  `echo x | sluice request` means the payload "x": one trailing newline is the
+        //  line's end, as for `sluice write`, not part of the payload
+        if (size > 0 && from_stdin [size - 1] == '\n')
+            from_stdin [--size] = 0;
         payload = from_stdin;
     }
     sluice_model_client_t *model = s_model_client_new (&client);

@@ -225,38 +225,19 @@ s_model_server_usage (FILE *out)
         SLUICE_MODEL_DEFAULT_MAX_PENDING, SLUICE_CLI_DEFAULT_DRAIN);
 }
 
-//  A subscription to the server's STOPPED event. The server replays its current state to every
-//  new subscriber, so no event can be missed, however late we subscribe.
-static zsock_t *
-s_subscribe_stopped (const char *events)
-{
-    zsock_t *sub = zsock_new (ZMQ_SUB);
-    if (!sub || zsock_connect (sub, "%s", events) == -1) {
-        zsock_destroy (&sub);
-        return NULL;
-    }
-    zsock_set_subscribe (sub, SLUICE_EVENT_STOPPED);
-    return sub;
-}
-
-//  Wait for STOPPED, a signal or the deadline: SLUICE_OK, SLUICE_EINTR (a signal),
-//  SLUICE_ETIMEOUT or SLUICE_ETRANSPORT.
+//  Wait until the server has stopped (its pipe becomes readable then), a signal or the
+//  deadline: SLUICE_OK, SLUICE_EINTR (a signal), SLUICE_ETIMEOUT, or how it ended. The pipe
+//  rather than the STOPPED event: the events socket may be CURVE-protected, or absent.
 static sluice_err_t
-s_wait_stopped (int signals, zsock_t *sub, int64_t deadline)
+s_wait_stopped (int signals, sluice_model_server_t *server, int64_t deadline)
 {
-    while (true) {
-        int woke = sluice_cli_wait (signals, sub, deadline);
+    sluice_err_t err;
+    while ((err = sluice_model_server_wait (server, 0)) == SLUICE_ETIMEOUT) {
+        int woke = sluice_cli_wait (signals, sluice_model_server_actor_handle (server), deadline);
         if (woke != 0)
             return woke > 0 ? SLUICE_EINTR : SLUICE_ETIMEOUT;
-        char *name = NULL, *detail = NULL;
-        if (zstr_recvx (sub, &name, &detail, NULL) == -1)
-            return SLUICE_ETRANSPORT;
-        bool stopped = name && streq (name, SLUICE_EVENT_STOPPED);
-        zstr_free (&name);
-        zstr_free (&detail);
-        if (stopped)
-            return SLUICE_OK;
     }
+    return err;
 }
 
 int
@@ -326,15 +307,6 @@ sluice_cli_model_server (int argc, char **argv)
     opts.sim.infer_ms = (int) infer;
     opts.workers = (size_t) workers;
     opts.max_pending = (size_t) max_pending;
-    //  The end of a graceful shutdown is told by the STOPPED event: without an events socket
-    //  of the user's, use one of our own, in-process
-    char own_events [64];
-    bool user_events = opts.events_endpoint != NULL;
-    if (!user_events) {
-        snprintf (own_events, sizeof own_events, "inproc://sluice-model-server-events-%d", (int) getpid ());
-        opts.events_endpoint = own_events;
-    }
-
     int signals = sluice_cli_server_init ();
     if (signals == -1) {
         fprintf (stderr, "sluice model-server: cannot take signals: %s\n", strerror (errno));
@@ -347,29 +319,19 @@ sluice_cli_model_server (int argc, char **argv)
         if (err == SLUICE_EINVAL && opts.curve)
             return s_start_failed ("model-server", err, opts.endpoint);
         return sluice_cli_fail ("model-server", err, NULL, "cannot start on %s%s%s",
-                                opts.endpoint, user_events ? " / " : "",
-                                user_events ? opts.events_endpoint : "");
+                                opts.endpoint, opts.events_endpoint ? " / " : "",
+                                opts.events_endpoint ? opts.events_endpoint : "");
     }
-    const char *events = sluice_model_server_events_endpoint (server);
-    s_print_listening (sluice_model_server_endpoint (server), user_events ? events : NULL,
-                       &curve);
+    s_print_listening (sluice_model_server_endpoint (server),
+                       sluice_model_server_events_endpoint (server), &curve);
 
     //  Serve until a signal, or until a client has shut the server down and it has stopped.
-    //  (A wildcard events bind, tcp://*:port, resolves to 0.0.0.0: Linux connects it locally.)
     int exit_code = SLUICE_EXIT_OK;
-    zsock_t *sub = events ? s_subscribe_stopped (events) : NULL;
-    if (!sub) {
-        exit_code = sluice_cli_fail ("model-server", SLUICE_ETRANSPORT, NULL,
-                                     "cannot subscribe to its own events at %s", events ? events : "");
-        sluice_model_server_destroy (&server);
-        close (signals);
-        return exit_code;
-    }
-    err = s_wait_stopped (signals, sub, INT64_MAX);
+    err = s_wait_stopped (signals, server, INT64_MAX);
     if (err == SLUICE_EINTR) {
         err = sluice_model_server_shutdown (server);
         if (err == SLUICE_OK)
-            err = s_wait_stopped (signals, sub, zclock_mono () + drain);
+            err = s_wait_stopped (signals, server, zclock_mono () + drain);
         if (err == SLUICE_EINTR) {
             fprintf (stderr, "sluice model-server: second signal: stopping without draining\n");
             exit_code = SLUICE_EXIT_ERROR;
@@ -381,7 +343,6 @@ sluice_cli_model_server (int argc, char **argv)
     }
     if (err != SLUICE_OK && exit_code == SLUICE_EXIT_OK)
         exit_code = sluice_cli_fail ("model-server", err, NULL, "waiting for the server to stop");
-    zsock_destroy (&sub);
     sluice_model_server_destroy (&server);
     close (signals);
     return exit_code;

@@ -22,7 +22,8 @@ extern "C" {
 typedef struct sluice_client_t sluice_client_t;
 
 //  Connect (asynchronously, as in ZeroMQ) to the actor at endpoint; curve may be NULL
-//  (plaintext). NULL when the endpoint or the CURVE settings are invalid: then
+//  (plaintext). NULL when the endpoint or the CURVE settings are invalid (as for
+//  sluice_stream_new: an unresolvable tcp host, an inproc endpoint nobody bound here): then
 //  sluice_last_error_text says why. The caller owns the result.
 SLUICE_EXPORT sluice_client_t *
     sluice_client_new (const char *endpoint, const sluice_curve_t *curve);

@@ -182,8 +182,10 @@ SLUICE_EXPORT void
 
 typedef struct sluice_model_client_t sluice_model_client_t;
 
-//  Connect to a model server. Returns NULL when the endpoint is invalid. Connecting is
-//  asynchronous: a server that is not there yet is waited for by each call's timeout.
+//  Connect to a model server. Returns NULL when the endpoint is invalid (as for
+//  sluice_stream_new: an unresolvable tcp host, an inproc endpoint nobody bound here).
+//  Otherwise connecting is asynchronous: a server that is not there yet is waited for by each
+//  call's timeout.
 //  The caller owns the result.
 SLUICE_EXPORT sluice_model_client_t *
     sluice_model_client_new (const char *endpoint);

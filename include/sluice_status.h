@@ -59,10 +59,11 @@ typedef struct {
     uint64_t queued;          //  accepted requests waiting for a free worker
     uint64_t inflight;        //  requests being inferred on a worker
     uint64_t waiting;         //  WAIT commands parked
+    //  Each well-formed REQUEST ends in exactly one of served, failed, lost and abandoned
     uint64_t served;          //  requests answered with a response
     uint64_t failed;          //  requests answered with an error (busy, timeout, ...)
     uint64_t malformed;       //  commands refused as malformed
-    uint64_t lost;            //  replies not delivered: the client had gone
+    uint64_t lost;            //  replies (to any command) not delivered: the client had gone
     uint64_t abandoned;       //  waiting requests dropped because their client vanished
     uint64_t max_pending;
     uint64_t max_payload;

@@ -35,9 +35,11 @@ typedef struct {
     bool is_eos;       //  end-of-stream sentinel: the buffer is closed and drained
 } sluice_chunk_t;
 
-//  Connect to a buffer. Returns NULL when the endpoint is invalid. Connecting is asynchronous
-//  (as in ZeroMQ): a buffer that is not there yet is waited for by each call's timeout.
-//  The caller owns the result.
+//  Connect to a buffer. Returns NULL when the endpoint is invalid, names a tcp host that does
+//  not resolve, or is an inproc endpoint no actor of this process has bound (inproc exists only
+//  inside one process: start the buffer first); sluice_last_error_text says why. Otherwise
+//  connecting is asynchronous (as in ZeroMQ): a tcp or ipc buffer that is not there yet is
+//  waited for by each call's timeout. The caller owns the result.
 SLUICE_EXPORT sluice_stream_t *
     sluice_stream_new (const char *endpoint);
 

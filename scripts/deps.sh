@@ -42,7 +42,14 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 echo "sluice: installing$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
+# Quiet: no questions, no progress bars; dpkg's per-package lines go to a log shown on failure.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+quiet() {
+  "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "sluice: failed: $*" >&2; exit 1; }
+}
+quiet $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >&2
+quiet $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  -o Dpkg::Use-Pty=0 $missing
+echo "sluice: installed$missing" >&2

@@ -7,6 +7,14 @@
 #include <errno.h>
 #include <string.h>
 
+bool
+sluice_verbose (void)
+{
+    //  Read each time: cheap, and only on rare paths; tests may set it after start
+    const char *value = getenv ("SLUICE_VERBOSE");
+    return value && streq (value, "1");
+}
+
 // ---------------------------------------------------------------------------------------------
 //  Header
 
@@ -194,6 +202,9 @@ sluice_request_validate (sluice_request_t *req, sluice_actor_kind_t actor)
 {
     if (req->error != SLUICE_OK)
         return req->error;
+    //  Id 0 is the actors' own probe, which clients ignore: a reply to it would never be read
+    if (req->header.request_id == SLUICE_PROBE_ID)
+        return s_refuse (req, SLUICE_EPROTO, "request id 0 is reserved (the actors' probe)");
     const sluice_command_t *row = sluice_command_find (req->header.command);
     if (!row || !(row->actors & (unsigned) actor)) {
         char served [128];

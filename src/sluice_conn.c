@@ -6,10 +6,67 @@
 */
 #include "sluice_conn.h"
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <string.h>
 
 #define SLUICE_DEFAULT_GRACE_MS 2000
+
+//  ZeroMQ connects in the background and retries forever, so a host name that does not resolve
+//  or an inproc endpoint nobody bound would only show as a timeout much later. Both are known
+//  now: say so at once. 0 when the endpoint may be reached, -1 with why filled.
+static int
+s_check_peer (const char *endpoint, char *why, size_t why_size)
+{
+    if (strncmp (endpoint, "inproc://", 9) == 0) {
+        //  Bound in this process's context? Binding it ourselves fails exactly when it is.
+        //  (The endpoint is held only between bind and unbind, both synchronous for inproc.)
+        zsock_t *probe = zsock_new (ZMQ_PAIR);
+        if (!probe)
+            return 0;       //  cannot tell: let the connect decide
+        int rc = zsock_bind (probe, "%s", endpoint);
+        if (rc == 0)
+            zsock_unbind (probe, "%s", endpoint);
+        zsock_destroy (&probe);
+        if (rc == 0) {
+            snprintf (why, why_size, "no actor is bound at %s in this process (inproc endpoints "
+                      "exist only inside one process; start the actor first, or use tcp:// "
+                      "or ipc:// across processes)", endpoint);
+            return -1;
+        }
+        return 0;
+    }
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return 0;
+    //  tcp://[source;]host:port, host possibly [IPv6]
+    const char *address = endpoint + 6;
+    const char *source_end = strchr (address, ';');
+    if (source_end)
+        address = source_end + 1;
+    const char *colon = strrchr (address, ':');
+    if (!colon || colon == address)
+        return 0;           //  malformed: zmq_connect reports it
+    char host [256];
+    size_t length = (size_t) (colon - address);
+    if (*address == '[' && colon [-1] == ']') {
+        address++;
+        length -= 2;
+    }
+    if (length == 0 || length >= sizeof host)
+        return 0;
+    memcpy (host, address, length);
+    host [length] = 0;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *found = NULL;
+    int rc = getaddrinfo (host, NULL, &hints, &found);
+    if (found)
+        freeaddrinfo (found);
+    if (rc != 0) {
+        snprintf (why, why_size, "cannot resolve host '%.160s': %s", host, gai_strerror (rc));
+        return -1;
+    }
+    return 0;
+}
 
 sluice_err_t
 sluice_conn_init (sluice_conn_t *conn, const char *endpoint, const sluice_curve_t *curve)
@@ -31,6 +88,10 @@ sluice_conn_init (sluice_conn_t *conn, const char *endpoint, const sluice_curve_
     sluice_socket_heartbeat (conn->dealer, SLUICE_HEARTBEAT_MS);
     char why [256];
     if (sluice_curve_client (conn->dealer, curve, why, sizeof why) == -1) {
+        zsock_destroy (&conn->dealer);
+        return sluice_conn_fail (conn, SLUICE_EINVAL, "cannot connect to %s: %s", endpoint, why);
+    }
+    if (s_check_peer (endpoint, why, sizeof why) == -1) {
         zsock_destroy (&conn->dealer);
         return sluice_conn_fail (conn, SLUICE_EINVAL, "cannot connect to %s: %s", endpoint, why);
     }
@@ -333,7 +394,7 @@ sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
         //  (a lost WRITE may thus be enqueued twice: at-least-once across connection loss)
         if (!(rc == SLUICE_ETRANSPORT && conn->lost) || zclock_mono () >= deadline)
             return rc;
-        zsys_debug ("sluice: request %" PRIu64 " lost with its connection, sending it again", id);
+        SLUICE_DEBUG ("sluice: request %" PRIu64 " lost with its connection, sending it again", id);
         if (timeout_ms > 0) {
             int64_t left = deadline - conn->grace_ms - zclock_mono ();
             timeout_ms = left > 0 ? (int) left : 0;

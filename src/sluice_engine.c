@@ -377,7 +377,7 @@ s_send (sluice_engine_t *engine, zmq_msg_t *identity, const sluice_header_t *req
     if (rc == -1) {
         int saved = errno;
         engine->lost++;
-        zsys_debug ("sluice %s: %s reply to request %" PRIu64 " undeliverable: %s",
+        SLUICE_DEBUG ("sluice %s: %s reply to request %" PRIu64 " undeliverable: %s",
                     engine->opts.name, sluice_command_name (request->command) ?: "?",
                     request->request_id, zmq_strerror (saved));
         errno = saved;
@@ -410,22 +410,23 @@ sluice_engine_answer (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t
     return s_send (engine, &held->identity, &held->header, status, flags, frames, count);
 }
 
-void
+int
 sluice_engine_answer_text (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t status,
                            const char *text, size_t size)
 {
-    s_send_text (engine, &held->identity, &held->header, status,
-                 held->parked ? SLUICE_FLAG_PARKED : 0, text, size);
+    int rc = s_send_text (engine, &held->identity, &held->header, status,
+                          held->parked ? SLUICE_FLAG_PARKED : 0, text, size);
     sluice_engine_release (engine, &held);
+    return rc;
 }
 
-void
+int
 sluice_engine_answer_error (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t status,
                             const char *reason)
 {
     if (!reason)
         reason = sluice_strerror (status);
-    sluice_engine_answer_text (engine, held, status, reason, strlen (reason));
+    return sluice_engine_answer_text (engine, held, status, reason, strlen (reason));
 }
 
 int
@@ -442,7 +443,7 @@ sluice_engine_reply_text (sluice_engine_t *engine, sluice_request_t *req, sluice
     return s_send_text (engine, &req->identity, &req->header, status, 0, text, size);
 }
 
-void
+int
 sluice_engine_refuse (sluice_engine_t *engine, sluice_request_t *req, sluice_err_t status,
                       const char *reason, bool malformed)
 {
@@ -450,7 +451,7 @@ sluice_engine_refuse (sluice_engine_t *engine, sluice_request_t *req, sluice_err
         engine->malformed++;
     if (!reason)
         reason = sluice_strerror (status);
-    s_send_text (engine, &req->identity, &req->header, status, 0, reason, strlen (reason));
+    return s_send_text (engine, &req->identity, &req->header, status, 0, reason, strlen (reason));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,15 +524,17 @@ s_arrived (sluice_engine_t *engine)
     s_peer_attach (engine, held);
     if (!held->fifo)
         return;             //  in flight
-    held->parked = true;
     const char *limit = s_parking_limit (engine, held);
     if (limit) {
+        //  Refused on arrival, never deferred: no PARKED on the EBUSY
         char reason [200];
         snprintf (reason, sizeof reason, "%s: try again later", limit);
         sluice_engine_answer_error (engine, held, SLUICE_EBUSY, reason);
         if (engine->cls->settle)
             engine->cls->settle (engine->self);
+        return;
     }
+    held->parked = true;
 }
 
 static void

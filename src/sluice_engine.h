@@ -150,11 +150,12 @@ int
     sluice_engine_answer (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t status,
                           uint8_t flags, zmq_msg_t *frames, size_t count);
 
-//  Reply with one text frame (an error's reason, a response), then release.
-void
+//  Reply with one text frame (an error's reason, a response), then release. Returns as
+//  sluice_engine_answer (-1: the reply was lost, and counted so).
+int
     sluice_engine_answer_text (sluice_engine_t *engine, sluice_held_t *held,
                                sluice_err_t status, const char *text, size_t size);
-void
+int
     sluice_engine_answer_error (sluice_engine_t *engine, sluice_held_t *held,
                                 sluice_err_t status, const char *reason);
 
@@ -182,7 +183,8 @@ int
     sluice_engine_reply_text (sluice_engine_t *engine, sluice_request_t *req,
                               sluice_err_t status, const char *text, size_t size);
 //  An error reply; malformed: count it as a malformed request (a size beyond a limit).
-void
+//  Returns as sluice_engine_reply.
+int
     sluice_engine_refuse (sluice_engine_t *engine, sluice_request_t *req, sluice_err_t status,
                           const char *reason, bool malformed);
 

@@ -83,7 +83,7 @@ s_publish_last (sluice_publisher_t *self)
     //  PUB never blocks: a subscriber whose queue is full misses this copy, which is why
     //  state is also replayed on subscription and queryable by STATUS.
     if (zstr_sendx (self->xpub, self->event, self->detail, NULL) == -1)
-        zsys_debug ("sluice: event %s not sent: %s", self->event, zmq_strerror (zmq_errno ()));
+        SLUICE_DEBUG ("sluice: event %s not sent: %s", self->event, zmq_strerror (zmq_errno ()));
 }
 
 void

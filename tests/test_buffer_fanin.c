@@ -43,8 +43,9 @@ Test (fanin, twelve_hundred_parked_readers_all_get_end_of_stream_on_close)
     for (int index = 0; index < CLIENTS; index++) {
         clients [index] = zsock_new_dealer (t_fx.endpoint);
         cr_assert_not_null (clients [index], "client %d: %s", index, zmq_strerror (zmq_errno ()));
-        header [15] = (uint8_t) (index & 0xFF);
-        header [14] = (uint8_t) (index >> 8);
+        //  Request id index + 1: id 0 is reserved for the actors' probe
+        header [15] = (uint8_t) ((index + 1) & 0xFF);
+        header [14] = (uint8_t) ((index + 1) >> 8);
         cr_assert_eq (zmq_send (zsock_resolve (clients [index]), header, sizeof header, 0),
                       SLUICE_HEADER_SIZE);
     }
@@ -59,7 +60,7 @@ Test (fanin, twelve_hundred_parked_readers_all_get_end_of_stream_on_close)
             cr_assert_not_null (reply, "client %d got no reply", index);
             const uint8_t *data = zframe_data (zmsg_first (reply));
             uint64_t id = ((uint64_t) data [14] << 8) | data [15];
-            if (data [1] == SLUICE_CMD_READ && id == (uint64_t) index)
+            if (data [1] == SLUICE_CMD_READ && id == (uint64_t) index + 1)
                 break;
             zmsg_destroy (&reply);
         }

@@ -1073,3 +1073,83 @@ T_TEST (buffer_malformed, parked_bytes_in_all_have_a_bound)
     zmsg_t *reply = m_expect_ok (reader, 300, SLUICE_CMD_READ, &h);
     zmsg_destroy (&reply);
 }
+
+// =============================================================================================
+//  Rules docs/PROTOCOL.md states that were once implicit (issue 13)
+
+//  Request id 0 is the actors' probe, which clients ignore: a request with it is refused.
+T_TEST (buffer_malformed, request_id_zero_is_refused)
+{
+    zsock_t *d = m_setup ();
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 0);
+    m_send (d, &req, NULL, 0, NULL, 0);
+    m_expect_error (d, SLUICE_EPROTO, 0, SLUICE_CMD_READ);
+    m_assert_intact (d);
+}
+
+//  Every command takes only the flags its section lists: STATUS and PING none.
+T_TEST (buffer_malformed, status_and_ping_take_no_flags)
+{
+    zsock_t *d = m_setup ();
+    sluice_header_t req = m_req (SLUICE_CMD_STATUS, 130);
+    req.flags = SLUICE_FLAG_FINAL;
+    m_send (d, &req, NULL, 0, NULL, 0);
+    m_expect_error (d, SLUICE_EPROTO, 130, SLUICE_CMD_STATUS);
+    req = m_req (SLUICE_CMD_PING, 131);
+    req.flags = SLUICE_FLAG_PARKED;
+    m_send (d, &req, NULL, 0, NULL, 0);
+    m_expect_error (d, SLUICE_EPROTO, 131, SLUICE_CMD_PING);
+    m_assert_intact (d);
+}
+
+//  ACK's body is the reply id, big-endian like every integer of the protocol. The same id in
+//  the other byte order names a reply never sent, so the held chunk goes back to the queue;
+//  in the right order it is released. A well-formed ACK has no reply.
+T_TEST (buffer_malformed, ack_body_is_a_big_endian_reply_id)
+{
+    t_start_opts (4, 16, 0, false);
+    T_WRITE (t_fx.cli, "a");
+    static const uint8_t little [8] = { 8, 7, 6, 5, 4, 3, 2, 1 };
+    static const uint8_t big [8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    const uint8_t *bodies [2] = { little, big };
+    for (int index = 0; index < 2; index++) {
+        zsock_t *d = m_dealer ();
+        sluice_header_t req = m_req (SLUICE_CMD_READ, 0x0102030405060708ull), h;
+        req.flags = SLUICE_FLAG_ACK;
+        m_send (d, &req, "\0\0\0\0\0\0\0\0", 8, NULL, 0);
+        zmsg_t *reply = m_expect_ok (d, req.request_id, SLUICE_CMD_READ, &h);
+        zmsg_destroy (&reply);
+        req = m_req (SLUICE_CMD_ACK, 140 + (uint64_t) index);
+        m_send (d, &req, bodies [index], 8, NULL, 0);
+        //  A STATUS after it on the same connection is answered after the ACK was handled
+        req = m_req (SLUICE_CMD_STATUS, 150 + (uint64_t) index);
+        m_send (d, &req, NULL, 0, NULL, 0);
+        reply = m_expect_ok (d, 150 + (uint64_t) index, SLUICE_CMD_STATUS, &h);
+        zframe_t *text = zmsg_next (reply);
+        cr_assert_not_null (text);
+        char body [1024];
+        snprintf (body, sizeof body, "%.*s", (int) zframe_size (text), (char *) zframe_data (text));
+        zmsg_destroy (&reply);
+        cr_assert (strstr (body, "\nunacked=0\n"), "after ACK %d: %s", index, body);
+        cr_assert (strstr (body, index == 0 ? "\nqueued=1\n" : "\nqueued=0\n"),
+                   "after the %s ACK: %s", index == 0 ? "little-endian" : "big-endian", body);
+    }
+}
+
+//  Flags are bits: the end of stream given to a parked reader carries PARKED too (0x07).
+T_TEST (buffer_malformed, end_of_stream_to_a_parked_reader_carries_parked)
+{
+    t_start_opts (4, 16, 0, false);
+    zsock_t *d = m_dealer ();
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 160), h;
+    m_send (d, &req, NULL, 0, NULL, 0);
+    req = m_req (SLUICE_CMD_STATUS, 161);
+    m_send (d, &req, NULL, 0, NULL, 0);
+    zmsg_t *reply = m_expect_ok (d, 161, SLUICE_CMD_STATUS, &h);   //  so the READ is parked
+    zmsg_destroy (&reply);
+    cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
+    reply = m_expect_ok (d, 160, SLUICE_CMD_READ, &h);
+    zmsg_destroy (&reply);
+    cr_assert_eq (h.flags, SLUICE_FLAG_FINAL | SLUICE_FLAG_EOS | SLUICE_FLAG_PARKED,
+                  "flags 0x%02x", h.flags);
+}

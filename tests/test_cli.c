@@ -364,6 +364,13 @@ Test (cli, model_server_process)
     char *text = p_read_file (out, &size);
     cr_expect_str_eq (text, "Response hello from tiny\n");
     free (text);
+    //  From stdin, one trailing newline is the line's end, not payload (as for write)
+    const char *in = p_path ("in.txt");
+    p_write_file (in, "two\n\n", 5);
+    cr_expect_eq (p_run (P_ARGS ("request", "--connect", endpoint), in, out, NULL), 0);
+    text = p_read_file (out, &size);
+    cr_expect_str_eq (text, "Response two\n from tiny\n");
+    free (text);
 
     const char *json_out = p_path ("status.json");
     cr_expect_eq (p_run (P_ARGS ("status", "--connect", endpoint, "--json"), NULL, json_out, NULL), 0);
@@ -625,6 +632,17 @@ Test (cli, run_rejects_an_invalid_file)
 
 // =============================================================================================
 //  The command line itself
+
+Test (cli, a_client_names_an_unreachable_endpoint_at_once)
+{
+    //  No timeout and no liveness wait: the cause is known before anything is sent
+    const char *err = p_path ("err.txt");
+    cr_expect_eq (p_run (P_ARGS ("status", "--connect", "tcp://nosuchhost.invalid:5555"),
+                         NULL, NULL, err), 2);
+    p_expect_contains (err, "cannot resolve host 'nosuchhost.invalid'");
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", "inproc://x"), NULL, NULL, err), 2);
+    p_expect_contains (err, "inproc endpoints exist only inside one process");
+}
 
 Test (cli, help_on_every_command_and_usage_errors)
 {

@@ -12,6 +12,7 @@
     all, so its command ends by its own --timeout (plus the client's grace period).
 */
 #include "proc.h"
+#include "sluice.h"
 #include <ftw.h>
 #include <sys/stat.h>
 
@@ -353,6 +354,30 @@ Test (cli_security, model_server_serves_an_allowed_client_only)
                                   "--curve-server-key", k.server, "intruder"), NULL, NULL, NULL),
                    0, "an unknown key got an inference");
     //  A client shutting it down (allowed) ends the process
+    cr_expect_eq (p_run (P_ARGS ("close", "--connect", endpoint, "--curve-cert", k.good_secret,
+                                 "--curve-server-key", k.server), NULL, NULL, NULL), 0);
+    cr_expect_eq (p_wait (server), 0);
+}
+
+Test (cli_security, model_server_with_secure_events_exits_after_close)
+{
+    //  Its events socket takes the same CURVE settings: the process still ends after a
+    //  client's shutdown (the publisher shares the process's authenticator)
+    size_t server = p_start_io (P_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
+                                        "--events", "tcp://127.0.0.1:0", "--load-time", "0",
+                                        "--curve-cert", k.server_secret, "--curve-allow", k.allow),
+                                NULL, -1, NULL, true, NULL);
+    char endpoint [256], line [256];
+    p_listening (server, "tcp://127.0.0.1:", endpoint, sizeof endpoint);
+    p_line (server, line, sizeof line);
+    cr_assert (strncmp (line, "events on tcp://127.0.0.1:", 26) == 0, "second line: '%s'", line);
+    char events [256];
+    snprintf (events, sizeof events, "%s", line + 10);
+    p_line (server, line, sizeof line);
+    cr_expect_str_eq (line + 10, k.server_key);
+    const char *ready [] = { SLUICE_EVENT_READY, NULL };
+    cr_expect_eq (sluice_events_wait_secure (events, &(sluice_curve_t) { .cert = k.good_secret,
+                  .server_key = k.server }, ready, SLUICE_FOREVER, NULL, 0, NULL, 0), SLUICE_OK);
     cr_expect_eq (p_run (P_ARGS ("close", "--connect", endpoint, "--curve-cert", k.good_secret,
                                  "--curve-server-key", k.server), NULL, NULL, NULL), 0);
     cr_expect_eq (p_wait (server), 0);

@@ -899,6 +899,7 @@ Test (model, admission_limit_answers_busy)
         t_recv (dealer, &reply);
         cr_assert_eq (reply.header.request_id, id);
         cr_assert_eq (reply.header.status, SLUICE_EBUSY, "%s", reply.body);
+        cr_assert_eq (reply.header.flags, 0, "refused on arrival: never parked");
         cr_assert (strstr (reply.body, "busy"), "%s", reply.body);
     }
     t_request_fails ("e", SLUICE_EBUSY, NULL);
@@ -1056,6 +1057,65 @@ Test (model, requests_of_vanished_clients_are_dropped)
     t_open_load ();
     t_request_ok ("room again");
     cr_assert_eq (t_model.interval_count, 1, "the orphans never ran");
+}
+
+//  Request id 0 is the actors' probe, which clients ignore: refused, counted as malformed.
+Test (model, request_id_zero_is_refused)
+{
+    t_start ((t_cfg_t) { 0 });
+    zsock_t *dealer = t_dealer ();
+    t_send (dealer, SLUICE_CMD_REQUEST, SLUICE_WAIT_FOREVER, 0, "zero");
+    t_reply_t reply;
+    t_recv (dealer, &reply);
+    cr_assert_eq (reply.header.command, SLUICE_CMD_REQUEST);
+    cr_assert_eq (reply.header.request_id, 0);
+    cr_assert_eq (reply.header.status, SLUICE_EPROTO, "%s", reply.body);
+    cr_assert_eq (reply.header.flags, 0);
+    t_request_ok ("after");
+    sluice_model_status_t st = t_status ();
+    cr_assert_eq (st.malformed, 1);
+    cr_assert_eq (st.served, 1);
+    cr_assert_eq (st.failed, 0);
+}
+
+//  Every REQUEST is counted once: served or failed when its reply was sent, lost when its
+//  client had gone (whichever the connection's end decided, never two of them).
+Test (model, a_request_whose_client_vanished_is_counted_once)
+{
+    t_start ((t_cfg_t) { .gate_infer = true });
+    zsock_t *dealer = t_dealer ();
+    t_send (dealer, SLUICE_CMD_REQUEST, SLUICE_WAIT_FOREVER, 1, "gone");
+    t_wait_started (1);
+    zsock_destroy (&t_fx.dealers [--t_fx.ndealers]);
+    t_open_infer ();
+    sluice_model_status_t st;
+    T_WAIT_STATUS (st, st.inflight == 0 && st.served + st.failed + st.lost >= 1);
+    cr_assert_eq (st.served + st.failed + st.lost, 1, "served %llu failed %llu lost %llu",
+                  (unsigned long long) st.served, (unsigned long long) st.failed,
+                  (unsigned long long) st.lost);
+    cr_assert_eq (st.failed, 0);
+}
+
+//  SHUTDOWN's own reply comes after the ESHUTDOWN replies to the requests it refused (on one
+//  connection, in that order), each of those with PARKED.
+Test (model, shutdown_replies_after_refusing_the_parked)
+{
+    t_start ((t_cfg_t) { .gate_load = true });
+    zsock_t *dealer = t_dealer ();
+    t_send (dealer, SLUICE_CMD_REQUEST, SLUICE_WAIT_FOREVER, 1, "parked");
+    t_send (dealer, SLUICE_CMD_WAIT, SLUICE_WAIT_FOREVER, 2, NULL);
+    t_send (dealer, SLUICE_CMD_SHUTDOWN, 0, 3, NULL);
+    t_reply_t reply;
+    for (uint64_t id = 1; id <= 2; id++) {
+        t_recv (dealer, &reply);
+        cr_assert_eq (reply.header.request_id, id);
+        cr_assert_eq (reply.header.status, SLUICE_ESHUTDOWN);
+        cr_assert_eq (reply.header.flags, SLUICE_FLAG_PARKED);
+    }
+    t_recv (dealer, &reply);
+    cr_assert_eq (reply.header.request_id, 3);
+    cr_assert_eq (reply.header.status, SLUICE_OK);
+    t_open_load ();
 }
 
 Test (model, inference_failure_is_reported_and_server_keeps_serving)

@@ -183,3 +183,29 @@ Test (security, a_missing_certificate_is_a_clear_error)
     sluice_curve_t curve = { .server_key = "not-a-key-nor-a-file" };
     cr_assert_null (sluice_stream_new_secure ("tcp://127.0.0.1:1", &curve));
 }
+
+//  The events socket says what the actor does: it takes the same certificate and allow-list
+//  as the request socket, so an unknown key or a plaintext subscriber hears nothing.
+Test (security, events_reach_allowed_subscribers_only)
+{
+    sluice_err_t err;
+    s_buffer = sluice_buffer_new (&(sluice_buffer_opts_t) {
+        .endpoint = "tcp://127.0.0.1:0", .events_endpoint = "tcp://127.0.0.1:0", .capacity = 8,
+        .curve = &(sluice_curve_t) { .cert = s_server_secret, .allow = s_allow } }, &err);
+    cr_assert_not_null (s_buffer, "buffer did not start: %s", sluice_strerror (err));
+    const char *events = sluice_buffer_events_endpoint (s_buffer);
+    const char *open [] = { SLUICE_EVENT_OPEN, NULL };
+    char name [32] = "";
+    sluice_err_t rc = sluice_events_wait_secure (events,
+        &(sluice_curve_t) { .cert = s_bad_secret, .server_key = s_server }, open,
+        REFUSED_WAIT_MS, name, sizeof name, NULL, 0);
+    cr_expect_eq (rc, SLUICE_ETIMEOUT, "unknown key got %s (%s)", sluice_strerror (rc), name);
+    rc = sluice_events_wait (events, open, REFUSED_WAIT_MS, name, sizeof name, NULL, 0);
+    cr_expect_eq (rc, SLUICE_ETIMEOUT, "plaintext subscriber got %s (%s)", sluice_strerror (rc), name);
+    //  The allowed key hears the current state (replayed to late subscribers)
+    rc = sluice_events_wait_secure (events,
+        &(sluice_curve_t) { .cert = s_good_secret, .server_key = s_server }, open,
+        SLUICE_FOREVER, name, sizeof name, NULL, 0);
+    cr_expect_eq (rc, SLUICE_OK, "allowed key: %s", sluice_strerror (rc));
+    cr_expect_str_eq (name, SLUICE_EVENT_OPEN);
+}
