@@ -1,9 +1,9 @@
 /*  test_log.c - logging never holds up the thread that logs (src/sluice_log.h).
 
-    The log goes to a pipe nobody reads; a flood of lines from the test thread and from a
-    buffer actor (undeliverable replies, verbose) must neither block them nor fill anything
-    without bound: the actor keeps answering, and the lines beyond the rate are reported as
-    suppressed once the log is drained again.
+    The log goes to a pipe nobody reads; a flood of lines must neither block the thread that
+    logs nor fill anything without bound: a buffer actor keeps answering meanwhile, and the lines beyond the rate are reported as
+    suppressed once the log is drained again. (Were a line written by the thread that logs, the
+    flood would block it for good on the full pipe, and the suite's timeout would end the test.)
 */
 #include "common.h"
 #include "sluice_log.h"
@@ -45,28 +45,17 @@ Test (log, a_log_nobody_reads_never_blocks_the_logging_threads)
     for (int index = 0; index < 100000; index++)
         SLUICE_DEBUG ("flood line %d, padded to make the pipe fill up sooner ..............", index);
 
-    //  An actor logging per event (a reply it cannot deliver to a vanished reader) keeps
-    //  serving: each of its replies comes while the log is stuck
-    t_start (1);
-    for (int index = 0; index < 200; index++) {
-        zsock_t *gone = zsock_new_dealer (t_fx.endpoint);
-        cr_assert_not_null (gone);
-        sluice_header_t read = { .version = SLUICE_PROTOCOL_VERSION, .command = SLUICE_CMD_READ,
-                                 .timeout_ms = SLUICE_WAIT_FOREVER, .request_id = 7, .count = 1 };
-        uint8_t bytes [SLUICE_HEADER_SIZE];
-        sluice_header_encode (&read, bytes);
-        zframe_t *frame = zframe_new (bytes, sizeof bytes);
-        cr_assert_eq (zframe_send (&frame, gone, 0), 0);
-        T_WAIT_PARKED_READERS (1);
-        zsock_destroy (&gone);
-        T_WRITE (t_fx.cli, "x");            //  its reply to the gone reader is undeliverable
-        sluice_buffer_status_t st_;
-        T_WAIT_STATUS (st_, st_.parked_readers == 0);
-        T_EXPECT_CHUNK (t_fx.cli, "x");     //  (back at the head of the queue)
-        T_ACK (t_fx.cli);
+    //  An actor keeps serving while the log is stuck; its per-event lines (a client that
+    //  gave up on a reply, verbose) go the same way
+    t_start (4);
+    for (int index = 0; index < 50; index++) {
+        sluice_chunk_t chunk;
+        cr_assert_eq (sluice_stream_read_timeout (t_fx.cli, &chunk, 0), SLUICE_ETIMEOUT);
+        T_WRITE (t_fx.cli, "x");
+        T_EXPECT_CHUNK (t_fx.cli, "x");
     }
     sluice_buffer_status_t st = t_status ();
-    cr_expect_eq (st.queued, 0);
+    cr_expect_eq (st.written, 50);
 
     //  Drained again, the log says how much it left out, and stays bounded meanwhile
     size_t lines = 0;
