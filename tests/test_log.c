@@ -1,9 +1,10 @@
 /*  test_log.c - logging never holds up the thread that logs (src/sluice_log.h).
 
     The log goes to a pipe nobody reads; a flood of lines must neither block the thread that
-    logs nor fill anything without bound: a buffer actor keeps answering meanwhile, and the lines beyond the rate are reported as
-    suppressed once the log is drained again. (Were a line written by the thread that logs, the
-    flood would block it for good on the full pipe, and the suite's timeout would end the test.)
+    logs nor fill anything without bound: a buffer actor keeps answering meanwhile, and the
+    lines beyond the rate are reported as suppressed once the log is drained again. (Were a
+    line written by the thread that logs, the flood would block it for good on the full pipe,
+    and the suite's timeout would end the test.)
 */
 #include "common.h"
 #include "sluice_log.h"
