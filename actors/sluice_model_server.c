@@ -1178,6 +1178,8 @@ s_bound (void *self_, char *why, size_t why_size)
         //  Pushed in reverse so that worker 0 is handed the first job
         self->idle [self->idle_count++] = self->worker_count - 1 - index;
     }
+    //  Stream ids of another run never name one of ours (a client may outlive a restart)
+    self->last_stream_id = (uint64_t) sluice_engine_incarnation (self->engine) << 32;
     self->state = SLUICE_MODEL_LOADING;
     sluice_engine_publish (self->engine, SLUICE_EVENT_LOADING, self->name);
     self->load.iface = &self->model.iface;
