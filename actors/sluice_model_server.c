@@ -15,6 +15,7 @@
     carried to every waiter).
 */
 #include "sluice_engine.h"
+#include "sluice_model_ctx.h"
 #include "sluice_model.h"
 #include "sluice_events.h"
 #include <errno.h>
@@ -62,29 +63,32 @@ s_ctx_read_pipe (sluice_model_ctx_t *ctx)
     }
 }
 
+//  Most items a model polls besides the pipe (the exec model: stdin, stdout, stderr)
+#define S_MAX_POLL  8
+
 int
-sluice_model_wait (sluice_model_ctx_t *ctx, int fd, int timeout_ms)
+sluice_model_ctx_poll (sluice_model_ctx_t *ctx, zmq_pollitem_t *items, int count,
+                       long timeout_ms)
 {
     if (ctx && ctx->cancelled)
         return -1;
+    assert (count >= 0 && count <= S_MAX_POLL);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
     while (true) {
-        zmq_pollitem_t items [2];
-        int count = 0, fd_at = -1;
+        zmq_pollitem_t all [S_MAX_POLL + 1];
+        int first = 0;
         if (ctx)
-            items [count++] = (zmq_pollitem_t) { zsock_resolve (ctx->pipe), 0, ZMQ_POLLIN, 0 };
-        if (fd >= 0) {
-            fd_at = count;
-            items [count++] = (zmq_pollitem_t) { NULL, fd, ZMQ_POLLIN, 0 };
-        }
+            all [first++] = (zmq_pollitem_t) { zsock_resolve (ctx->pipe), 0, ZMQ_POLLIN, 0 };
+        if (count)
+            memcpy (all + first, items, (size_t) count * sizeof *items);
         long timeout = sluice_poll_timeout (deadline);
-        if (count == 0) {
+        if (first + count == 0) {
             //  Outside a server, nothing to watch: a plain sleep (forever makes no sense)
             if (timeout > 0)
                 zclock_sleep ((int) timeout);
             return timeout < 0 ? -1 : 0;
         }
-        int rc = zmq_poll (items, count, timeout);
+        int rc = zmq_poll (all, first + count, timeout);
         if (rc == -1) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -92,17 +96,27 @@ sluice_model_wait (sluice_model_ctx_t *ctx, int fd, int timeout_ms)
                 ctx->cancelled = ctx->terminated = true;    //  the context is going away
             return -1;
         }
-        if (ctx && (items [0].revents & ZMQ_POLLIN)) {
+        if (ctx && (all [0].revents & ZMQ_POLLIN)) {
             s_ctx_read_pipe (ctx);
             if (ctx->cancelled)
                 return -1;
+            rc--;                   //  a CREDIT: nothing the caller waits for
         }
-        //  A hung-up or failed fd counts as readable: the caller's read will tell
-        if (fd_at >= 0 && (items [fd_at].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
-            return 1;
-        if (rc == 0)
-            return 0;
+        if (rc > 0 || zclock_mono () >= deadline) {
+            for (int index = 0; index < count; index++)
+                items [index].revents = all [first + index].revents;
+            return rc;
+        }
     }
+}
+
+int
+sluice_model_wait (sluice_model_ctx_t *ctx, int fd, int timeout_ms)
+{
+    zmq_pollitem_t item = { NULL, fd, ZMQ_POLLIN, 0 };
+    int rc = sluice_model_ctx_poll (ctx, &item, fd >= 0 ? 1 : 0, timeout_ms);
+    //  A hung-up or failed fd counts as readable: the caller's read will tell
+    return rc < 0 ? -1 : rc > 0 ? 1 : 0;
 }
 
 bool

@@ -132,6 +132,29 @@ SLUICE_EXPORT sluice_err_t
     sluice_model_sim_stream (sluice_model_ctx_t *ctx, void *config, void *model,
                              const void *payload, size_t size, char **reason);
 
+//  An external program as the model. Each request runs `command` (with sh -c, in a process
+//  group of its own): the payload goes to its stdin, its stdout is the response - or, for a
+//  streaming request, the tokens (one per read of its output) - and a non-zero exit status
+//  fails the request with the end of its stderr. A stream's backpressure is not reading its
+//  pipe (the program blocks writing); a cancel kills it. `load_command`, when not NULL, runs
+//  once at start: exit status 0 means ready, anything else fails the load with its stderr.
+//  Use it as the config of sluice_model_exec_load/_infer/_stream.
+typedef struct {
+    const char *command;
+    const char *load_command;
+} sluice_model_exec_t;
+
+SLUICE_EXPORT sluice_err_t
+    sluice_model_exec_load (sluice_model_ctx_t *ctx, void *config, void **model,
+                            char *reason, size_t reason_size);
+SLUICE_EXPORT sluice_err_t
+    sluice_model_exec_infer (sluice_model_ctx_t *ctx, void *config, void *model,
+                             const void *payload, size_t size,
+                             char **response, size_t *response_size);
+SLUICE_EXPORT sluice_err_t
+    sluice_model_exec_stream (sluice_model_ctx_t *ctx, void *config, void *model,
+                              const void *payload, size_t size, char **reason);
+
 // ---------------------------------------------------------------------------------------------
 //  The server
 

@@ -168,9 +168,16 @@ t_client (void)
     return client;
 }
 
-//  A server with the test model (sim NULL) or the simulated one
+static sluice_model_exec_t t_exec;
+static sluice_model_iface_t t_exec_iface = {
+    .name = "exec-model", .config = &t_exec,
+    .load = sluice_model_exec_load, .infer = sluice_model_exec_infer,
+    .stream = sluice_model_exec_stream,
+};
+
+//  A server with the test model (sim NULL), the simulated one, or the exec model
 static void
-t_start_with (size_t workers, const sluice_model_sim_t *sim)
+t_start_model (size_t workers, const sluice_model_sim_t *sim, const sluice_model_iface_t *model)
 {
     char ep [256];
     if (t_fx.tcp)
@@ -179,7 +186,8 @@ t_start_with (size_t workers, const sluice_model_sim_t *sim)
         snprintf (ep, sizeof ep, "inproc://stream-%s-%u",
                   criterion_current_test ? criterion_current_test->name : "test", t_fx.serial++);
     sluice_model_server_opts_t opts = {
-        .endpoint = ep, .model = sim ? NULL : &t_iface, .workers = workers, .window = T_WINDOW,
+        .endpoint = ep, .model = sim ? NULL : model ? model : &t_iface, .workers = workers,
+        .window = T_WINDOW,
     };
     if (sim)
         opts.sim = *sim;
@@ -191,9 +199,48 @@ t_start_with (size_t workers, const sluice_model_sim_t *sim)
 }
 
 static void
+t_start_with (size_t workers, const sluice_model_sim_t *sim)
+{
+    t_start_model (workers, sim, NULL);
+}
+
+static void
 t_start (size_t workers)
 {
     t_start_with (workers, NULL);
+}
+
+static void
+t_start_exec (const char *command, const char *load_command)
+{
+    t_exec = (sluice_model_exec_t) { .command = command, .load_command = load_command };
+    t_start_model (1, NULL, &t_exec_iface);
+}
+
+//  Take a stream to its end; returns its tokens concatenated (malloc'd) and its last status
+static char *
+t_drain (uint64_t id, sluice_err_t *status)
+{
+    size_t held = 0, capacity = 1024;
+    char *text = (char *) malloc (capacity);
+    cr_assert_not_null (text);
+    bool end = false;
+    sluice_err_t rc = SLUICE_OK;
+    while (!end && rc == SLUICE_OK) {
+        size_t count = 0;
+        rc = sluice_model_client_next (t_fx.cli, id, 16, SLUICE_FOREVER, &count, &end);
+        for (size_t i = 0; rc == SLUICE_OK && i < count; i++) {
+            size_t size;
+            const char *data = (const char *) sluice_model_client_token (t_fx.cli, i, &size);
+            while (held + size + 1 > capacity)
+                cr_assert_not_null (text = (char *) realloc (text, capacity *= 2));
+            memcpy (text + held, data, size);
+            held += size;
+        }
+    }
+    text [held] = 0;
+    *status = rc;
+    return text;
 }
 
 static sluice_model_status_t
@@ -604,3 +651,102 @@ Test (stream_tcp, load_failure_reaches_stream_waiters) { t_load_failure_reaches_
 Test (stream_tcp, shutdown_reaches_stream_waiters) { t_shutdown_reaches_stream_waiters (); }
 Test (stream_tcp, malformed_streaming_requests_get_errors) { t_malformed_streaming_requests_get_errors (); }
 Test (stream_tcp, model_failure_ends_the_stream) { t_model_failure_ends_the_stream (); }
+
+// ---------------------------------------------------------------------------------------------
+//  The exec model: an external program
+
+TestSuite (stream_exec, .init = t_init, .fini = t_fini, .timeout = T_SUITE_TIMEOUT);
+
+Test (stream_exec, stdout_is_streamed_and_the_payload_is_its_stdin)
+{
+    t_start_exec ("tr a-z A-Z; echo ' done'", NULL);
+    uint64_t id = t_stream_start (t_fx.cli, "hello world");
+    sluice_err_t rc;
+    char *text = t_drain (id, &rc);
+    cr_assert_eq (rc, SLUICE_OK, "%s", sluice_model_client_error_text (t_fx.cli));
+    cr_assert_str_eq (text, "HELLO WORLD done\n");
+    free (text);
+    //  A plain request gets the whole output
+    char *response = NULL;
+    cr_assert_eq (sluice_model_client_request (t_fx.cli, "abc", 3, &response), SLUICE_OK);
+    cr_assert_str_eq (response, "ABC done\n");
+    free (response);
+}
+
+Test (stream_exec, backpressure_through_its_pipe_and_cancel_kills_it)
+{
+    //  Far more output than the pipes hold: the program must block writing it
+    t_start_exec ("read n; seq 1 \"$n\"", NULL);
+    uint64_t id = t_stream_start (t_fx.cli, "10000000");
+    sluice_model_status_t st;
+    T_WAIT_STATUS (st, st.generated == T_WINDOW);
+    for (int i = 0; i < 20; i++) {
+        size_t count;
+        bool end;
+        cr_assert_eq (sluice_model_client_next (t_fx.cli, id, 1, SLUICE_FOREVER, &count, &end),
+                      SLUICE_OK);
+        cr_assert_not (end);
+        st = t_status ();
+        cr_assert_leq (st.generated - st.delivered, T_WINDOW);
+    }
+    cr_assert_eq (sluice_model_client_cancel (t_fx.cli, id), SLUICE_OK);
+    //  Killed, and its one worker serves the next request
+    char *response = NULL;
+    cr_assert_eq (sluice_model_client_request (t_fx.cli, "3", 1, &response), SLUICE_OK);
+    cr_assert_str_eq (response, "1\n2\n3\n");
+    free (response);
+}
+
+Test (stream_exec, a_failing_command_fails_the_stream_with_its_stderr)
+{
+    t_start_exec ("printf partial; echo 'no GPU' >&2; exit 3", NULL);
+    uint64_t id = t_stream_start (t_fx.cli, "x");
+    sluice_err_t rc;
+    char *text = t_drain (id, &rc);
+    cr_assert_str_eq (text, "partial");
+    free (text);
+    cr_assert_eq (rc, SLUICE_EINTERNAL);
+    cr_assert_str_eq (sluice_model_client_error_text (t_fx.cli),
+                      "the command exited with status 3: no GPU");
+}
+
+Test (stream_exec, a_command_that_exits_early_ends_its_stream)
+{
+    //  It reads 5 bytes of a payload larger than a pipe holds, then exits: no SIGPIPE for us
+    t_start_exec ("head -c 5", NULL);
+    size_t size = 1024 * 1024;
+    char *payload = (char *) malloc (size + 1);
+    cr_assert_not_null (payload);
+    memset (payload, 'a', size);
+    payload [size] = 0;
+    uint64_t id = t_stream_start (t_fx.cli, payload);
+    free (payload);
+    sluice_err_t rc;
+    char *text = t_drain (id, &rc);
+    cr_assert_eq (rc, SLUICE_OK, "%s", sluice_model_client_error_text (t_fx.cli));
+    cr_assert_str_eq (text, "aaaaa");
+    free (text);
+}
+
+Test (stream_exec, the_load_command_decides_readiness)
+{
+    t_start_exec ("cat", "echo 'weights not found' >&2; exit 1");
+    cr_assert_eq (sluice_model_client_wait_ready (t_fx.cli, T_WAIT_MS), SLUICE_ELOADFAIL);
+    cr_assert_str_eq (sluice_model_client_error_text (t_fx.cli),
+                      "load command: the command exited with status 1: weights not found");
+    uint64_t id = 0;
+    cr_assert_eq (sluice_model_client_stream (t_fx.cli, "x", 1, SLUICE_FOREVER, &id),
+                  SLUICE_ELOADFAIL);
+}
+
+Test (stream_exec, a_load_command_that_succeeds_makes_it_ready)
+{
+    t_start_exec ("cat", "true");
+    cr_assert_eq (sluice_model_client_wait_ready (t_fx.cli, T_WAIT_MS), SLUICE_OK);
+    uint64_t id = t_stream_start (t_fx.cli, "echo");
+    sluice_err_t rc;
+    char *text = t_drain (id, &rc);
+    cr_assert_eq (rc, SLUICE_OK);
+    cr_assert_str_eq (text, "echo");
+    free (text);
+}
