@@ -97,7 +97,7 @@ s_ring_room (s_buffer_t *self)
 {
     if (s_ring_reserve (self))
         return true;
-    zsys_error ("sluice buffer: out of memory: a requeued chunk is lost");
+    SLUICE_ERROR ("sluice buffer: out of memory: a requeued chunk is lost");
     return false;
 }
 
@@ -299,7 +299,7 @@ s_serve_reader (s_buffer_t *self)
                               self->batch, count) == 0) {
         self->read += count;
         if (acknowledged && !s_record_delivery (self, peer, reply_id, copies, count, is_final)) {
-            zsys_error ("sluice buffer: out of memory: %zu delivered chunk(s) are not kept for "
+            SLUICE_ERROR ("sluice buffer: out of memory: %zu delivered chunk(s) are not kept for "
                         "acknowledgement", count);
             for (size_t index = 0; index < count; index++)
                 zmq_msg_close (&copies [index]);

@@ -50,6 +50,8 @@ s_buffer_usage (FILE *out)
         "                          (default %u)\n"
         "      --peer-max-parked-bytes BYTES  ... from one connection (default %u)\n"
         "  -d, --drain-timeout MS  how long readers may take to drain at shutdown (default %d)\n"
+        "  -v, --verbose           log routine events too (vanished peers, undeliverable\n"
+        "                          replies); the log is rate-limited and never holds the buffer\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_SERVER_HELP
         "  With CURVE, \"curve key KEY\" follows the first line: the key clients need.\n"
@@ -73,6 +75,7 @@ sluice_cli_buffer (int argc, char **argv)
         { "max-parked-bytes",      required_argument, NULL, 'B' },
         { "peer-max-parked-bytes", required_argument, NULL, 'Q' },
         { "drain-timeout", required_argument, NULL, 'd' },
+        { "verbose",       no_argument,       NULL, 'v' },
         { "help",          no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_SERVER_OPTIONS
         { NULL, 0, NULL, 0 }
@@ -83,7 +86,7 @@ sluice_cli_buffer (int argc, char **argv)
     long capacity = 0, max_chunk = 0, max_parked = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
     long peer_max_parked = 0, max_parked_bytes = 0, peer_max_parked_bytes = 0;
     int option;
-    while ((option = getopt_long (argc, argv, "b:n:e:m:p:d:h", options, NULL)) != -1) {
+    while ((option = getopt_long (argc, argv, "b:n:e:m:p:d:vh", options, NULL)) != -1) {
         switch (option) {
             case 'b': opts.endpoint = optarg; break;
             case 'e': opts.events_endpoint = optarg; break;
@@ -118,6 +121,7 @@ sluice_cli_buffer (int argc, char **argv)
                 if (!sluice_cli_option_int ("buffer", "drain-timeout", optarg, 0, INT32_MAX, &drain))
                     return SLUICE_EXIT_USAGE;
                 break;
+            case 'v': sluice_log_set_verbose (true); break;
             case 'h': s_buffer_usage (stdout); return SLUICE_EXIT_OK;
             default:
                 if (sluice_cli_curve_option (&curve, option, optarg))
@@ -229,6 +233,7 @@ s_model_server_usage (FILE *out)
         "  -f, --fail REASON       make the load fail: every request gets REASON\n"
         "  -p, --max-pending N     requests beyond this are refused as busy (default %d)\n"
         "  -d, --drain-timeout MS  how long in-flight requests may take at shutdown (default %d)\n"
+        "  -v, --verbose           log routine events too; rate-limited, never holds the server\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_SERVER_HELP
         "  With CURVE, \"curve key KEY\" follows the first lines: the key clients need.\n"
@@ -271,6 +276,7 @@ sluice_cli_model_server (int argc, char **argv)
         { "fail",          required_argument, NULL, 'f' },
         { "max-pending",   required_argument, NULL, 'p' },
         { "drain-timeout", required_argument, NULL, 'd' },
+        { "verbose",       no_argument,       NULL, 'v' },
         { "help",          no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_SERVER_OPTIONS
         { NULL, 0, NULL, 0 }
@@ -288,7 +294,7 @@ sluice_cli_model_server (int argc, char **argv)
         .infer = sluice_model_exec_infer, .stream = sluice_model_exec_stream,
     };
     int option;
-    while ((option = getopt_long (argc, argv, "b:e:l:i:T:k:W:x:L:w:m:f:p:d:h", options, NULL)) != -1) {
+    while ((option = getopt_long (argc, argv, "b:e:l:i:T:k:W:x:L:w:m:f:p:d:vh", options, NULL)) != -1) {
         switch (option) {
             case 'b': opts.endpoint = optarg; break;
             case 'e': opts.events_endpoint = optarg; break;
@@ -326,6 +332,7 @@ sluice_cli_model_server (int argc, char **argv)
                 if (!sluice_cli_option_int ("model-server", "drain-timeout", optarg, 0, INT32_MAX, &drain))
                     return SLUICE_EXIT_USAGE;
                 break;
+            case 'v': sluice_log_set_verbose (true); break;
             case 'h': s_model_server_usage (stdout); return SLUICE_EXIT_OK;
             default:
                 if (sluice_cli_curve_option (&curve, option, optarg))

@@ -7,6 +7,7 @@
 #ifndef SLUICE_ERROR_H_INCLUDED
 #define SLUICE_ERROR_H_INCLUDED
 
+#include <stdbool.h>
 #include "sluice_export.h"
 
 #ifdef __cplusplus
@@ -40,6 +41,12 @@ typedef enum {
 //  Short English description of an error code; never NULL.
 SLUICE_EXPORT const char *
     sluice_strerror (int err);
+
+//  Log routine events too (a vanished peer, a resent request, an undeliverable reply): off by
+//  default, also turned on by SLUICE_VERBOSE=1. Errors are always logged. Either way the log is
+//  rate-limited and written by a thread of its own: logging never holds up an actor.
+SLUICE_EXPORT void
+    sluice_log_set_verbose (bool verbose);
 
 //  Why the last sluice_*_new (or other call that says so) of this thread failed, in one
 //  line ("cannot bind tcp://*:5555: Address already in use"); "" when it did not say.

@@ -182,7 +182,7 @@ sluice_task_order (zsock_t *pipe)
     }
     else
     if (command && !streq (command, SLUICE_PIPE_TERM)) {
-        zsys_error ("sluice: invalid pipe command '%s'", command);
+        SLUICE_ERROR ("sluice: invalid pipe command '%s'", command);
         order = SLUICE_TASK_GO_ON;
     }
     zstr_free (&command);

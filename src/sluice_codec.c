@@ -7,13 +7,6 @@
 #include <errno.h>
 #include <string.h>
 
-bool
-sluice_verbose (void)
-{
-    //  Read each time: cheap, and only on rare paths; tests may set it after start
-    const char *value = getenv ("SLUICE_VERBOSE");
-    return value && streq (value, "1");
-}
 
 // ---------------------------------------------------------------------------------------------
 //  Header
@@ -473,7 +466,7 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
                                    (index + 1 < count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
     if (rc == -1) {
         //  Only possible when the context is terminating (EINTR is retried): nothing to recover
-        zsys_error ("sluice: reply lost after routing frame: %s", zmq_strerror (errno));
+        SLUICE_ERROR ("sluice: reply lost after routing frame: %s", zmq_strerror (errno));
         return -1;
     }
     zmq_msg_close (identity);

@@ -13,6 +13,7 @@
 #include "sluice_error.h"
 #include "sluice_protocol.h"
 #include "sluice_status.h"
+#include "sluice_log.h"
 
 //  Remember why the last call of this thread failed (sluice_last_error_text).
 void
@@ -165,10 +166,5 @@ void
 uint64_t
     sluice_get64 (const uint8_t *bytes);
 
-//  Debug lines (czmq's `D:` log) only when SLUICE_VERBOSE=1: they are routine events
-//  (a vanished peer, a resent request) that would fill every log. Warnings stay.
-bool
-    sluice_verbose (void);
-#define SLUICE_DEBUG(...) do { if (sluice_verbose ()) zsys_debug (__VA_ARGS__); } while (0)
 
 #endif

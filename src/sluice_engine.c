@@ -289,7 +289,7 @@ sluice_engine_wait_in (sluice_engine_t *engine, sluice_held_t *held, sluice_fifo
     if (held->deadline != INT64_MAX && held->heap_index == SIZE_MAX
     &&  !s_heap_add (engine, held))
         //  Without room to track it, the deadline cannot be kept: say so now
-        held->deadline = INT64_MAX, zsys_error ("sluice %s: out of memory: a deadline is not kept",
+        held->deadline = INT64_MAX, SLUICE_ERROR ("sluice %s: out of memory: a deadline is not kept",
                                                 engine->opts.name);
 }
 
@@ -728,7 +728,7 @@ s_handle_pipe (sluice_engine_t *engine)
         zsock_send (engine->pipe, "si", SLUICE_PIPE_STOP, SLUICE_OK);
     }
     else
-        zsys_error ("sluice %s: invalid pipe command '%s'", engine->opts.name, command);
+        SLUICE_ERROR ("sluice %s: invalid pipe command '%s'", engine->opts.name, command);
     zstr_free (&command);
     zmsg_destroy (&msg);
 }

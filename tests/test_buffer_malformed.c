@@ -24,12 +24,16 @@ m_cleanup (void)
     m_ndealers = 0;
 }
 
+//  The buffer's incarnation, as its first reply of the test carried it
+static uint32_t m_incarnation;
+
 static void
 m_init (void)
 {
     t_fx_init ();
     t_fx.cleanup = m_cleanup;
     m_ndealers = 0;
+    m_incarnation = 0;
 }
 
 TestSuite (buffer_malformed, .init = m_init, .fini = t_fx_fini, .timeout = T_SUITE_TIMEOUT);
@@ -131,7 +135,12 @@ m_decode (zframe_t *f, sluice_header_t *h)
                   zframe_size (f));
     cr_assert_eq (sluice_header_decode (zframe_data (f), zframe_size (f), h), SLUICE_OK);
     cr_assert_eq (h->version, SLUICE_PROTOCOL_VERSION, "reply version %d", h->version);
-    cr_assert_eq (h->timeout_ms, 0, "reply timeout_ms must be 0");
+    //  Every reply carries the actor's incarnation there: nonzero, the same in all of them
+    cr_assert_neq (h->timeout_ms, 0, "a reply without the actor's incarnation");
+    if (!m_incarnation)
+        m_incarnation = h->timeout_ms;
+    cr_assert_eq (h->timeout_ms, m_incarnation, "reply incarnation %08x, earlier %08x",
+                  h->timeout_ms, m_incarnation);
 }
 
 #define M_ANY_ID      UINT64_MAX
