@@ -606,7 +606,7 @@ s_stream_tell (s_server_t *self, s_stream_t *stream, const char *command, size_t
                 zmsg_addstrf (msg, "%zu", tokens);
             if (zmsg_send (&msg, self->workers [index].actor) == -1) {
                 zmsg_destroy (&msg);
-                zsys_error ("sluice model server: cannot reach an inference worker");
+                SLUICE_ERROR ("sluice model server: cannot reach an inference worker");
             }
             return;
         }
@@ -706,13 +706,13 @@ s_stream_token (s_server_t *self, s_stream_t *stream, zframe_t *frame)
         return;                     //  emitted before the worker saw the CANCEL
     if (stream->count == self->window) {
         //  Cannot happen: the worker emits only with credit
-        zsys_error ("sluice model server: a stream's worker emitted beyond its window");
+        SLUICE_ERROR ("sluice model server: a stream's worker emitted beyond its window");
         return;
     }
     zmq_msg_t *slot = &stream->tokens [(stream->head + stream->count) % self->window];
     size_t size = frame ? zframe_size (frame) : 0;
     if (zmq_msg_init_size (slot, size) == -1) {
-        zsys_error ("sluice model server: out of memory: a token is dropped");
+        SLUICE_ERROR ("sluice model server: out of memory: a token is dropped");
         return;
     }
     if (size)

@@ -7,8 +7,11 @@
     all dispatched at once when the model is ready; later requests are dispatched at once.
     Inference runs on a pool of worker actors, concurrently. A failed load answers every parked
     and every later request with SLUICE_ELOADFAIL and the load's reason; a shutdown refuses new
-    requests (SLUICE_ESHUTDOWN) while the accepted ones complete. docs/PROTOCOL.md ("Model
-    server") describes the wire protocol; sluice_model_client_t below speaks it.
+    requests (SLUICE_ESHUTDOWN) while the accepted ones complete. A request may also be a
+    stream: the model emits tokens (sluice_model_emit) into a window of `window` tokens that
+    the client pulls; a full window pauses the generator, a cancel or a vanished client stops
+    it. docs/PROTOCOL.md ("Model server", "Streams") describes the wire protocol;
+    sluice_model_client_t below speaks it.
 
         loading --> ready --> draining --> stopped
            \--> failed --/
