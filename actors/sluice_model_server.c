@@ -436,6 +436,8 @@ typedef struct {
     size_t window;                //  tokens a stream may buffer
     s_stream_t *streams;          //  every stream a client can still PULL or CANCEL
     size_t stream_count;
+    size_t streams_ended;         //  of them, those whose generator returned (they hold
+                                  //  tokens or an end not yet taken)
     uint64_t last_stream_id;
     uint64_t generated, delivered, cancelled;
 } s_server_t;
@@ -471,10 +473,12 @@ s_copy_line (char *out, size_t size, const char *text)
             *p = ' ';
 }
 
+//  Parked, queued (streams queued for a worker among them) and in flight, waiting PULLs and
+//  WAITs, and streams whose generator ended: each holds memory until its client acts
 static size_t
 s_pending (s_server_t *self)
 {
-    return sluice_engine_parked (self->engine) + self->inflight;
+    return sluice_engine_parked (self->engine) + self->inflight + self->streams_ended;
 }
 
 //  Every REQUEST answered counts once: served or failed when its reply was sent, else only in
@@ -592,6 +596,8 @@ s_stream_unlink (s_server_t *self, s_stream_t *stream)
     stream->prev = stream->next = stream->peer_prev = stream->peer_next = NULL;
     stream->peer = NULL;
     self->stream_count--;
+    if (stream->done)
+        self->streams_ended--;
 }
 
 //  Tell the worker generating the stream (a CANCEL, or CREDIT for tokens taken)
@@ -736,6 +742,7 @@ s_stream_done (s_server_t *self, s_stream_t *stream, sluice_err_t result, char *
         return;
     }
     stream->done = true;
+    self->streams_ended++;
     stream->result = result;
     stream->reason = reason;
     s_stream_serve (self, stream);

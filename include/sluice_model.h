@@ -173,7 +173,8 @@ typedef struct {
     const sluice_model_iface_t *model;   //  the model; NULL = the simulated model `sim`
     sluice_model_sim_t sim;        //  used when model is NULL (copied at start)
     size_t workers;                //  inference workers; 0 = SLUICE_MODEL_DEFAULT_WORKERS
-    size_t max_pending;            //  admission limit (parked + queued + in flight + WAITs);
+    size_t max_pending;            //  admission limit (parked + queued + in flight + WAITs
+                                   //  and PULLs + ended streams not yet drained);
                                    //  beyond it requests get SLUICE_EBUSY; 0 = default
     size_t max_payload;            //  largest request payload; 0 = default
     const sluice_curve_t *curve;   //  CURVE on the request endpoint, or NULL (read during _new)

@@ -168,6 +168,8 @@ t_client (void)
     return client;
 }
 
+static size_t t_max_pending;     //  0: the default
+
 static sluice_model_exec_t t_exec;
 static sluice_model_iface_t t_exec_iface = {
     .name = "exec-model", .config = &t_exec,
@@ -187,7 +189,7 @@ t_start_model (size_t workers, const sluice_model_sim_t *sim, const sluice_model
                   criterion_current_test ? criterion_current_test->name : "test", t_fx.serial++);
     sluice_model_server_opts_t opts = {
         .endpoint = ep, .model = sim ? NULL : model ? model : &t_iface, .workers = workers,
-        .window = T_WINDOW,
+        .window = T_WINDOW, .max_pending = t_max_pending,
     };
     if (sim)
         opts.sim = *sim;
@@ -578,6 +580,23 @@ Test (stream, pull_with_nothing_ready_times_out)
     cr_assert_eq (count, T_WINDOW);
     cr_assert_eq (sluice_model_client_cancel (t_fx.cli, id), SLUICE_OK);
     t_wait_ended ();
+}
+
+Test (stream, ended_streams_not_taken_count_against_max_pending)
+{
+    t_max_pending = 2;
+    t_start (2);
+    uint64_t first = t_stream_start (t_fx.cli, "a 1");
+    t_stream_start (t_fx.cli, "b 1");
+    //  Both generators have ended; their tokens wait for their clients, and take room
+    sluice_model_status_t st;
+    T_WAIT_STATUS (st, st.generated == 2 && st.inflight == 0);
+    uint64_t id = 0;
+    cr_assert_eq (sluice_model_client_stream (t_fx.cli, "c 1", 3, SLUICE_FOREVER, &id), SLUICE_EBUSY);
+    long received = 0;
+    while (!t_take (t_fx.cli, first, 4, "a", &received))
+        ;
+    t_stream_start (t_fx.cli, "c 1");
 }
 
 Test (stream, shutdown_completes_accepted_streams)
