@@ -114,6 +114,7 @@ demo: all
 	@bash scripts/deps.sh demo
 	./bin/llm_stream
 	@if [ -x bin/model_server ]; then ./bin/model_server; fi
+	./bin/model_server --stream --cancel -n 3 --load-time 500
 	./bin/sluice run examples/pipelines/speak.cfg > build/speech.wav
 	@echo "speech: build/speech.wav, $$(stat -c %s build/speech.wav) bytes of WAV (listen: aplay build/speech.wav)"
 

@@ -4,21 +4,18 @@
     watch its pipe while they wait, so $TERM stops it at once even when the input is empty or
     the output full.
 */
-#define _GNU_SOURCE         //  pipe2
 #include "sluice_actor.h"
 #include "sluice_conn.h"
 #include "sluice_stage_out.h"
 #include "sluice_split.h"
+#include "sluice_spawn.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 typedef struct {
     sluice_stage_opts_t opts;       //  endpoints are our own copies
@@ -108,8 +105,6 @@ s_stage_run (s_stage_args_t *args, sluice_stream_t *input, sluice_stream_t *outp
 //  the command's stdin while the actor reads its stdout and stderr, so that neither pipe can
 //  fill up while the other waits (the deadlock of a single thread writing a filter's stdin).
 
-#define S_STDERR_TAIL  256
-
 typedef struct {
     s_stage_args_t *args;
     sluice_stream_t *input;
@@ -197,85 +192,6 @@ s_feeder (void *argument)
     return NULL;
 }
 
-//  Start `sh -c command` in a process group of its own, its stdio on pipes: fds [0] its
-//  stdin (ours to write), [1] its stdout and [2] its stderr (ours to read), all non-blocking.
-static pid_t
-s_spawn (const char *command, int fds [3])
-{
-    int pipes [3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
-    pid_t pid = -1;
-    bool ready = true;
-    for (int index = 0; index < 3; index++)
-        ready = ready && pipe2 (pipes [index], O_CLOEXEC) == 0;
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init (&actions);
-    posix_spawnattr_init (&attr);
-    if (ready) {
-        posix_spawn_file_actions_adddup2 (&actions, pipes [0][0], 0);
-        posix_spawn_file_actions_adddup2 (&actions, pipes [1][1], 1);
-        posix_spawn_file_actions_adddup2 (&actions, pipes [2][1], 2);
-        //  Its own group (stopping the stage kills the whole pipeline it may start), default
-        //  signal handling and no signal blocked, whatever ours are
-        sigset_t none, defaults;
-        sigemptyset (&none);
-        sigemptyset (&defaults);
-        sigaddset (&defaults, SIGPIPE);
-        sigaddset (&defaults, SIGINT);
-        sigaddset (&defaults, SIGTERM);
-        posix_spawnattr_setpgroup (&attr, 0);
-        posix_spawnattr_setsigmask (&attr, &none);
-        posix_spawnattr_setsigdefault (&attr, &defaults);
-        posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
-                                         | POSIX_SPAWN_SETSIGDEF);
-        char *argv [] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
-        if (posix_spawn (&pid, "/bin/sh", &actions, &attr, argv, environ) != 0)
-            pid = -1;
-    }
-    posix_spawn_file_actions_destroy (&actions);
-    posix_spawnattr_destroy (&attr);
-    //  Ours: the write end of its stdin, the read ends of the others
-    for (int index = 0; index < 3; index++) {
-        int ours = pipes [index][index == 0 ? 1 : 0];
-        int theirs = pipes [index][index == 0 ? 0 : 1];
-        if (theirs >= 0)
-            close (theirs);
-        if (pid < 0 && ours >= 0)
-            close (ours);
-        fds [index] = pid < 0 ? -1 : ours;
-        if (pid >= 0)
-            fcntl (ours, F_SETFL, fcntl (ours, F_GETFL) | O_NONBLOCK);
-    }
-    return pid;
-}
-
-//  Keep the last S_STDERR_TAIL bytes the command wrote to stderr.
-static void
-s_stderr_take (int fd, char *tail, size_t *size, bool *open)
-{
-    char data [4096];
-    ssize_t got = read (fd, data, sizeof data);
-    if (got < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (got <= 0) {
-        *open = false;
-        return;
-    }
-    size_t count = (size_t) got;
-    if (count >= S_STDERR_TAIL) {
-        memcpy (tail, data + count - S_STDERR_TAIL, S_STDERR_TAIL);
-        *size = S_STDERR_TAIL;
-        return;
-    }
-    if (*size + count > S_STDERR_TAIL) {
-        size_t drop = *size + count - S_STDERR_TAIL;
-        memmove (tail, tail + drop, *size - drop);
-        *size -= drop;
-    }
-    memcpy (tail + *size, data, count);
-    *size += count;
-}
-
 //  Read the command's stdout into output chunks and its stderr into `tail` until both close,
 //  or an order arrives on the pipe (SLUICE_EINTR), or the output fails.
 static sluice_err_t
@@ -305,7 +221,7 @@ s_exec_drain (s_stage_args_t *args, zsock_t *pipe, sluice_stream_t *output, int 
             break;
         }
         if (items [2].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
-            s_stderr_take (fds [2], tail, tail_size, &err_open);
+            sluice_stderr_take (fds [2], tail, tail_size, &err_open);
         if (!(items [1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
             continue;
         if (sluice_split_fill (&split) < 0 && errno != EAGAIN) {
@@ -330,7 +246,7 @@ s_exec_run (s_stage_args_t *args, zsock_t *pipe, sluice_stream_t *input, sluice_
 {
     const sluice_stage_opts_t *opts = &args->opts;
     int fds [3];
-    pid_t pid = s_spawn (opts->exec, fds);
+    pid_t pid = sluice_spawn (opts->exec, fds);
     if (pid < 0) {
         s_set_error (args, "cannot start the command", strerror (errno));
         return SLUICE_EINTERNAL;
@@ -350,7 +266,7 @@ s_exec_run (s_stage_args_t *args, zsock_t *pipe, sluice_stream_t *input, sluice_
     pthread_t thread;
     bool started = feeder.stop && pthread_create (&thread, NULL, s_feeder, &feeder) == 0;
 
-    char tail [S_STDERR_TAIL + 1];
+    char tail [SLUICE_STDERR_TAIL + 1];
     size_t tail_size = 0;
     sluice_err_t result = SLUICE_EINTERNAL;
     if (started)
@@ -403,9 +319,7 @@ s_exec_run (s_stage_args_t *args, zsock_t *pipe, sluice_stream_t *input, sluice_
         return feeder.result;
     }
     if (exit_status != 0) {
-        tail [tail_size] = 0;
-        while (tail_size && (tail [tail_size - 1] == '\n' || tail [tail_size - 1] == '\r'))
-            tail [--tail_size] = 0;
+        sluice_stderr_text (tail, tail_size);
         char what [64];
         if (WIFSIGNALED (status))
             snprintf (what, sizeof what, "the command was killed by signal %d", WTERMSIG (status));

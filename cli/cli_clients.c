@@ -566,6 +566,10 @@ s_request_usage (FILE *out)
         "                          after MS (exit 3; it never runs). Default: no limit\n"
         "  -g, --grace MS          how long beyond --timeout to wait for the reply, inference\n"
         "                          included, before deciding the server is gone (default 2000)\n"
+        "  -s, --stream            stream the response: print its tokens as they are generated.\n"
+        "                          Tokens are taken only as fast as stdout takes them, so a slow\n"
+        "                          pipe slows the model itself; a reader that stops (broken\n"
+        "                          pipe) cancels the generation\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 response printed, 1 error, 2 usage, 3 timeout, 4 the model failed to load or\n"
@@ -602,13 +606,68 @@ s_read_all (int fd, size_t *size)
     return NULL;
 }
 
-//  request's own option: --grace
+//  request's own options
+typedef struct {
+    long grace;
+    bool stream;
+} s_request_t;
+
 static int
 s_request_option (s_client_t *client, int option, const char *arg)
 {
+    s_request_t *request = (s_request_t *) client->own;
+    if (option == 's') {
+        request->stream = true;
+        return SLUICE_EXIT_OK;
+    }
     if (option != 'g')
         return S_NOT_AN_OPTION;
-    return s_int_option (client, "grace", arg, 0, INT32_MAX, (long *) client->own);
+    return s_int_option (client, "grace", arg, 0, INT32_MAX, &request->grace);
+}
+
+//  Write every token of the last reply to stdout; false when stdout failed (errno)
+static bool
+s_print_tokens (sluice_model_client_t *model, size_t count)
+{
+    for (size_t index = 0; index < count; index++) {
+        size_t size = 0;
+        const void *token = sluice_model_client_token (model, index, &size);
+        if (size && fwrite (token, 1, size, stdout) != size)
+            return false;
+    }
+    //  Flushed per reply: the next PULL waits until the pipe has taken these
+    return fflush (stdout) == 0;
+}
+
+//  --stream: start the stream, then print tokens until its end. Returns the exit code.
+static int
+s_request_stream (s_client_t *client, sluice_model_client_t *model, const char *payload,
+                  size_t size)
+{
+    //  A closed pipe is an error to handle (cancel the stream), not a signal that kills us
+    signal (SIGPIPE, SIG_IGN);
+    int64_t started = zclock_mono ();
+    uint64_t id = 0;
+    sluice_err_t err = sluice_model_client_stream (model, payload, size, (int) client->timeout,
+                                                   &id);
+    bool end = false;
+    while (err == SLUICE_OK && !end) {
+        size_t count = 0;
+        err = sluice_model_client_next (model, id, 64, SLUICE_FOREVER, &count, &end);
+        if (err == SLUICE_OK && !s_print_tokens (model, count)) {
+            int error = errno;
+            sluice_model_client_cancel (model, id);     //  the generator stops now
+            if (error == EPIPE)
+                return SLUICE_EXIT_OK;      //  the reader has all it wanted
+            errno = error;
+            return s_io_failed ("request", "writing stdout");
+        }
+    }
+    if (err != SLUICE_OK)
+        return s_call_failed (client, s_classify (err, started, (int) client->timeout),
+                              sluice_model_client_error_text (model), err);
+    printf ("\n");
+    return fflush (stdout) == 0 ? SLUICE_EXIT_OK : s_io_failed ("request", "writing stdout");
 }
 
 int
@@ -618,14 +677,15 @@ sluice_cli_request (int argc, char **argv)
         { "connect", required_argument, NULL, 'c' },
         { "timeout", required_argument, NULL, 't' },
         { "grace",   required_argument, NULL, 'g' },
+        { "stream",  no_argument,       NULL, 's' },
         { "help",    no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
-    long grace = -1;
+    s_request_t request = { .grace = -1 };
     s_client_t client = { .command = "request", .usage = s_request_usage,
-                          .option = s_request_option, .own = &grace, .timeout = SLUICE_FOREVER };
-    int rc = s_client_parse (&client, argc, argv, "c:t:g:h", options);
+                          .option = s_request_option, .own = &request, .timeout = SLUICE_FOREVER };
+    int rc = s_client_parse (&client, argc, argv, "c:t:g:sh", options);
     if (rc != SLUICE_EXIT_OK)
         return rc < 0 ? SLUICE_EXIT_OK : rc;
     if (argc - optind > 1)
@@ -654,8 +714,14 @@ sluice_cli_request (int argc, char **argv)
         free (from_stdin);
         return s_invalid_endpoint (&client);
     }
-    if (grace >= 0)
-        sluice_model_client_set_grace (model, (int) grace);
+    if (request.grace >= 0)
+        sluice_model_client_set_grace (model, (int) request.grace);
+    if (request.stream) {
+        int stream_exit = s_request_stream (&client, model, payload, size);
+        free (from_stdin);
+        sluice_model_client_destroy (&model);
+        return stream_exit;
+    }
     int exit_code = SLUICE_EXIT_OK;
     char *response = NULL;
     int64_t started = zclock_mono ();

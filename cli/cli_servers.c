@@ -216,6 +216,18 @@ s_model_server_usage (FILE *out)
         "  -e, --events ENDPOINT   also publish state events (LOADING, READY, ...) there\n"
         "  -l, --load-time MS      simulated load time (default 0)\n"
         "  -i, --infer-time MS     simulated inference time per request (default 0)\n"
+        "  -T, --text TEXT         what a streaming request (request --stream) gets, one token\n"
+        "                          per word (default: the response a request gets)\n"
+        "  -k, --token-time MS     simulated time per streamed token after the first (default 0)\n"
+        "  -W, --window N          tokens a stream holds before its generator waits for the\n"
+        "                          client to take them (default %d, at most %d)\n"
+        "  -x, --exec COMMAND      the model is a program: COMMAND runs (sh -c) per request,\n"
+        "                          the payload on its stdin; its stdout is the response, streamed\n"
+        "                          as it comes to request --stream (backpressure: its pipe is not\n"
+        "                          read while the client lags; a cancel kills it); a non-zero\n"
+        "                          exit fails the request with its stderr\n"
+        "  -L, --load-exec COMMAND with --exec: run once at start; exit 0 means ready, else the\n"
+        "                          load fails with its stderr\n"
         "  -w, --workers N         concurrent inferences (default %d)\n"
         "  -m, --model NAME        model name (default %s)\n"
         "  -f, --fail REASON       make the load fail: every request gets REASON\n"
@@ -226,6 +238,7 @@ s_model_server_usage (FILE *out)
         SLUICE_CLI_CURVE_SERVER_HELP
         "  With CURVE, \"curve key KEY\" follows the first lines: the key clients need.\n"
         "Exit: 0 stopped, 1 error, 2 usage (also: CURVE settings refused), 3 drain timed out.\n",
+        SLUICE_MODEL_DEFAULT_WINDOW, SLUICE_MODEL_MAX_WINDOW,
         SLUICE_MODEL_DEFAULT_WORKERS, SLUICE_MODEL_SIM_DEFAULT_NAME,
         SLUICE_MODEL_DEFAULT_MAX_PENDING, SLUICE_CLI_DEFAULT_DRAIN);
 }
@@ -253,6 +266,11 @@ sluice_cli_model_server (int argc, char **argv)
         { "events",        required_argument, NULL, 'e' },
         { "load-time",     required_argument, NULL, 'l' },
         { "infer-time",    required_argument, NULL, 'i' },
+        { "text",          required_argument, NULL, 'T' },
+        { "token-time",    required_argument, NULL, 'k' },
+        { "window",        required_argument, NULL, 'W' },
+        { "exec",          required_argument, NULL, 'x' },
+        { "load-exec",     required_argument, NULL, 'L' },
         { "workers",       required_argument, NULL, 'w' },
         { "model",         required_argument, NULL, 'm' },
         { "fail",          required_argument, NULL, 'f' },
@@ -268,13 +286,32 @@ sluice_cli_model_server (int argc, char **argv)
     sluice_cli_curve_t curve;
     memset (&curve, 0, sizeof curve);
     long load = 0, infer = 0, workers = 0, max_pending = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
+    long token = 0, window = 0;
+    //  The exec model: the server borrows its config until it is destroyed, below
+    sluice_model_exec_t exec = { NULL, NULL };
+    sluice_model_iface_t exec_model = {
+        .name = "exec", .config = &exec, .load = sluice_model_exec_load,
+        .infer = sluice_model_exec_infer, .stream = sluice_model_exec_stream,
+    };
     int option;
-    while ((option = getopt_long (argc, argv, "b:e:l:i:w:m:f:p:d:vh", options, NULL)) != -1) {
+    while ((option = getopt_long (argc, argv, "b:e:l:i:T:k:W:x:L:w:m:f:p:d:vh", options, NULL)) != -1) {
         switch (option) {
             case 'b': opts.endpoint = optarg; break;
             case 'e': opts.events_endpoint = optarg; break;
             case 'm': opts.sim.name = optarg; break;
             case 'f': opts.sim.fail_reason = optarg; break;
+            case 'T': opts.sim.text = optarg; break;
+            case 'x': exec.command = optarg; break;
+            case 'L': exec.load_command = optarg; break;
+            case 'k':
+                if (!sluice_cli_option_int ("model-server", "token-time", optarg, 0, INT32_MAX, &token))
+                    return SLUICE_EXIT_USAGE;
+                break;
+            case 'W':
+                if (!sluice_cli_option_int ("model-server", "window", optarg, 1,
+                                            SLUICE_MODEL_MAX_WINDOW, &window))
+                    return SLUICE_EXIT_USAGE;
+                break;
             case 'l':
                 if (!sluice_cli_option_int ("model-server", "load-time", optarg, 0, INT32_MAX, &load))
                     return SLUICE_EXIT_USAGE;
@@ -312,6 +349,14 @@ sluice_cli_model_server (int argc, char **argv)
     opts.curve = sluice_cli_curve_get (&curve);
     opts.sim.load_ms = (int) load;
     opts.sim.infer_ms = (int) infer;
+    opts.sim.token_ms = (int) token;
+    opts.window = (size_t) window;
+    if (exec.load_command && !exec.command)
+        return sluice_cli_usage_error ("model-server", "--load-exec needs --exec");
+    if (exec.command) {
+        exec_model.name = opts.sim.name ? opts.sim.name : "exec";
+        opts.model = &exec_model;
+    }
     opts.workers = (size_t) workers;
     opts.max_pending = (size_t) max_pending;
     int signals = sluice_cli_server_init ();

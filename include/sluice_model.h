@@ -7,8 +7,11 @@
     all dispatched at once when the model is ready; later requests are dispatched at once.
     Inference runs on a pool of worker actors, concurrently. A failed load answers every parked
     and every later request with SLUICE_ELOADFAIL and the load's reason; a shutdown refuses new
-    requests (SLUICE_ESHUTDOWN) while the accepted ones complete. docs/PROTOCOL.md ("Model
-    server") describes the wire protocol; sluice_model_client_t below speaks it.
+    requests (SLUICE_ESHUTDOWN) while the accepted ones complete. A request may also be a
+    stream: the model emits tokens (sluice_model_emit) into a window of `window` tokens that
+    the client pulls; a full window pauses the generator, a cancel or a vanished client stops
+    it. docs/PROTOCOL.md ("Model server", "Streams") describes the wire protocol;
+    sluice_model_client_t below speaks it.
 
         loading --> ready --> draining --> stopped
            \--> failed --/
@@ -54,6 +57,15 @@ SLUICE_EXPORT bool
 SLUICE_EXPORT bool
     sluice_model_cancelled (sluice_model_ctx_t *ctx);
 
+//  Emit one token of a streaming inference (sluice_model_iface_t.stream): the server buffers
+//  at most `window` tokens per stream, so this blocks while the stream's window is full (the
+//  client has not pulled them yet): the generator is paused by its slowest reader. Returns
+//  SLUICE_OK; SLUICE_ECLOSED once the stream is cancelled (by CANCEL, its client vanishing, or
+//  the server being destroyed): then stop generating and return at once; SLUICE_EINVAL outside
+//  a streaming inference; SLUICE_ENOMEM.
+SLUICE_EXPORT sluice_err_t
+    sluice_model_emit (sluice_model_ctx_t *ctx, const void *data, size_t size);
+
 //  A model, as the server sees it. The server copies this struct (and `name`) at start; the
 //  config it points at is borrowed and must outlive the server.
 typedef struct {
@@ -82,6 +94,15 @@ typedef struct {
     //  Release a loaded model; runs once on the server's thread when the server is destroyed,
     //  after every inference has returned. Optional (NULL: nothing to release).
     void (*unload) (void *config, void *model);
+
+    //  Run one streaming inference (a REQUEST with the STREAM flag); runs on a worker thread
+    //  like infer. Emit the tokens with sluice_model_emit, in order; return SLUICE_OK at the
+    //  end of the stream. On failure return another sluice_err_t and, optionally, set *reason
+    //  to a malloc'd NUL-terminated text: the client gets it after the tokens emitted before.
+    //  When sluice_model_emit says the stream is cancelled, return at once (any status).
+    //  Optional (NULL: `infer` runs and its whole response is the stream's one token).
+    sluice_err_t (*stream) (sluice_model_ctx_t *ctx, void *config, void *model,
+                            const void *payload, size_t size, char **reason);
 } sluice_model_iface_t;
 
 //  The simulated model, the default. Use it as config of sluice_model_sim_load/_infer/_unload
@@ -91,6 +112,10 @@ typedef struct {
     int load_ms;               //  simulated load time
     int infer_ms;              //  simulated inference time per request
     const char *fail_reason;   //  not NULL: the load fails after load_ms with this reason
+    //  Streaming: the text streamed, one token per word (with the spaces after it); NULL =
+    //  the response infer would give. One token every token_ms milliseconds.
+    const char *text;
+    int token_ms;
 } sluice_model_sim_t;
 
 #define SLUICE_MODEL_SIM_DEFAULT_NAME  "sim-model"
@@ -106,6 +131,32 @@ SLUICE_EXPORT sluice_err_t
                             char **response, size_t *response_size);
 SLUICE_EXPORT void
     sluice_model_sim_unload (void *config, void *model);
+SLUICE_EXPORT sluice_err_t
+    sluice_model_sim_stream (sluice_model_ctx_t *ctx, void *config, void *model,
+                             const void *payload, size_t size, char **reason);
+
+//  An external program as the model. Each request runs `command` (with sh -c, in a process
+//  group of its own): the payload goes to its stdin, its stdout is the response - or, for a
+//  streaming request, the tokens (one per read of its output) - and a non-zero exit status
+//  fails the request with the end of its stderr. A stream's backpressure is not reading its
+//  pipe (the program blocks writing); a cancel kills it. `load_command`, when not NULL, runs
+//  once at start: exit status 0 means ready, anything else fails the load with its stderr.
+//  Use it as the config of sluice_model_exec_load/_infer/_stream.
+typedef struct {
+    const char *command;
+    const char *load_command;
+} sluice_model_exec_t;
+
+SLUICE_EXPORT sluice_err_t
+    sluice_model_exec_load (sluice_model_ctx_t *ctx, void *config, void **model,
+                            char *reason, size_t reason_size);
+SLUICE_EXPORT sluice_err_t
+    sluice_model_exec_infer (sluice_model_ctx_t *ctx, void *config, void *model,
+                             const void *payload, size_t size,
+                             char **response, size_t *response_size);
+SLUICE_EXPORT sluice_err_t
+    sluice_model_exec_stream (sluice_model_ctx_t *ctx, void *config, void *model,
+                              const void *payload, size_t size, char **reason);
 
 // ---------------------------------------------------------------------------------------------
 //  The server
@@ -113,6 +164,8 @@ SLUICE_EXPORT void
 #define SLUICE_MODEL_DEFAULT_WORKERS      4
 #define SLUICE_MODEL_DEFAULT_MAX_PENDING  100000            //  parked + queued + in flight
 #define SLUICE_MODEL_DEFAULT_MAX_PAYLOAD  (1024 * 1024)     //  bytes
+#define SLUICE_MODEL_DEFAULT_WINDOW       64                //  tokens buffered per stream
+#define SLUICE_MODEL_MAX_WINDOW           512
 
 typedef struct {
     const char *endpoint;          //  where the ROUTER binds: inproc://, tcp://, ipc:// (required)
@@ -120,10 +173,13 @@ typedef struct {
     const sluice_model_iface_t *model;   //  the model; NULL = the simulated model `sim`
     sluice_model_sim_t sim;        //  used when model is NULL (copied at start)
     size_t workers;                //  inference workers; 0 = SLUICE_MODEL_DEFAULT_WORKERS
-    size_t max_pending;            //  admission limit (parked + queued + in flight + WAITs);
+    size_t max_pending;            //  admission limit (parked + queued + in flight + WAITs
+                                   //  and PULLs + ended streams not yet drained);
                                    //  beyond it requests get SLUICE_EBUSY; 0 = default
     size_t max_payload;            //  largest request payload; 0 = default
     const sluice_curve_t *curve;   //  CURVE on the request endpoint, or NULL (read during _new)
+    size_t window;                 //  tokens a stream buffers before its generator waits;
+                                   //  0 = default, at most SLUICE_MODEL_MAX_WINDOW
 } sluice_model_server_opts_t;
 
 typedef struct sluice_model_server_t sluice_model_server_t;
@@ -236,6 +292,37 @@ SLUICE_EXPORT sluice_err_t
     sluice_model_client_error (sluice_model_client_t *self);
 SLUICE_EXPORT const char *
     sluice_model_client_error_text (sluice_model_client_t *self);
+
+//  Streaming: start a streaming inference (a REQUEST with the STREAM flag). While the model
+//  loads the call waits (parked at the server), as for a request; then it returns at once
+//  with *stream_id set: the generation runs (or waits for a free worker) and its tokens are
+//  taken with sluice_model_client_next. Errors as for sluice_model_client_request_timeout
+//  (timeout_ms bounds the wait for the load).
+SLUICE_EXPORT sluice_err_t
+    sluice_model_client_stream (sluice_model_client_t *self, const void *payload, size_t size,
+                                int timeout_ms, uint64_t *stream_id);
+
+//  The next tokens of a stream, in order, each exactly once: waits up to timeout_ms
+//  (SLUICE_FOREVER: no limit) until at least one is there, and takes up to `max` (1..1024).
+//  On SLUICE_OK, *count tokens are readable with sluice_model_client_token (0 only at the
+//  end) and *end says the stream has ended (nothing follows). The server's window refills
+//  only as tokens are taken: not calling this pauses the generator. Errors: SLUICE_ETIMEOUT
+//  (no token yet; call again), SLUICE_ECLOSED (cancelled, or unknown id), or the model's
+//  failure status and text (the stream has then ended).
+SLUICE_EXPORT sluice_err_t
+    sluice_model_client_next (sluice_model_client_t *self, uint64_t stream_id, size_t max,
+                              int timeout_ms, size_t *count, bool *end);
+
+//  Token `index` (< *count) of the last sluice_model_client_next: its bytes and size. Owned by
+//  the client, valid until its next call.
+SLUICE_EXPORT const void *
+    sluice_model_client_token (sluice_model_client_t *self, size_t index, size_t *size);
+
+//  Cancel a stream: its generator stops (sluice_model_emit returns SLUICE_ECLOSED) and frees
+//  its worker; its untaken tokens are dropped. SLUICE_ECLOSED when the server knows no such
+//  stream (it ended or was cancelled already).
+SLUICE_EXPORT sluice_err_t
+    sluice_model_client_cancel (sluice_model_client_t *self, uint64_t stream_id);
 
 //  True when the server deferred the last request (parked during the load, or queued behind
 //  busy workers) before serving it.

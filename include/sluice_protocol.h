@@ -10,7 +10,7 @@
         3       1     status       replies: sluice_err_t; requests: 0
         4       4     timeout_ms   requests: how long the actor may park it (SLUICE_WAIT_FOREVER)
         8       8     request_id   chosen by the client, echoed in the reply
-        16      4     count        READ: most chunks wanted; replies: chunk/body frames following
+        16      4     count        READ, PULL: most chunks/tokens wanted; replies: chunk/body frames following
 
     Thread-safe: everything here is a constant or a pure function.
 */
@@ -42,6 +42,8 @@ extern "C" {
 #define SLUICE_CMD_WAIT      7   //  model server: reply once loading has ended (ready/failed)
 #define SLUICE_CMD_ACK       8   //  buffer: acknowledge READ replies received (no reply)
 #define SLUICE_CMD_PING      9   //  any actor: liveness check, answered at once
+#define SLUICE_CMD_PULL     10   //  model server: take up to count tokens of a stream (blocks)
+#define SLUICE_CMD_CANCEL   11   //  model server: cancel a stream (its generator stops)
 
 //  Flags (one byte of bits)
 #define SLUICE_FLAG_FINAL   0x01  //  WRITE: chunk is final; READ reply: last chunk is final
@@ -49,6 +51,8 @@ extern "C" {
 #define SLUICE_FLAG_PARKED  0x04  //  reply: the request was deferred before being served
 #define SLUICE_FLAG_ACK     0x08  //  READ: acknowledged delivery; body = 8-byte id of the last
                                   //  READ reply received (0 = none)
+#define SLUICE_FLAG_STREAM  0x10  //  REQUEST: stream the response as tokens; the reply's body
+                                  //  is the 8-byte stream id (PULL, CANCEL)
 
 //  request_id 0 is reserved: an actor sends a header with request_id 0 to probe whether a peer
 //  is still there; clients ignore it.

@@ -69,6 +69,12 @@ typedef struct {
     uint64_t max_payload;
     uint64_t workers;
     uint64_t incarnation;      //  this run of the actor (random, nonzero; new at each start)
+    //  Streams (REQUESTs with the STREAM flag)
+    uint64_t streams;         //  streams alive now (queued, generating, or not drained)
+    uint64_t generated;       //  tokens emitted by the model since start
+    uint64_t delivered;       //  tokens sent in PULL replies since start
+    uint64_t cancelled;       //  streams cancelled (CANCEL, or their client vanished)
+    uint64_t window;          //  tokens a stream buffers before its generator waits
 } sluice_model_status_t;
 
 //  Any actor's status: `actor` says which member is filled.

@@ -114,11 +114,13 @@ static const sluice_command_t s_commands [] = {
     { SLUICE_CMD_READ,     "READ",     S_BUFFER,          SLUICE_FLAG_ACK,   0, 1,  "reply id",  1, SLUICE_MAX_BATCH, 0, s_check_read },
     { SLUICE_CMD_CLOSE,    "CLOSE",    S_BUFFER,          0,                 0, 0,  NULL,        0, 0, 0, NULL },
     { SLUICE_CMD_STATUS,   "STATUS",   S_BUFFER | S_MODEL, 0,                0, 0,  NULL,        0, 0, 0, NULL },
-    { SLUICE_CMD_REQUEST,  "REQUEST",  S_MODEL,           0,                 1, 1,  "payload",   0, 0, 0, NULL },
+    { SLUICE_CMD_REQUEST,  "REQUEST",  S_MODEL,           SLUICE_FLAG_STREAM, 1, 1, "payload",   0, 0, 0, NULL },
     { SLUICE_CMD_SHUTDOWN, "SHUTDOWN", S_MODEL,           0,                 0, 0,  NULL,        0, 0, 0, NULL },
     { SLUICE_CMD_WAIT,     "WAIT",     S_MODEL,           0,                 0, 0,  NULL,        0, 0, 0, NULL },
     { SLUICE_CMD_ACK,      "ACK",      S_BUFFER,          0,                 1, 1,  "reply id",  0, 0, 8, NULL },
     { SLUICE_CMD_PING,     "PING",     S_BUFFER | S_MODEL, 0,                0, 0,  NULL,        0, 0, 0, NULL },
+    { SLUICE_CMD_PULL,     "PULL",     S_MODEL,           0,                 1, 1,  "stream id", 1, SLUICE_MAX_BATCH, 8, NULL },
+    { SLUICE_CMD_CANCEL,   "CANCEL",   S_MODEL,           0,                 1, 1,  "stream id", 0, 0, 8, NULL },
 };
 #define S_COMMANDS (sizeof s_commands / sizeof s_commands [0])
 
@@ -174,6 +176,7 @@ s_flag_name (uint8_t flag)
         case SLUICE_FLAG_EOS:    return "EOS";
         case SLUICE_FLAG_PARKED: return "PARKED";
         case SLUICE_FLAG_ACK:    return "ACK";
+        case SLUICE_FLAG_STREAM: return "STREAM";
         default:                 return "?";
     }
 }

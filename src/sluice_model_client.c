@@ -127,6 +127,74 @@ sluice_model_client_shutdown (sluice_model_client_t *self)
     return s_call (self, SLUICE_CMD_SHUTDOWN, 0, NULL, 0);
 }
 
+// ---------------------------------------------------------------------------------------------
+//  Streams
+
+sluice_err_t
+sluice_model_client_stream (sluice_model_client_t *self, const void *payload, size_t size,
+                            int timeout_ms, uint64_t *stream_id)
+{
+    if (!stream_id || (!payload && size))
+        return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "payload or stream_id is NULL");
+    *stream_id = 0;
+    self->parked = false;
+    uint64_t id = self->conn.next_id;
+    sluice_err_t rc = sluice_conn_call (&self->conn, SLUICE_CMD_REQUEST, SLUICE_FLAG_STREAM,
+                                        timeout_ms, 0, payload ? payload : "", size);
+    if (self->conn.reply.request_id == id)
+        self->parked = (self->conn.reply.flags & SLUICE_FLAG_PARKED) != 0;
+    if (rc != SLUICE_OK)
+        return rc;
+    if (self->conn.frames.count != 1 || zmq_msg_size (&self->conn.frames.items [0]) != 8)
+        return sluice_conn_fail (&self->conn, SLUICE_EPROTO, "a stream's id is 8 bytes");
+    *stream_id = sluice_get64 ((const uint8_t *) zmq_msg_data (&self->conn.frames.items [0]));
+    return SLUICE_OK;
+}
+
+sluice_err_t
+sluice_model_client_next (sluice_model_client_t *self, uint64_t stream_id, size_t max,
+                          int timeout_ms, size_t *count, bool *end)
+{
+    if (!count || !end || max == 0 || max > SLUICE_MAX_BATCH)
+        return sluice_conn_fail (&self->conn, SLUICE_EINVAL,
+                                 "next takes count and end, and max 1..%d", SLUICE_MAX_BATCH);
+    *count = 0;
+    *end = false;
+    uint8_t id [8];
+    sluice_put64 (id, stream_id);
+    uint64_t request_id = self->conn.next_id;
+    sluice_err_t rc = sluice_conn_call (&self->conn, SLUICE_CMD_PULL, 0, timeout_ms,
+                                        (uint32_t) max, id, sizeof id);
+    //  A failure of the model ends its stream too (EOS on the error reply); only a reply to
+    //  this very request tells (a local failure leaves an older header)
+    *end = self->conn.reply.request_id == request_id
+        && (self->conn.reply.flags & SLUICE_FLAG_EOS) != 0;
+    if (rc == SLUICE_OK)
+        *count = self->conn.frames.count;
+    return rc;
+}
+
+const void *
+sluice_model_client_token (sluice_model_client_t *self, size_t index, size_t *size)
+{
+    if (index >= self->conn.frames.count) {
+        if (size)
+            *size = 0;
+        return NULL;
+    }
+    if (size)
+        *size = zmq_msg_size (&self->conn.frames.items [index]);
+    return zmq_msg_data (&self->conn.frames.items [index]);
+}
+
+sluice_err_t
+sluice_model_client_cancel (sluice_model_client_t *self, uint64_t stream_id)
+{
+    uint8_t id [8];
+    sluice_put64 (id, stream_id);
+    return sluice_conn_call (&self->conn, SLUICE_CMD_CANCEL, 0, 0, 0, id, sizeof id);
+}
+
 sluice_err_t
 sluice_model_client_error (sluice_model_client_t *self)
 {

@@ -60,6 +60,11 @@ static const s_row_t s_model_rows [] = {
     S_MOD ("max_payload", max_payload, S_U64),
     S_MOD ("workers",     workers,     S_U64),
     S_MOD ("incarnation", incarnation, S_U64),
+    S_MOD ("streams",     streams,     S_U64),
+    S_MOD ("generated",   generated,   S_U64),
+    S_MOD ("delivered",   delivered,   S_U64),
+    S_MOD ("cancelled",   cancelled,   S_U64),
+    S_MOD ("window",      window,      S_U64),
 };
 
 #define S_TABLE(actor, rows) { actor, rows, sizeof rows / sizeof rows [0] }
