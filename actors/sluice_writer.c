@@ -6,6 +6,7 @@
 #include "sluice_actor.h"
 #include "sluice_conn.h"
 #include "sluice_writer.h"
+#include "sluice_model.h"
 #include "sluice_input.h"
 #include <errno.h>
 #include <string.h>
@@ -23,6 +24,61 @@ struct sluice_writer_t {
     size_t written;
 };
 
+//  A model server's streamed answer, taken a batch of tokens at a time.
+typedef struct {
+    sluice_model_client_t *client;
+    uint64_t stream_id;
+    bool started, ended;
+    size_t count, next;            //  tokens of the last batch, and the next to hand out
+    char *text;                    //  the token handed out, NUL-terminated
+    size_t capacity;
+} s_model_source_t;
+
+//  The next token: SLUICE_OK with (*text, *size), SLUICE_OK with *text NULL at the end, or
+//  the error (SLUICE_EINTR: the pipe has an order; else the reason in reason).
+static sluice_err_t
+s_model_next (s_model_source_t *model, const sluice_writer_opts_t *opts, const char **text,
+              size_t *size, char *reason, size_t reason_size)
+{
+    *text = NULL;
+    sluice_err_t rc = SLUICE_OK;
+    if (!model->started) {
+        //  Parked at the server while the model loads; then the generation starts
+        rc = sluice_model_client_stream (model->client, opts->prompt, opts->prompt_size,
+                                         SLUICE_FOREVER, &model->stream_id);
+        model->started = rc == SLUICE_OK;
+    }
+    while (rc == SLUICE_OK && model->next == model->count && !model->ended) {
+        //  Pulled only when the last batch is written: a full buffer pauses the generator
+        bool end = false;
+        rc = sluice_model_client_next (model->client, model->stream_id, 64, SLUICE_FOREVER,
+                                       &model->count, &end);
+        model->next = 0;
+        model->ended = end;
+        if (rc != SLUICE_OK)
+            model->count = 0;
+    }
+    if (rc != SLUICE_OK) {
+        if (rc != SLUICE_EINTR)
+            snprintf (reason, reason_size, "model: %s", sluice_model_client_error_text (model->client));
+        return rc;
+    }
+    if (model->next == model->count)
+        return SLUICE_OK;               //  the end of the answer
+    const void *token = sluice_model_client_token (model->client, model->next++, size);
+    if (*size + 1 > model->capacity) {
+        char *grown = (char *) realloc (model->text, *size + 1);
+        if (!grown)
+            return SLUICE_ENOMEM;
+        model->text = grown;
+        model->capacity = *size + 1;
+    }
+    memcpy (model->text, token, *size);
+    model->text [*size] = 0;
+    *text = model->text;
+    return SLUICE_OK;
+}
+
 static void
 s_writer_actor (zsock_t *pipe, void *argument)
 {
@@ -30,16 +86,25 @@ s_writer_actor (zsock_t *pipe, void *argument)
     const sluice_writer_opts_t *opts = &args->opts;
     //  The settings (curve) are read before the owner is signalled: they need not outlive new
     sluice_stream_t *stream = sluice_stream_new_secure (opts->endpoint, opts->curve);
-    sluice_input_t *input = opts->input ? sluice_input_new (fileno (opts->input),
-                                                            opts->chunk_bytes) : NULL;
+    sluice_input_t *input = opts->input && !opts->model_endpoint
+                          ? sluice_input_new (fileno (opts->input), opts->chunk_bytes) : NULL;
+    s_model_source_t model = { NULL };
+    if (stream && opts->model_endpoint)
+        model.client = sluice_model_client_new (opts->model_endpoint);
     zsock_signal (pipe, 0);
-    if (!stream || (opts->input && !input)) {
-        sluice_task_done (pipe, stream ? SLUICE_ENOMEM : SLUICE_EINVAL,
-                          stream ? "" : sluice_last_error_text (), false);
+    bool ready = stream && (opts->model_endpoint ? model.client != NULL
+                                                 : !opts->input || input != NULL);
+    if (!ready) {
+        sluice_task_done (pipe, stream && !opts->model_endpoint ? SLUICE_ENOMEM : SLUICE_EINVAL,
+                          sluice_last_error_text (), false);
+        sluice_model_client_destroy (&model.client);
+        sluice_input_destroy (&input);
         sluice_stream_destroy (&stream);
         return;
     }
     sluice_stream_interrupt_on (stream, zsock_resolve (pipe));
+    if (model.client)
+        sluice_model_client_interrupt_on (model.client, zsock_resolve (pipe));
 
     sluice_err_t result = SLUICE_OK;
     bool terminated = false;
@@ -47,6 +112,14 @@ s_writer_actor (zsock_t *pipe, void *argument)
     for (size_t index = 0; result == SLUICE_OK; index++) {
         const char *text;
         size_t size;
+        if (model.client) {
+            result = s_model_next (&model, opts, &text, &size, reason, sizeof reason);
+            if (result == SLUICE_EINTR)
+                terminated = sluice_task_order (pipe) == SLUICE_TASK_TERM;
+            if (result != SLUICE_OK || !text)
+                break;
+        }
+        else
         if (input) {
             sluice_input_result_t rc = sluice_input_next (input, pipe, &text, &size);
             if (rc == SLUICE_INPUT_END)
@@ -91,6 +164,9 @@ s_writer_actor (zsock_t *pipe, void *argument)
             }
         }
     }
+    //  The buffer will take no more (closed, or we were stopped): the generation stops too
+    if (model.started && !model.ended && !terminated)
+        sluice_model_client_cancel (model.client, model.stream_id);
     if (!terminated && result == SLUICE_OK && opts->final)
         result = sluice_stream_write (stream, "", 0, true);
     if (!terminated && result == SLUICE_OK && opts->close_at_end)
@@ -101,6 +177,8 @@ s_writer_actor (zsock_t *pipe, void *argument)
         snprintf (reason, sizeof reason, "%s", result == SLUICE_EINTR ? "stopped"
                                                : sluice_stream_error_text (stream));
     sluice_input_destroy (&input);
+    sluice_model_client_destroy (&model.client);
+    free (model.text);
     sluice_stream_destroy (&stream);
     sluice_task_done (pipe, result, reason, terminated);
 }
@@ -112,7 +190,7 @@ sluice_writer_new (const sluice_writer_opts_t *opts, sluice_err_t *err)
     if (!err)
         err = &dummy;
     if (!opts || !opts->endpoint || (!opts->input && opts->token_count && !opts->tokens)
-    ||  opts->delay_ms < 0) {
+    ||  opts->delay_ms < 0 || (opts->model_endpoint && opts->prompt_size && !opts->prompt)) {
         *err = SLUICE_EINVAL;
         return NULL;
     }
@@ -125,6 +203,14 @@ sluice_writer_new (const sluice_writer_opts_t *opts, sluice_err_t *err)
             self->args.tokens [index] = strdup (opts->tokens [index] ? opts->tokens [index] : "");
     }
     self->args.opts.endpoint = strdup (opts->endpoint);
+    if (opts->model_endpoint) {
+        //  Copies: the caller's strings may go once new returns
+        self->args.opts.model_endpoint = strdup (opts->model_endpoint);
+        void *prompt = malloc (opts->prompt_size + 1);
+        if (prompt && opts->prompt_size)
+            memcpy (prompt, opts->prompt, opts->prompt_size);
+        self->args.opts.prompt = prompt;
+    }
     *err = sluice_handle_start (&self->handle, s_writer_actor, &self->args, NULL, NULL);
     if (*err != SLUICE_OK)
         sluice_writer_destroy (&self);
@@ -175,6 +261,8 @@ sluice_writer_destroy (sluice_writer_t **self_p)
         free (self->args.tokens);
     }
     free ((char *) self->args.opts.endpoint);
+    free ((char *) self->args.opts.model_endpoint);
+    free ((void *) self->args.opts.prompt);
     free (self);
     *self_p = NULL;
 }

@@ -3,7 +3,10 @@
     The seed's "LLM stream reader": it writes each chunk of its source into the buffer at
     `endpoint` (blocking while the buffer is full: backpressure), waits `delay_ms` after each
     one, and closes the buffer at the end when `close_at_end` is set.
-    The source is either a list of tokens or a FILE (a file, a pipe, stdin) split into lines
+    The source is a model server's streamed answer to a prompt (model_endpoint: its tokens
+    are written as they come; a full buffer stops the pulls, so the model's generator pauses;
+    a buffer closed under the writer cancels the generation), a list of tokens, or a FILE (a
+    file, a pipe, stdin) split into lines
     (the newline removed) or into chunk_bytes pieces. The file is read through its descriptor
     (sluice_input.h), not through stdio: whatever stdio buffered already is not seen. A writer
     waiting for input still obeys stop and destroy at once.
@@ -31,7 +34,10 @@ typedef void (sluice_writer_fn) (void *user, size_t index, const char *text, siz
 
 typedef struct {
     const char *endpoint;            //  buffer endpoint (required)
-    const char *const *tokens;       //  list source: token_count strings, copied at start ...
+    const char *model_endpoint;      //  a model server's endpoint: its streamed answer to
+    const void *prompt;              //  prompt (prompt_size bytes) is the source ...
+    size_t prompt_size;
+    const char *const *tokens;       //  ... or a list: token_count strings, copied at start ...
     size_t token_count;
     FILE *input;                     //  ... or a file (not closed by the writer)
     size_t chunk_bytes;              //  file source: 0 = lines, else pieces of this many bytes

@@ -6,6 +6,7 @@
 
 #include "sluice_socket.h"
 #include "sluice_stream.h"
+#include "sluice_model.h"
 
 typedef struct {
     zsock_t *dealer;
@@ -76,6 +77,8 @@ void
     sluice_conn_interrupt_on (sluice_conn_t *conn, void *socket);
 void
     sluice_stream_interrupt_on (sluice_stream_t *stream, void *socket);
+void
+    sluice_model_client_interrupt_on (sluice_model_client_t *client, void *socket);
 
 //  The reply's single text frame (status, error texts, model responses), or EPROTO.
 sluice_err_t

@@ -218,3 +218,9 @@ sluice_model_client_set_grace (sluice_model_client_t *self, int grace_ms)
 {
     self->conn.grace_ms = grace_ms < 0 ? 0 : grace_ms;
 }
+
+void
+sluice_model_client_interrupt_on (sluice_model_client_t *self, void *socket)
+{
+    sluice_conn_interrupt_on (&self->conn, socket);
+}

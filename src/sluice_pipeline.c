@@ -537,7 +537,7 @@ static bool
 s_parse_writer (sluice_pipeline_t *self, zconfig_t *node, s_actor_t *actor, const char *what)
 {
     static const char *const keys [] = {
-        "output", "tokens", "file", "chunk-bytes", "delay", "close", "final",
+        "output", "tokens", "file", "model", "prompt", "chunk-bytes", "delay", "close", "final",
         "curve-cert", "curve-server-key", NULL };
     if (!s_check_keys (self, node, what, keys)
     ||  !s_reference (self, node, what, "output", &actor->output, &actor->output_endpoint))
@@ -553,10 +553,25 @@ s_parse_writer (sluice_pipeline_t *self, zconfig_t *node, s_actor_t *actor, cons
     opts->chunk_bytes = (size_t) chunk_bytes;
     opts->delay_ms = (int) delay_ms;
     const char *file = s_value (node, "file");
+    const char *model = s_value (node, "model");
+    const char *prompt = s_value (node, "prompt");
     bool has_tokens = zconfig_locate (node, "tokens") != NULL;
-    if (!file == !has_tokens) {
-        s_file_error (self, "%s: give either a 'tokens' list or a 'file'", what);
+    if ((file != NULL) + has_tokens + (model != NULL) != 1) {
+        s_file_error (self, "%s: give one source: a 'tokens' list, a 'file', or a 'model' "
+                      "(a model server's endpoint) with a 'prompt'", what);
         return false;
+    }
+    if (!model != !prompt) {
+        s_file_error (self, "%s: %s", what, model ? "a 'model' needs a 'prompt'"
+                                                  : "'prompt' is for a 'model' source");
+        return false;
+    }
+    if (model) {
+        //  The model's answer, streamed: its tokens are written as they come
+        opts->model_endpoint = model;
+        opts->prompt = prompt;
+        opts->prompt_size = strlen (prompt);
+        return true;
     }
     if (has_tokens) {
         actor->tokens = s_list (node, "tokens", &opts->token_count);

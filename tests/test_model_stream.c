@@ -10,6 +10,7 @@
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
+#include "pipe_byte.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -36,15 +37,6 @@ typedef struct {
 } t_model_t;
 
 static t_model_t t_model;
-
-static void
-t_write_byte (int fd)
-{
-    ssize_t rc;
-    do
-        rc = write (fd, "x", 1);
-    while (rc == -1 && errno == EINTR);
-}
 
 static sluice_err_t
 t_load (sluice_model_ctx_t *ctx, void *config, void **model, char *reason, size_t reason_size)

@@ -7,6 +7,7 @@
 */
 #include "common.h"
 #include "sluice_pipeline.h"
+#include "sluice_model.h"
 #include <libgen.h>
 #include <pthread.h>
 
@@ -470,4 +471,59 @@ T_TEST (pipeline, stage_settings_are_checked_with_the_transform)
     S_STAGE_REFUSED ("    transform = exec\n    command = cat\n    words\n        w = x\n",
                      "transform = exec takes no 'words'");
 #undef S_STAGE_REFUSED
+}
+
+T_TEST (pipeline, a_model_streams_into_a_buffer_and_a_stop_downstream_cancels_it)
+{
+    //  A simulated model streams its answer word by word; the writer pulls only as the buffer
+    //  takes the tokens. A stop stage ends the stream at "STOP": the writer's buffer closes,
+    //  and the generation is cancelled before its end
+    char *m = s_endpoint ("model"), *a = s_endpoint ("a"), *b = s_endpoint ("b");
+    sluice_err_t err;
+    sluice_model_server_t *server = sluice_model_server_new (&(sluice_model_server_opts_t) {
+        .endpoint = m, .window = 2,
+        .sim = { .text = "one two three STOP four five six seven eight nine ten eleven "
+                         "twelve thirteen fourteen fifteen sixteen", .token_ms = 1 } }, &err);
+    cr_assert_not_null (server, "model server: %s", sluice_strerror (err));
+    char *text = zsys_sprintf (
+        "buffer = a\n    endpoint = %s\n    capacity = 1\n"
+        "buffer = b\n    endpoint = %s\n"
+        "writer = llm\n    output = a\n    model = %s\n    prompt = \"count\"\n"
+        "stage = cut\n    input = a\n    output = b\n    transform = stop\n"
+        "    words\n        w = STOP\n"
+        "reader = r\n    input = b\n", a, b, m);
+    sluice_pipeline_t *pipeline = s_load (text);
+    s_sink_t sink;
+    s_sink_init (&sink);
+    cr_assert_eq (sluice_pipeline_set_sink (pipeline, "r", s_sink, &sink), SLUICE_OK);
+    cr_assert_eq (sluice_pipeline_start (pipeline), SLUICE_OK, "%s",
+                  sluice_pipeline_error_text (pipeline));
+    cr_expect_eq (sluice_pipeline_wait (pipeline, T_WAIT_MS), SLUICE_OK, "%s",
+                  sluice_pipeline_error_text (pipeline));
+    char joined [256];
+    size_t size = 0;
+    for (const char *at = sink.text; *at && size + 1 < sizeof joined; at++)
+        if (*at != '|')
+            joined [size++] = *at;
+    joined [size] = 0;
+    cr_expect_str_eq (joined, "one two three ");
+    //  The generator was stopped: it never produced the whole answer
+    sluice_model_client_t *client = sluice_model_client_new (m);
+    cr_assert_not_null (client);
+    sluice_model_status_t st;
+    int64_t deadline = zclock_mono () + T_WAIT_MS;
+    do {
+        cr_assert_eq (sluice_model_client_status (client, &st), SLUICE_OK);
+        cr_assert (zclock_mono () < deadline, "the stream was never cancelled");
+    } while (st.cancelled < 1);
+    cr_expect_lt (st.generated, 17, "the whole answer was generated: %llu tokens",
+                  (unsigned long long) st.generated);
+    sluice_model_client_destroy (&client);
+    sluice_pipeline_destroy (&pipeline);
+    sluice_model_server_destroy (&server);
+    s_sink_fini (&sink);
+    free (text);
+    free (a);
+    free (b);
+    free (m);
 }
