@@ -369,7 +369,10 @@ T_TEST (pipeline, files_are_checked_before_anything_starts)
     S_EXPECT_REFUSED ("buffer = b\n    endpoint = inproc://x\n    capacity = 0\n"
                       "reader = r\n    input = b\n", "capacity must be an integer in 1..");
     S_EXPECT_REFUSED ("buffer = b\n    endpoint = inproc://x\n"
-                      "writer = w\n    output = b\n", "give either a 'tokens' list or a 'file'");
+                      "writer = w\n    output = b\n", "give one source: a 'tokens' list, a 'file', or a 'model'");
+    S_EXPECT_REFUSED ("buffer = b\n    endpoint = inproc://x\n"
+                      "writer = w\n    output = b\n    model = inproc://m\n",
+                      "a 'model' needs a 'prompt'");
     S_EXPECT_REFUSED ("buffer = b\n    endpoint = inproc://x\n"
                       "writer = w\n    output = b\n    file = /nonexistent/tokens.txt\n",
                       "cannot open /nonexistent/tokens.txt");
