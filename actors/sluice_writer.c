@@ -88,7 +88,8 @@ s_writer_actor (zsock_t *pipe, void *argument)
     sluice_stream_t *stream = sluice_stream_new_secure (opts->endpoint, opts->curve);
     sluice_input_t *input = opts->input && !opts->model_endpoint
                           ? sluice_input_new (fileno (opts->input), opts->chunk_bytes) : NULL;
-    s_model_source_t model = { NULL };
+    s_model_source_t model;
+    memset (&model, 0, sizeof model);
     if (stream && opts->model_endpoint)
         model.client = sluice_model_client_new (opts->model_endpoint);
     zsock_signal (pipe, 0);
