@@ -19,6 +19,8 @@ typedef struct {
     pthread_cond_t changed;
     char text [4096];
     size_t size;
+    char bytes [4096];             //  the same chunks back to back, without separators
+    size_t bytes_size;
     size_t chunks;
 } s_sink_t;
 
@@ -47,6 +49,10 @@ s_sink (void *user, size_t index, const char *text, size_t size)
                           sink->chunks ? "|" : "", (int) size, text);
     if (wrote > 0)
         sink->size += (size_t) wrote;
+    wrote = snprintf (sink->bytes + sink->bytes_size, sizeof sink->bytes - sink->bytes_size,
+                      "%.*s", (int) size, text);
+    if (wrote > 0)
+        sink->bytes_size += (size_t) wrote;
     sink->chunks++;
     pthread_cond_broadcast (&sink->changed);
     pthread_mutex_unlock (&sink->lock);
@@ -79,6 +85,18 @@ s_load (const char *text)
     cr_assert_eq (rc, SLUICE_OK, "load: %s (%s)", sluice_strerror (rc),
                   sluice_pipeline_error_text (pipeline));
     return pipeline;
+}
+
+//  Send reader `reader`'s chunks to `sink`, start the pipeline and wait for the run's end:
+//  the run's result.
+static sluice_err_t
+s_run_into (sluice_pipeline_t *pipeline, const char *reader, s_sink_t *sink)
+{
+    s_sink_init (sink);
+    cr_assert_eq (sluice_pipeline_set_sink (pipeline, reader, s_sink, sink), SLUICE_OK);
+    cr_assert_eq (sluice_pipeline_start (pipeline), SLUICE_OK, "%s",
+                  sluice_pipeline_error_text (pipeline));
+    return sluice_pipeline_wait (pipeline, T_WAIT_MS);
 }
 
 //  The error text of a text that must not load, or fail.
@@ -433,21 +451,11 @@ T_TEST (pipeline, stop_ends_the_run_cleanly_and_exec_and_sentences_are_stages_of
         "reader = r\n    input = d\n", a, b, c, d);
     sluice_pipeline_t *pipeline = s_load (text);
     s_sink_t sink;
-    s_sink_init (&sink);
-    cr_assert_eq (sluice_pipeline_set_sink (pipeline, "r", s_sink, &sink), SLUICE_OK);
-    cr_assert_eq (sluice_pipeline_start (pipeline), SLUICE_OK, "%s",
-                  sluice_pipeline_error_text (pipeline));
     //  The writer meets its buffer closed by the stop: the end of the stream, not a failure
-    cr_expect_eq (sluice_pipeline_wait (pipeline, T_WAIT_MS), SLUICE_OK, "%s",
+    cr_expect_eq (s_run_into (pipeline, "r", &sink), SLUICE_OK, "%s",
                   sluice_pipeline_error_text (pipeline));
     //  exec hands back what the command wrote, as read: compare the bytes, not the chunks
-    char joined [256];
-    size_t size = 0;
-    for (const char *at = sink.text; *at && size + 1 < sizeof joined; at++)
-        if (*at != '|')
-            joined [size++] = *at;
-    joined [size] = 0;
-    cr_expect_str_eq (joined, "HELLO. HOW ARE YOU? ");
+    cr_expect_str_eq (sink.bytes, "HELLO. HOW ARE YOU? ");
     sluice_pipeline_destroy (&pipeline);
     s_sink_fini (&sink);
     free (text);
@@ -497,19 +505,9 @@ T_TEST (pipeline, a_model_streams_into_a_buffer_and_a_stop_downstream_cancels_it
         "reader = r\n    input = b\n", a, b, m);
     sluice_pipeline_t *pipeline = s_load (text);
     s_sink_t sink;
-    s_sink_init (&sink);
-    cr_assert_eq (sluice_pipeline_set_sink (pipeline, "r", s_sink, &sink), SLUICE_OK);
-    cr_assert_eq (sluice_pipeline_start (pipeline), SLUICE_OK, "%s",
+    cr_expect_eq (s_run_into (pipeline, "r", &sink), SLUICE_OK, "%s",
                   sluice_pipeline_error_text (pipeline));
-    cr_expect_eq (sluice_pipeline_wait (pipeline, T_WAIT_MS), SLUICE_OK, "%s",
-                  sluice_pipeline_error_text (pipeline));
-    char joined [256];
-    size_t size = 0;
-    for (const char *at = sink.text; *at && size + 1 < sizeof joined; at++)
-        if (*at != '|')
-            joined [size++] = *at;
-    joined [size] = 0;
-    cr_expect_str_eq (joined, "one two three ");
+    cr_expect_str_eq (sink.bytes, "one two three ");
     //  The generator was stopped: it never produced the whole answer
     sluice_model_client_t *client = sluice_model_client_new (m);
     cr_assert_not_null (client);
