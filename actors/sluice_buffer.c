@@ -27,18 +27,29 @@
 
 #define SLUICE_BUFFER_MAX_CAPACITY  (1u << 24)
 
+//  A received frame that holds chunks: one (a plain WRITE's frame) or many (a packed WRITE's).
+//  Chunks refer to it by offset, so no chunk is copied on its way in or while queued; it is
+//  freed when its last chunk goes. Only the actor's thread touches it.
+typedef struct s_segment_t s_segment_t;
+struct s_segment_t {
+    zmq_msg_t frame;
+    size_t refs;
+    s_segment_t *next_spare;
+};
+
 typedef struct {
-    zmq_msg_t data;
+    s_segment_t *segment;
+    size_t offset;
+    size_t size;
     bool is_final;
-} s_slot_t;
+} s_chunk_t;
 
 //  Acknowledged delivery: a READ reply not yet acknowledged, kept with its reader's peer
 typedef struct s_delivery_t s_delivery_t;
 struct s_delivery_t {
     uint64_t reply_id;            //  the READ reply these chunks went out in
-    zmq_msg_t *chunks;            //  copies (ZeroMQ shares the data: no bytes are copied)
+    s_chunk_t *chunks;            //  the chunks themselves (their segments stay referenced)
     size_t count;
-    bool last_final;
     s_delivery_t *prev, *next;
 };
 
@@ -46,23 +57,71 @@ typedef struct {
     s_delivery_t *head, *tail;    //  oldest first
 } s_reader_t;
 
+#define S_SPARE_SEGMENTS  1024
+
 typedef struct {
     sluice_engine_t *engine;
     sluice_buffer_opts_t opts;
     //  The queue: a ring of capacity slots. Requeued chunks come from `unacked`, so queued +
     //  unacked stays within the capacity; the ring grows only if that were ever violated
-    s_slot_t *ring;
+    s_chunk_t *ring;
     size_t ring_size;
     size_t head;
     size_t queued;
     size_t unacked;               //  chunks held in deliveries
     sluice_fifo_t writers;        //  waiters, oldest first
     sluice_fifo_t readers;
-    zmq_msg_t *batch;             //  scratch frames for one READ reply
+    s_chunk_t *batch;             //  scratch: the chunks of one READ reply
+    zmq_msg_t *frames;            //  scratch: a plain READ reply's frames
+    s_segment_t *spare;           //  segments kept for reuse (no malloc per plain WRITE)
+    size_t spare_count;
     bool closed;
     uint64_t written;
     uint64_t read;
 } s_buffer_t;
+
+// ---------------------------------------------------------------------------------------------
+//  Segments and chunks
+
+static s_segment_t *
+s_segment_new (s_buffer_t *self, zmq_msg_t *frame)
+{
+    s_segment_t *segment = self->spare;
+    if (segment) {
+        self->spare = segment->next_spare;
+        self->spare_count--;
+    }
+    else
+    if (!(segment = (s_segment_t *) malloc (sizeof *segment)))
+        return NULL;
+    zmq_msg_init (&segment->frame);
+    zmq_msg_move (&segment->frame, frame);
+    segment->refs = 0;
+    return segment;
+}
+
+static void
+s_chunk_release (s_buffer_t *self, s_chunk_t *chunk)
+{
+    s_segment_t *segment = chunk->segment;
+    chunk->segment = NULL;
+    if (!segment || --segment->refs > 0)
+        return;
+    zmq_msg_close (&segment->frame);
+    if (self->spare_count < S_SPARE_SEGMENTS) {
+        segment->next_spare = self->spare;
+        self->spare = segment;
+        self->spare_count++;
+    }
+    else
+        free (segment);
+}
+
+static const uint8_t *
+s_chunk_data (const s_chunk_t *chunk)
+{
+    return (const uint8_t *) zmq_msg_data (&chunk->segment->frame) + chunk->offset;
+}
 
 // ---------------------------------------------------------------------------------------------
 //  Queue
@@ -73,16 +132,11 @@ s_ring_reserve (s_buffer_t *self)
     if (self->queued < self->ring_size)
         return true;
     size_t size = self->ring_size * 2;
-    s_slot_t *ring = (s_slot_t *) calloc (size, sizeof *ring);
+    s_chunk_t *ring = (s_chunk_t *) calloc (size, sizeof *ring);
     if (!ring)
         return false;
-    for (size_t index = 0; index < self->queued; index++) {
-        s_slot_t *from = &self->ring [(self->head + index) % self->ring_size];
-        zmq_msg_init (&ring [index].data);
-        zmq_msg_move (&ring [index].data, &from->data);
-        zmq_msg_close (&from->data);
-        ring [index].is_final = from->is_final;
-    }
+    for (size_t index = 0; index < self->queued; index++)
+        ring [index] = self->ring [(self->head + index) % self->ring_size];
     free (self->ring);
     self->ring = ring;
     self->ring_size = size;
@@ -90,52 +144,44 @@ s_ring_reserve (s_buffer_t *self)
     return true;
 }
 
-//  Only requeued chunks can take the ring past its capacity; when it cannot grow, they are
-//  lost, and said so: there is no memory left to keep them in.
-static bool
-s_ring_room (s_buffer_t *self)
-{
-    if (s_ring_reserve (self))
-        return true;
-    SLUICE_ERROR ("sluice buffer: out of memory: a requeued chunk is lost");
-    return false;
-}
-
 static void
-s_push_tail (s_buffer_t *self, zmq_msg_t *data, bool is_final)
+s_push_tail (s_buffer_t *self, const s_chunk_t *chunk)
 {
-    s_slot_t *slot = &self->ring [(self->head + self->queued) % self->ring_size];
-    zmq_msg_init (&slot->data);
-    zmq_msg_move (&slot->data, data);
-    slot->is_final = is_final;
+    self->ring [(self->head + self->queued) % self->ring_size] = *chunk;
     self->queued++;
 }
 
+//  Only requeued chunks can take the ring past its capacity; when it cannot grow, they are
+//  lost, and said so: there is no memory left to keep them in.
 static void
-s_push_head (s_buffer_t *self, zmq_msg_t *data, bool is_final)
+s_push_head (s_buffer_t *self, s_chunk_t *chunk)
 {
-    if (!s_ring_room (self)) {
-        zmq_msg_close (data);
+    if (!s_ring_reserve (self)) {
+        SLUICE_ERROR ("sluice buffer: out of memory: a requeued chunk is lost");
+        s_chunk_release (self, chunk);
         return;
     }
     self->head = (self->head + self->ring_size - 1) % self->ring_size;
-    s_slot_t *slot = &self->ring [self->head];
-    zmq_msg_init (&slot->data);
-    zmq_msg_move (&slot->data, data);
-    slot->is_final = is_final;
+    self->ring [self->head] = *chunk;
     self->queued++;
 }
 
-static bool
-s_pop_head (s_buffer_t *self, zmq_msg_t *data)
+static s_chunk_t
+s_pop_head (s_buffer_t *self)
 {
-    s_slot_t *slot = &self->ring [self->head];
-    zmq_msg_init (data);
-    zmq_msg_move (data, &slot->data);
-    zmq_msg_close (&slot->data);
+    s_chunk_t chunk = self->ring [self->head];
     self->head = (self->head + 1) % self->ring_size;
     self->queued--;
-    return slot->is_final;
+    return chunk;
+}
+
+//  Put chunks back at the head of the queue, in their order (a reply that could not go, a
+//  delivery never acknowledged).
+static void
+s_requeue (s_buffer_t *self, s_chunk_t *chunks, size_t count)
+{
+    for (size_t index = count; index > 0; index--)
+        s_push_head (self, &chunks [index - 1]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,10 +191,10 @@ s_pop_head (s_buffer_t *self, zmq_msg_t *data)
 //  connection) go back to the head of the queue, as do all its chunks once it has vanished.
 
 static void
-s_delivery_free (s_delivery_t *delivery)
+s_delivery_free (s_buffer_t *self, s_delivery_t *delivery)
 {
     for (size_t index = 0; index < delivery->count; index++)
-        zmq_msg_close (&delivery->chunks [index]);
+        s_chunk_release (self, &delivery->chunks [index]);
     free (delivery->chunks);
     free (delivery);
 }
@@ -160,14 +206,15 @@ s_reader_free (void *self, void *data)
     while (reader->head) {
         s_delivery_t *delivery = reader->head;
         reader->head = delivery->next;
-        s_delivery_free (delivery);
+        s_delivery_free ((s_buffer_t *) self, delivery);
     }
     free (reader);
 }
 
+//  Keep a copy of the reply's chunk records (the chunks themselves stay where they are) until
+//  the reader acknowledges them. False when out of memory.
 static bool
-s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, zmq_msg_t *copies,
-                   size_t count, bool last_final)
+s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, size_t count)
 {
     s_reader_t *reader = (s_reader_t *) sluice_peer_data (peer);
     if (!reader) {
@@ -177,12 +224,16 @@ s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, zmq
         sluice_peer_set_data (peer, reader);
     }
     s_delivery_t *delivery = (s_delivery_t *) calloc (1, sizeof *delivery);
-    if (!delivery)
+    s_chunk_t *chunks = (s_chunk_t *) malloc (count * sizeof *chunks);
+    if (!delivery || !chunks) {
+        free (delivery);
+        free (chunks);
         return false;
+    }
+    memcpy (chunks, self->batch, count * sizeof *chunks);
     delivery->reply_id = reply_id;
-    delivery->chunks = copies;
+    delivery->chunks = chunks;
     delivery->count = count;
-    delivery->last_final = last_final;
     delivery->prev = reader->tail;
     if (reader->tail)
         reader->tail->next = delivery;
@@ -207,17 +258,17 @@ s_settle_deliveries (s_buffer_t *self, sluice_peer_t *peer, uint64_t ack_id, boo
         //  reply arrived or was abandoned, so any other reply still held never reached it
         //  (ids are not ordered across incarnations of a client that reuse a routing id)
         bool acknowledged = !vanished && delivery->reply_id == ack_id;
+        size_t count = delivery->count;
         if (!acknowledged) {
-            for (size_t index = delivery->count; index > 0; index--)
-                s_push_head (self, &delivery->chunks [index - 1],
-                             delivery->last_final && index == delivery->count);
-            self->read -= delivery->count;
-            SLUICE_DEBUG ("sluice buffer: %zu unacknowledged chunk(s) back to the head of the queue",
-                        delivery->count);
+            s_requeue (self, delivery->chunks, count);
+            delivery->count = 0;        //  the queue holds them now
+            self->read -= count;
+            SLUICE_DEBUG ("sluice buffer: %zu unacknowledged chunk(s) back to the head of the "
+                          "queue", count);
         }
-        self->unacked -= delivery->count;
+        self->unacked -= count;
         reader->tail = delivery->prev;
-        s_delivery_free (delivery);
+        s_delivery_free (self, delivery);
     }
     //  Nothing left to watch for: the engine forgets an idle peer at its next sweep
     free (reader);
@@ -239,6 +290,57 @@ s_acknowledge (s_buffer_t *self, sluice_request_t *req)
 // ---------------------------------------------------------------------------------------------
 //  The one serving routine
 
+//  How many chunks a WRITE carries.
+static size_t
+s_write_chunks (const sluice_header_t *header, const sluice_frames_t *frames)
+{
+    return header->flags & SLUICE_FLAG_PACKED ? header->count : frames->count;
+}
+
+//  Queue a writer's chunks, each referring to its frame: a plain WRITE's frames are a chunk
+//  each, a packed WRITE's frame holds them all. FINAL marks the last chunk. False (nothing
+//  queued) when out of memory.
+static bool
+s_enqueue_write (s_buffer_t *self, sluice_held_t *writer)
+{
+    bool is_final = writer->header.flags & SLUICE_FLAG_FINAL;
+    size_t chunks = s_write_chunks (&writer->header, &writer->frames);
+    if (writer->header.flags & SLUICE_FLAG_PACKED) {
+        s_segment_t *segment = s_segment_new (self, &writer->frames.items [0]);
+        if (!segment)
+            return false;
+        const uint8_t *base = (const uint8_t *) zmq_msg_data (&segment->frame);
+        sluice_unpacker_t walk = { base, base + zmq_msg_size (&segment->frame) };
+        const uint8_t *data;
+        size_t size;
+        for (size_t index = 0; index < chunks && sluice_packed_next (&walk, &data, &size); index++) {
+            s_chunk_t chunk = { segment, (size_t) (data - base), size,
+                                is_final && index + 1 == chunks };
+            segment->refs++;
+            s_push_tail (self, &chunk);
+        }
+        return true;
+    }
+    //  Every segment first, so that a failure leaves the queue as it was
+    s_segment_t *segments [SLUICE_MAX_BATCH];
+    for (size_t index = 0; index < chunks; index++)
+        if (!(segments [index] = s_segment_new (self, &writer->frames.items [index]))) {
+            while (index-- > 0) {
+                s_chunk_t chunk = { segments [index], 0, 0, false };
+                segments [index]->refs = 1;
+                s_chunk_release (self, &chunk);
+            }
+            return false;
+        }
+    for (size_t index = 0; index < chunks; index++) {
+        s_chunk_t chunk = { segments [index], 0, zmq_msg_size (&segments [index]->frame),
+                            is_final && index + 1 == chunks };
+        segments [index]->refs = 1;
+        s_push_tail (self, &chunk);
+    }
+    return true;
+}
+
 //  Admit the oldest writer. Its chunks are enqueued only once its OK is on the way, so a writer
 //  that vanished while parked never leaves a chunk it was not told about.
 static void
@@ -246,19 +348,67 @@ s_admit_writer (s_buffer_t *self)
 {
     sluice_held_t *writer = sluice_fifo_head (&self->writers);
     sluice_engine_unwait (self->engine, writer);
-    size_t chunks = writer->frames.count;
+    size_t chunks = s_write_chunks (&writer->header, &writer->frames);
     if (sluice_engine_answer (self->engine, writer, SLUICE_OK, 0, NULL, 0) == 0) {
-        //  FINAL marks the last chunk of a batch
-        bool is_final = writer->header.flags & SLUICE_FLAG_FINAL;
-        for (size_t index = 0; index < chunks; index++)
-            s_push_tail (self, &writer->frames.items [index], is_final && index + 1 == chunks);
-        writer->frames.count = 0;
-        self->written += chunks;
+        if (s_enqueue_write (self, writer))
+            self->written += chunks;
+        else
+            SLUICE_ERROR ("sluice buffer: out of memory: %zu acknowledged chunk(s) lost", chunks);
     }
     else
         SLUICE_DEBUG ("sluice buffer: writer gone before admission (%s): %zu chunk(s) dropped, "
                     "never acknowledged", zmq_strerror (errno), chunks);
     sluice_engine_release (self->engine, &writer);
+}
+
+//  The reply of a packed READ: the chunks copied into one frame, which the reader walks in
+//  place.
+static int
+s_answer_packed (s_buffer_t *self, sluice_held_t *reader, size_t count, bool is_final)
+{
+    size_t total = 0;
+    for (size_t index = 0; index < count; index++)
+        total += self->batch [index].size + SLUICE_PACKED_OVERHEAD;
+    zmq_msg_t packed;
+    if (zmq_msg_init_size (&packed, total) == -1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    uint8_t *at = (uint8_t *) zmq_msg_data (&packed);
+    for (size_t index = 0; index < count; index++)
+        at += sluice_packed_put (at, s_chunk_data (&self->batch [index]), self->batch [index].size);
+    int rc = sluice_engine_answer_packed (self->engine, reader, is_final ? SLUICE_FLAG_FINAL : 0,
+                                          &packed, (uint32_t) count);
+    zmq_msg_close (&packed);
+    return rc;
+}
+
+//  The reply of a plain READ: a frame per chunk. A chunk that is its segment's whole frame
+//  shares its data (ZeroMQ counts references: no bytes are copied); a chunk of a packed
+//  segment is copied out.
+static int
+s_answer_frames (s_buffer_t *self, sluice_held_t *reader, size_t count, bool is_final)
+{
+    size_t made = 0;
+    int rc = 0;
+    for (; made < count && rc == 0; made++) {
+        s_chunk_t *chunk = &self->batch [made];
+        zmq_msg_t *frame = &self->frames [made];
+        zmq_msg_init (frame);
+        if (chunk->offset == 0 && chunk->size == zmq_msg_size (&chunk->segment->frame))
+            rc = zmq_msg_copy (frame, &chunk->segment->frame);
+        else
+        if ((rc = zmq_msg_init_size (frame, chunk->size)) == 0 && chunk->size)
+            memcpy (zmq_msg_data (frame), s_chunk_data (chunk), chunk->size);
+    }
+    if (rc == 0)
+        rc = sluice_engine_answer (self->engine, reader, SLUICE_OK,
+                                   is_final ? SLUICE_FLAG_FINAL : 0, self->frames, count);
+    else
+        errno = ENOMEM;
+    for (size_t index = 0; index < made; index++)
+        zmq_msg_close (&self->frames [index]);
+    return rc;
 }
 
 //  Serve the oldest reader from the queue: up to its count, stopping after a final chunk.
@@ -270,53 +420,40 @@ s_serve_reader (s_buffer_t *self)
     sluice_engine_unwait (self->engine, reader);
     size_t count = 0;
     bool is_final = false;
-    while (count < reader->header.count && self->queued > 0 && !is_final)
-        is_final = s_pop_head (self, &self->batch [count++]);
-
-    //  Acknowledged delivery keeps copies (shared data) until the reader acknowledges them
+    while (count < reader->header.count && self->queued > 0 && !is_final) {
+        self->batch [count] = s_pop_head (self);
+        is_final = self->batch [count++].is_final;
+    }
+    //  Acknowledged delivery keeps the chunks until the reader acknowledges them
     bool acknowledged = reader->header.flags & SLUICE_FLAG_ACK;
-    sluice_peer_t *peer = NULL;
-    zmq_msg_t *copies = NULL;
-    if (acknowledged) {
-        peer = sluice_engine_peer (self->engine, &reader->identity, true);
-        copies = (zmq_msg_t *) calloc (count, sizeof *copies);
-        if (!peer || !copies) {
-            //  Out of memory: nothing is handed out that could not be kept for requeueing
-            free (copies);
-            for (size_t index = count; index > 0; index--)
-                s_push_head (self, &self->batch [index - 1], is_final && index == count);
-            sluice_engine_answer_error (self->engine, reader, SLUICE_EBUSY,
-                                        "out of memory: read refused, try again later");
-            return;
-        }
-        for (size_t index = 0; index < count; index++) {
-            zmq_msg_init (&copies [index]);
-            zmq_msg_copy (&copies [index], &self->batch [index]);
-        }
+    sluice_peer_t *peer = acknowledged ? sluice_engine_peer (self->engine, &reader->identity, true)
+                                       : NULL;
+    if (acknowledged && !peer) {
+        //  Out of memory: nothing is handed out that could not be kept for requeueing
+        s_requeue (self, self->batch, count);
+        sluice_engine_answer_error (self->engine, reader, SLUICE_EBUSY,
+                                    "out of memory: read refused, try again later");
+        return;
     }
     uint64_t reply_id = reader->header.request_id;
-    if (sluice_engine_answer (self->engine, reader, SLUICE_OK, is_final ? SLUICE_FLAG_FINAL : 0,
-                              self->batch, count) == 0) {
+    int rc = reader->header.flags & SLUICE_FLAG_PACKED
+           ? s_answer_packed (self, reader, count, is_final)
+           : s_answer_frames (self, reader, count, is_final);
+    if (rc == 0) {
         self->read += count;
-        if (acknowledged && !s_record_delivery (self, peer, reply_id, copies, count, is_final)) {
+        if (acknowledged && !s_record_delivery (self, peer, reply_id, count)) {
             SLUICE_ERROR ("sluice buffer: out of memory: %zu delivered chunk(s) are not kept for "
                         "acknowledgement", count);
-            for (size_t index = 0; index < count; index++)
-                zmq_msg_close (&copies [index]);
-            free (copies);
+            acknowledged = false;
         }
+        for (size_t index = 0; !acknowledged && index < count; index++)
+            s_chunk_release (self, &self->batch [index]);
     }
     else {
         SLUICE_DEBUG ("sluice buffer: reader gone (%s): %zu chunk(s) back to the head of the queue",
                     zmq_strerror (errno), count);
-        for (size_t index = count; index > 0; index--)
-            s_push_head (self, &self->batch [index - 1], is_final && index == count);
-        for (size_t index = 0; copies && index < count; index++)
-            zmq_msg_close (&copies [index]);
-        free (copies);
+        s_requeue (self, self->batch, count);
     }
-    for (size_t index = 0; index < count; index++)
-        zmq_msg_close (&self->batch [index]);
     sluice_engine_release (self->engine, &reader);
 }
 
@@ -343,7 +480,8 @@ s_settle (void *self_)
         //  what readers hold unacknowledged
         sluice_held_t *writer;
         while ((writer = sluice_fifo_head (&self->writers)) && !self->closed
-           &&  self->queued + self->unacked + writer->frames.count <= self->opts.capacity) {
+           &&  self->queued + self->unacked + s_write_chunks (&writer->header, &writer->frames)
+               <= self->opts.capacity) {
             s_admit_writer (self);
             progress = true;
         }
@@ -396,18 +534,26 @@ static void
 s_on_write (void *self_, sluice_request_t *req)
 {
     s_buffer_t *self = (s_buffer_t *) self_;
-    if (req->frames.count > self->opts.capacity) {
+    bool packed = req->header.flags & SLUICE_FLAG_PACKED;
+    if ((packed ? req->header.count : req->frames.count) > self->opts.capacity) {
         sluice_engine_refuse (self->engine, req, SLUICE_EPROTO,
                               "WRITE batch larger than the buffer's capacity: it could never fit",
                               true);
         return;
     }
-    for (size_t index = 0; index < req->frames.count; index++)
-        if (zmq_msg_size (&req->frames.items [index]) > self->opts.max_chunk_size) {
-            sluice_engine_refuse (self->engine, req, SLUICE_ETOOBIG,
-                                  "chunk larger than the buffer's max_chunk_size", true);
-            return;
-        }
+    //  The command table checked a packed frame's form; its chunks stay where they are
+    size_t largest = 0;
+    if (packed)
+        sluice_packed_check (zmq_msg_data (&req->frames.items [0]),
+                             zmq_msg_size (&req->frames.items [0]), req->header.count, &largest);
+    for (size_t index = 0; !packed && index < req->frames.count; index++)
+        if (zmq_msg_size (&req->frames.items [index]) > largest)
+            largest = zmq_msg_size (&req->frames.items [index]);
+    if (largest > self->opts.max_chunk_size) {
+        sluice_engine_refuse (self->engine, req, SLUICE_ETOOBIG,
+                              "chunk larger than the buffer's max_chunk_size", true);
+        return;
+    }
     if (self->closed)
         sluice_engine_refuse (self->engine, req, SLUICE_ECLOSED,
                               "buffer is closed: write refused", false);
@@ -523,12 +669,18 @@ static void
 s_buffer_free (s_buffer_t *self)
 {
     while (self->queued) {
-        zmq_msg_t data;
-        s_pop_head (self, &data);
-        zmq_msg_close (&data);
+        s_chunk_t chunk = s_pop_head (self);
+        s_chunk_release (self, &chunk);
+    }
+    //  Readers' deliveries went with the engine's peers (peer_free): the spares are all left
+    while (self->spare) {
+        s_segment_t *segment = self->spare;
+        self->spare = segment->next_spare;
+        free (segment);
     }
     free (self->ring);
     free (self->batch);
+    free (self->frames);
     free (self);
 }
 
@@ -570,8 +722,9 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         self->opts.endpoint = self->opts.events_endpoint = NULL;
         self->opts.curve = NULL;
         self->ring_size = opts.capacity;
-        self->ring = (s_slot_t *) calloc (self->ring_size, sizeof *self->ring);
-        self->batch = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->batch);
+        self->ring = (s_chunk_t *) calloc (self->ring_size, sizeof *self->ring);
+        self->batch = (s_chunk_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->batch);
+        self->frames = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->frames);
     }
     sluice_engine_opts_t engine_opts = {
         .name = "buffer",
@@ -586,7 +739,7 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         .peer_max_parked_bytes = opts.peer_max_parked_bytes,
         .probe_ms = opts.probe_ms,
     };
-    sluice_engine_t *engine = self && self->ring && self->batch
+    sluice_engine_t *engine = self && self->ring && self->batch && self->frames
                             ? sluice_engine_new (pipe, &s_class, self, &engine_opts) : NULL;
     if (!engine) {
         if (self)

@@ -184,6 +184,9 @@ s_write_usage (FILE *out)
         "                          that chunk was not written). Default: wait as long as it takes\n"
         "  -w, --window N          writes in flight before waiting for an acknowledgement\n"
         "                          (default 1; more is faster over a network)\n"
+        "  -B, --batch N           with a window: up to N chunks per write request while\n"
+        "                          writes are in flight (default 64, at most the capacity;\n"
+        "                          what stdin has given is sent before waiting for more)\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_CLIENT_HELP
         "Exit: 0 all input written, 1 error, 2 usage, 3 timeout, 4 the buffer is closed.\n");
@@ -191,7 +194,7 @@ s_write_usage (FILE *out)
 
 //  write's own options
 typedef struct {
-    long chunk_bytes, window;
+    long chunk_bytes, window, batch;
     bool close_at_end, final;
 } s_write_t;
 
@@ -205,6 +208,7 @@ s_write_option (s_client_t *client, int option, const char *arg)
         case 'C': self->close_at_end = true; return SLUICE_EXIT_OK;
         case 'F': self->final = true; return SLUICE_EXIT_OK;
         case 'w': return s_int_option (client, "window", arg, 1, 100000, &self->window);
+        case 'B': return s_int_option (client, "batch", arg, 1, SLUICE_MAX_BATCH, &self->batch);
         default:  return S_NOT_AN_OPTION;
     }
 }
@@ -219,21 +223,35 @@ sluice_cli_write (int argc, char **argv)
         { "final",       no_argument,       NULL, 'F' },
         { "timeout",     required_argument, NULL, 't' },
         { "window",      required_argument, NULL, 'w' },
+        { "batch",       required_argument, NULL, 'B' },
         { "help",        no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
     };
-    s_write_t own = { .chunk_bytes = 0, .window = 1 };
+    s_write_t own = { .chunk_bytes = 0, .window = 1, .batch = 64 };
     s_client_t client = { .command = "write", .usage = s_write_usage, .option = s_write_option,
                           .own = &own, .timeout = SLUICE_FOREVER };
     int exit_code;
-    sluice_stream_t *stream = s_stream_client (&client, argc, argv, "c:b:t:w:h", options,
+    sluice_stream_t *stream = s_stream_client (&client, argc, argv, "c:b:t:w:B:h", options,
                                                " (input is stdin)", &exit_code);
     if (!stream)
         return exit_code;
     const char *endpoint = client.endpoint;
     int timeout = (int) client.timeout;
     sluice_stream_set_window (stream, (size_t) own.window);
+    bool batched = own.window > 1 && own.batch > 1;
+    if (batched) {
+        //  A batch must fit in the buffer (it is admitted whole): ask its capacity
+        sluice_buffer_status_t status;
+        sluice_err_t err = sluice_stream_status (stream, &status);
+        if (err != SLUICE_OK)
+            exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
+                                         "%s: status", endpoint);
+        else
+        if (status.capacity < (uint64_t) own.batch)
+            own.batch = (long) status.capacity;
+        sluice_stream_set_write_batch (stream, (size_t) own.batch);
+    }
 
     sluice_input_t *input = sluice_input_new (STDIN_FILENO, (size_t) own.chunk_bytes);
     if (!input)
@@ -242,6 +260,16 @@ sluice_cli_write (int argc, char **argv)
     while (exit_code == SLUICE_EXIT_OK) {
         const char *data;
         size_t size;
+        if (batched && !sluice_input_ready (input)) {
+            //  What stdin gave so far goes out before waiting for more: a slow producer's
+            //  chunks are never held back
+            sluice_err_t err = sluice_stream_flush (stream);
+            if (err != SLUICE_OK) {
+                exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
+                                             "%s: a write in flight", endpoint);
+                break;
+            }
+        }
         sluice_input_result_t rc = sluice_input_next (input, NULL, &data, &size);
         if (rc == SLUICE_INPUT_END)
             break;

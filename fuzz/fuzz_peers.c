@@ -89,13 +89,12 @@ s_connect (size_t index)
 
 //  A chunk's number from its text "c<n>", or -1.
 static int
-s_chunk_number (zframe_t *frame)
+s_chunk_number (const uint8_t *data, size_t size)
 {
     char text [16];
-    size_t size = zframe_size (frame);
-    if (size < 2 || size >= sizeof text || zframe_data (frame) [0] != 'c')
+    if (size < 2 || size >= sizeof text || data [0] != 'c')
         return -1;
-    memcpy (text, zframe_data (frame), size);
+    memcpy (text, data, size);
     text [size] = 0;
     int number = atoi (text + 1);
     return number >= 0 && number < F_CHUNKS ? number : -1;
@@ -145,8 +144,32 @@ s_take (f_peer_t *peer, zmsg_t *reply)
             return;
         bool eos = header.flags & SLUICE_FLAG_EOS;
         peer->last_reply = header.request_id;
-        for (frame = zmsg_next (reply); frame && !eos; frame = zmsg_next (reply)) {
-            int chunk = s_chunk_number (frame);
+        //  A packed reply: one frame of count chunks, walked in place
+        sluice_unpacker_t walk = { NULL, NULL };
+        if (header.flags & SLUICE_FLAG_PACKED) {
+            size_t largest;
+            frame = zmsg_next (reply);
+            if (eos || !frame || zmsg_next (reply)
+            ||  sluice_packed_check (zframe_data (frame), zframe_size (frame), header.count, &largest))
+                s_fail ("a malformed packed READ reply", -1);
+            walk.at = zframe_data (frame);
+            walk.end = walk.at + zframe_size (frame);
+        }
+        const uint8_t *data;
+        size_t data_size;
+        for (frame = walk.at ? NULL : zmsg_next (reply); !eos; frame = zmsg_next (reply)) {
+            if (walk.at) {
+                if (!sluice_packed_next (&walk, &data, &data_size))
+                    break;
+            }
+            else
+            if (frame) {
+                data = zframe_data (frame);
+                data_size = zframe_size (frame);
+            }
+            else
+                break;
+            int chunk = s_chunk_number (data, data_size);
             if (chunk < 0)
                 s_fail ("a READ reply carries a chunk nobody wrote", -1);
             if (peer == &s_peers [F_PEERS])
@@ -199,7 +222,7 @@ s_pump_all (void)
 }
 
 static void
-s_write (f_peer_t *peer, bool now_or_never)
+s_write (f_peer_t *peer, bool now_or_never, bool packed)
 {
     if (s_next_chunk >= F_CHUNKS)
         return;
@@ -210,18 +233,21 @@ s_write (f_peer_t *peer, bool now_or_never)
     uint64_t id = (0xF00Dull << 16) | (uint64_t) chunk;
     sluice_header_t header = { .version = SLUICE_PROTOCOL_VERSION, .command = SLUICE_CMD_WRITE,
                                .timeout_ms = now_or_never ? 0 : SLUICE_WAIT_FOREVER,
-                               .request_id = id, .count = 1 };
+                               .request_id = id, .count = 1,
+                               .flags = packed ? SLUICE_FLAG_PACKED : 0 };
     uint8_t bytes [SLUICE_HEADER_SIZE];
     sluice_header_encode (&header, bytes);
-    fuzz_frames_t frames = { .data = { bytes, (const uint8_t *) text },
-                             .size = { sizeof bytes, (size_t) size }, .count = 2 };
+    uint8_t body [16 + SLUICE_PACKED_OVERHEAD];
+    size_t body_size = packed ? sluice_packed_put (body, text, (size_t) size) : (size_t) size;
+    fuzz_frames_t frames = { .data = { bytes, packed ? body : (const uint8_t *) text },
+                             .size = { sizeof bytes, body_size }, .count = 2 };
     if (!fuzz_send (zsock_resolve (peer->dealer), &frames))
         s_fail ("send failed", -1);
 }
 
 //  READ with acknowledgement of the last reply (one READ outstanding at a time).
 static void
-s_read (f_peer_t *peer, uint32_t count, bool now_or_never)
+s_read (f_peer_t *peer, uint32_t count, bool now_or_never, bool packed)
 {
     if (peer->reading) {
         s_pump (peer);
@@ -231,7 +257,7 @@ s_read (f_peer_t *peer, uint32_t count, bool now_or_never)
     for (int index = 0; index < 8; index++)
         body [index] = (uint8_t) (peer->last_reply >> (56 - 8 * index));
     s_acknowledged (peer);
-    s_send (peer, SLUICE_CMD_READ, SLUICE_FLAG_ACK, now_or_never ? 0 : SLUICE_WAIT_FOREVER,
+    s_send (peer, SLUICE_CMD_READ, SLUICE_FLAG_ACK | (packed ? SLUICE_FLAG_PACKED : 0), now_or_never ? 0 : SLUICE_WAIT_FOREVER,
             count, body, sizeof body, &peer->read_id);
     peer->reading = true;
 }
@@ -361,10 +387,11 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
         f_peer_t *peer = s_connect ((step >> 3) & 3);
         uint32_t argument = step >> 5;
         switch (step & 7) {
-            case 0: s_write (peer, false); break;
-            case 1: s_write (peer, true); break;
-            case 2: s_read (peer, 1 + argument, false); break;
-            case 3: s_read (peer, 1 + argument, true); break;
+            //  Odd arguments: packed bodies (docs/PROTOCOL.md, "Packed")
+            case 0: s_write (peer, false, argument & 1); break;
+            case 1: s_write (peer, true, argument & 1); break;
+            case 2: s_read (peer, 1 + argument, false, argument & 1); break;
+            case 3: s_read (peer, 1 + argument, true, argument & 1); break;
             case 4: s_ack (peer); break;
             case 5: s_vanish (peer); break;
             case 6: s_pump_all (); break;

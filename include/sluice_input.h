@@ -41,6 +41,12 @@ typedef enum {
 SLUICE_EXPORT sluice_input_result_t
     sluice_input_next (sluice_input_t *self, void *interrupt, const char **data, size_t *size);
 
+//  True when the next sluice_input_next will not wait for the descriptor: a whole chunk was
+//  read already, or the input has ended. A writer that batches can send what it holds before
+//  it waits for more input (sluice write does). Ends the validity of the last chunk.
+SLUICE_EXPORT bool
+    sluice_input_ready (sluice_input_t *self);
+
 //  Free it (the descriptor is not closed). Sets *self_p to NULL.
 SLUICE_EXPORT void
     sluice_input_destroy (sluice_input_t **self_p);

@@ -53,6 +53,13 @@ extern "C" {
                                   //  READ reply received (0 = none)
 #define SLUICE_FLAG_STREAM  0x10  //  REQUEST: stream the response as tokens; the reply's body
                                   //  is the 8-byte stream id (PULL, CANCEL)
+#define SLUICE_FLAG_PACKED  0x20  //  WRITE: the chunks travel packed in one body frame; READ:
+                                  //  ask for the reply's chunks packed in one frame. count is
+                                  //  then the number of chunks (docs/PROTOCOL.md, "Packed")
+
+//  A packed body: for each chunk, its size (4 bytes, big-endian), its bytes, and one 0 byte
+//  (so that a receiver can hand out each chunk as a NUL-terminated string in place).
+#define SLUICE_PACKED_OVERHEAD  5
 
 //  request_id 0 is reserved: an actor sends a header with request_id 0 to probe whether a peer
 //  is still there; clients ignore it.

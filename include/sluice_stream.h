@@ -125,13 +125,16 @@ SLUICE_EXPORT sluice_err_t
 
 //  Batched writes: let one WRITE carry up to `batch` chunks (default 1, at most
 //  SLUICE_MAX_BATCH and at most the buffer's capacity, which refuses a larger batch with
-//  SLUICE_EPROTO). A write (without a timeout: SLUICE_FOREVER) copies its chunk into the
-//  pending batch, which is sent as soon as the window has room, or when it is full or the
-//  chunk is final; so an idle pipe sends every chunk at once, and batches form only while
-//  writes in flight wait for the buffer. The buffer admits a batch whole, when there is room
-//  for all of it. Pending chunks go out with the next call or sluice_stream_flush: flush
-//  before a pause in writing and before destroying the stream (destroy drops them). A write
-//  that returns an error did not add its chunk. Writes with a timeout are never batched.
+//  SLUICE_EPROTO), packed into one frame (docs/PROTOCOL.md, "Packed bodies"). A write
+//  (without a timeout: SLUICE_FOREVER) copies its chunk into the pending batch. When no write
+//  is in flight the batch is sent at once, so a trickle of chunks is never held back; while
+//  writes are in flight, chunks gather until the batch is full, a chunk is final, or the
+//  replies have all come back (the window then bounds how many full batches are in flight).
+//  So batches form whenever the writer outpaces the round trip: a request carries many
+//  chunks. The buffer admits a batch whole, when there is room for all of it. Pending chunks
+//  go out with the next call or sluice_stream_flush: flush before a pause in writing and
+//  before destroying the stream (destroy drops them). A write that returns an error did not
+//  add its chunk. Writes with a timeout are never batched.
 SLUICE_EXPORT sluice_err_t
     sluice_stream_set_write_batch (sluice_stream_t *self, size_t batch);
 
@@ -141,8 +144,11 @@ SLUICE_EXPORT sluice_err_t
     sluice_stream_flush (sluice_stream_t *self);
 
 //  Batched reads: one READ request takes up to `batch` queued chunks (default 1, at most
-//  SLUICE_MAX_BATCH); later reads return them from the stream without a round trip. Chunks
-//  held this way have left the buffer: they count as read.
+//  SLUICE_MAX_BATCH), in one packed reply; later reads return them from the stream without a
+//  round trip, in place (a chunk's text points into the reply: nothing is copied). Chunks
+//  held this way count as read; the buffer keeps them against its
+//  capacity until the next READ acknowledges them, so a batch of half the capacity or less
+//  lets writers go on while a reader works through its batch.
 SLUICE_EXPORT sluice_err_t
     sluice_stream_set_batch (sluice_stream_t *self, size_t batch);
 

@@ -83,9 +83,68 @@ sluice_actor_kind_name (sluice_actor_kind_t kind)
 // ---------------------------------------------------------------------------------------------
 //  The command table
 
+// ---------------------------------------------------------------------------------------------
+//  Packed bodies
+
+size_t
+sluice_packed_put (uint8_t *out, const void *chunk, size_t size)
+{
+    s_put32 (out, (uint32_t) size);
+    if (size)
+        memcpy (out + 4, chunk, size);
+    out [4 + size] = 0;
+    return size + SLUICE_PACKED_OVERHEAD;
+}
+
+bool
+sluice_packed_next (sluice_unpacker_t *walk, const uint8_t **chunk, size_t *size)
+{
+    if ((size_t) (walk->end - walk->at) < SLUICE_PACKED_OVERHEAD)
+        return false;
+    size_t length = s_get32 (walk->at);
+    if (length > (size_t) (walk->end - walk->at) - SLUICE_PACKED_OVERHEAD)
+        return false;
+    *chunk = walk->at + 4;
+    *size = length;
+    walk->at += length + SLUICE_PACKED_OVERHEAD;
+    return true;
+}
+
+const char *
+sluice_packed_check (const void *data, size_t size, uint32_t count, size_t *largest)
+{
+    sluice_unpacker_t walk = { (const uint8_t *) data, (const uint8_t *) data + size };
+    const uint8_t *chunk;
+    size_t chunk_size;
+    uint32_t seen = 0;
+    *largest = 0;
+    while (seen < count && sluice_packed_next (&walk, &chunk, &chunk_size)) {
+        if (chunk [chunk_size] != 0)
+            return "packed chunk not followed by its 0 byte";
+        if (chunk_size > *largest)
+            *largest = chunk_size;
+        seen++;
+    }
+    if (seen < count || walk.at != walk.end)
+        return "packed body does not hold exactly count chunks (4-byte size, bytes, 0 byte each)";
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  The command table
+
 static const char *
 s_check_write (const sluice_request_t *req)
 {
+    if (req->header.flags & SLUICE_FLAG_PACKED) {
+        //  count chunks in one frame; the actor checks their sizes against its own limit
+        size_t largest;
+        if (req->frames.count != 1 || req->header.count < 1 || req->header.count > SLUICE_MAX_BATCH)
+            return "packed WRITE needs one body frame and count 1..1024";
+        const zmq_msg_t *body = &req->frames.items [0];
+        return sluice_packed_check (zmq_msg_data ((zmq_msg_t *) body),
+                                    zmq_msg_size ((zmq_msg_t *) body), req->header.count, &largest);
+    }
     //  count says how many chunk frames follow; 0 is also accepted for a single chunk
     size_t chunks = req->frames.count;
     if (req->header.count != chunks && !(req->header.count == 0 && chunks == 1))
@@ -110,8 +169,8 @@ s_check_read (const sluice_request_t *req)
 //  docs/PROTOCOL.md, "Commands", is this table in prose.
 static const sluice_command_t s_commands [] = {
     //  code              name        actors             flags              frames     frame      count            size  check
-    { SLUICE_CMD_WRITE,    "WRITE",    S_BUFFER,          SLUICE_FLAG_FINAL, 1, SLUICE_MAX_BATCH, "chunk",   0, 0, 0, s_check_write },
-    { SLUICE_CMD_READ,     "READ",     S_BUFFER,          SLUICE_FLAG_ACK,   0, 1,  "reply id",  1, SLUICE_MAX_BATCH, 0, s_check_read },
+    { SLUICE_CMD_WRITE,    "WRITE",    S_BUFFER,          SLUICE_FLAG_FINAL | SLUICE_FLAG_PACKED, 1, SLUICE_MAX_BATCH, "chunk", 0, 0, 0, s_check_write },
+    { SLUICE_CMD_READ,     "READ",     S_BUFFER,          SLUICE_FLAG_ACK | SLUICE_FLAG_PACKED, 0, 1, "reply id", 1, SLUICE_MAX_BATCH, 0, s_check_read },
     { SLUICE_CMD_CLOSE,    "CLOSE",    S_BUFFER,          0,                 0, 0,  NULL,        0, 0, 0, NULL },
     { SLUICE_CMD_STATUS,   "STATUS",   S_BUFFER | S_MODEL, 0,                0, 0,  NULL,        0, 0, 0, NULL },
     { SLUICE_CMD_REQUEST,  "REQUEST",  S_MODEL,           SLUICE_FLAG_STREAM, 1, 1, "payload",   0, 0, 0, NULL },
@@ -168,17 +227,22 @@ sluice_command_list (unsigned actors, char *out, size_t size)
     return out;
 }
 
+//  "ACK and PACKED": the names of the flags set in `flags`, for error texts.
 static const char *
-s_flag_name (uint8_t flag)
+s_flag_names (uint8_t flags, char *out, size_t size)
 {
-    switch (flag) {
-        case SLUICE_FLAG_FINAL:  return "FINAL";
-        case SLUICE_FLAG_EOS:    return "EOS";
-        case SLUICE_FLAG_PARKED: return "PARKED";
-        case SLUICE_FLAG_ACK:    return "ACK";
-        case SLUICE_FLAG_STREAM: return "STREAM";
-        default:                 return "?";
+    static const char *names [8] = { "FINAL", "EOS", "PARKED", "ACK", "STREAM", "PACKED", "?", "?" };
+    size_t used = 0;
+    *out = 0;
+    for (int bit = 0; bit < 8 && used < size; bit++) {
+        if (!(flags & (1u << bit)))
+            continue;
+        flags &= (uint8_t) ~(1u << bit);
+        int rc = snprintf (out + used, size - used, "%s%s", used ? (flags ? ", " : " and ") : "",
+                           names [bit]);
+        used += rc > 0 ? (size_t) rc : 0;
     }
+    return out;
 }
 
 static sluice_err_t
@@ -215,8 +279,10 @@ sluice_request_validate (sluice_request_t *req, sluice_actor_kind_t actor)
     if (header->flags & ~row->flags) {
         if (row->flags == 0)
             return s_refuse (req, SLUICE_EPROTO, "%s takes no flags", row->name);
-        return s_refuse (req, SLUICE_EPROTO, "%s accepts only the %s flag", row->name,
-                         s_flag_name (row->flags));
+        char names [64];
+        return s_refuse (req, SLUICE_EPROTO, "%s accepts only the %s flag%s", row->name,
+                         s_flag_names (row->flags, names, sizeof names),
+                         row->flags & (row->flags - 1) ? "s" : "");
     }
     if (frames < row->frames_min || frames > row->frames_max) {
         if (row->frames_max == 0)
@@ -277,19 +343,53 @@ sluice_msg_send_more (zmq_msg_t *msg, void *socket, int flags)
     return rc;
 }
 
-int
-sluice_frames_recv (sluice_frames_t *frames, void *socket)
+static int
+s_frames_reserve (sluice_frames_t *frames, size_t wanted)
 {
-    if (frames->count == frames->capacity) {
-        size_t grown = frames->capacity ? frames->capacity * 2 : 16;
-        zmq_msg_t *items = (zmq_msg_t *) realloc (frames->items, grown * sizeof *items);
-        if (!items) {
+    if (wanted <= frames->capacity)
+        return 0;
+    size_t grown = frames->capacity ? frames->capacity * 2 : 16;
+    while (grown < wanted)
+        grown *= 2;
+    zmq_msg_t *items = (zmq_msg_t *) realloc (frames->items, grown * sizeof *items);
+    if (!items) {
+        errno = ENOMEM;
+        return -1;
+    }
+    frames->items = items;
+    frames->capacity = grown;
+    return 0;
+}
+
+int
+sluice_frames_unpack (sluice_frames_t *frames, const void *data, size_t size, uint32_t count)
+{
+    if (s_frames_reserve (frames, frames->count + count) == -1)
+        return -1;
+    sluice_unpacker_t walk = { (const uint8_t *) data, (const uint8_t *) data + size };
+    const uint8_t *chunk;
+    size_t chunk_size;
+    size_t first = frames->count;
+    while (frames->count - first < count && sluice_packed_next (&walk, &chunk, &chunk_size)) {
+        zmq_msg_t *frame = &frames->items [frames->count];
+        if (zmq_msg_init_size (frame, chunk_size) == -1) {
+            while (frames->count > first)
+                zmq_msg_close (&frames->items [--frames->count]);
             errno = ENOMEM;
             return -1;
         }
-        frames->items = items;
-        frames->capacity = grown;
+        if (chunk_size)
+            memcpy (zmq_msg_data (frame), chunk, chunk_size);
+        frames->count++;
     }
+    return 0;
+}
+
+int
+sluice_frames_recv (sluice_frames_t *frames, void *socket)
+{
+    if (s_frames_reserve (frames, frames->count + 1) == -1)
+        return -1;
     zmq_msg_t *frame = &frames->items [frames->count];
     zmq_msg_init (frame);
     if (sluice_recv_more (frame, socket) == -1) {
@@ -458,7 +558,9 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
     uint8_t bytes [SLUICE_HEADER_SIZE];
     sluice_header_t reply = *header;
     reply.version = SLUICE_PROTOCOL_VERSION;
-    reply.count = (uint32_t) count;
+    //  A packed body's count is its chunks (the caller's), not its one frame
+    if (!(header->flags & SLUICE_FLAG_PACKED))
+        reply.count = (uint32_t) count;
     sluice_header_encode (&reply, bytes);
     int rc = sluice_send_more (router, bytes, sizeof bytes, (count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
     for (size_t index = 0; rc != -1 && index < count; index++)

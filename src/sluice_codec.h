@@ -44,6 +44,10 @@ typedef struct {
 //  the frame was not taken).
 int
     sluice_frames_recv (sluice_frames_t *frames, void *socket);
+//  Append the first `count` chunks of a packed body (checked with sluice_packed_check) as
+//  frames of their own. 0, or -1 with errno ENOMEM (then nothing was appended).
+int
+    sluice_frames_unpack (sluice_frames_t *frames, const void *data, size_t size, uint32_t count);
 //  Close the frames held (the array stays for reuse) / and free the array.
 void
     sluice_frames_clear (sluice_frames_t *frames);
@@ -55,6 +59,30 @@ void
 //  Total bytes of the frames.
 size_t
     sluice_frames_bytes (const sluice_frames_t *frames);
+
+// ---------------------------------------------------------------------------------------------
+//  Packed bodies (SLUICE_FLAG_PACKED): many chunks in one frame, one copy each way
+
+//  Append one chunk at `out` (room for size + SLUICE_PACKED_OVERHEAD bytes); returns the bytes
+//  written.
+size_t
+    sluice_packed_put (uint8_t *out, const void *chunk, size_t size);
+
+//  Walk a packed body. Start with { data, data + size }.
+typedef struct {
+    const uint8_t *at;
+    const uint8_t *end;
+} sluice_unpacker_t;
+
+//  The next chunk (NUL-terminated in place), or false at the end of the body or at a malformed
+//  entry (check with sluice_packed_check first).
+bool
+    sluice_packed_next (sluice_unpacker_t *walk, const uint8_t **chunk, size_t *size);
+
+//  Is this a well-formed packed body of exactly `count` chunks? NULL when it is, else the
+//  reason. *largest is set to the largest chunk's size.
+const char *
+    sluice_packed_check (const void *data, size_t size, uint32_t count, size_t *largest);
 
 // ---------------------------------------------------------------------------------------------
 //  The command table: one row per command of docs/PROTOCOL.md. Validation, names in errors
@@ -131,7 +159,8 @@ void
 //  Send [identity][header][frames...]. On success the identity and frames are consumed (left
 //  empty) and 0 is returned. On failure nothing is consumed and -1 is returned with errno
 //  EHOSTUNREACH (peer gone) or EAGAIN (peer not reading: its queue is full). The header's
-//  version and count are set here; its timeout_ms is sent as given: in a reply it carries the
+//  version and count (the number of frames; with SLUICE_FLAG_PACKED the header's own count,
+//  of chunks) are set here; its timeout_ms is sent as given: in a reply it carries the
 //  actor's incarnation (docs/PROTOCOL.md).
 int
     sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *header,

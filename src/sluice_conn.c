@@ -245,7 +245,8 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
     if (decoded != SLUICE_OK || conn->reply.request_id < low_id
     ||  conn->reply.request_id > high_id)
         return S_NOT_OURS;  //  a late reply to an abandoned request, a probe, or garbage
-    if (conn->reply.count != conn->frames.count)
+    //  A packed reply's count is its chunks, checked by whoever unpacks it
+    if (conn->reply.count != conn->frames.count && !(conn->reply.flags & SLUICE_FLAG_PACKED))
         return sluice_conn_fail (conn, SLUICE_EPROTO, "reply announced %u frames, carried %zu",
                                  conn->reply.count, conn->frames.count);
     if (conn->restarted_from)
@@ -368,14 +369,14 @@ sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
 }
 
 sluice_err_t
-sluice_conn_send_frames (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
-                         zmq_msg_t *frames, size_t count, uint64_t *id)
+sluice_conn_send_packed (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                         zmq_msg_t *packed, uint32_t chunks, uint64_t *id)
 {
     if (!conn->dealer)
         return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
-    sluice_header_t header = s_request (conn, command, flags, timeout_ms, (uint32_t) count);
+    sluice_header_t header = s_request (conn, command, flags | SLUICE_FLAG_PACKED, timeout_ms, chunks);
     *id = header.request_id;
-    return s_send (conn, &header, NULL, 0, frames, count);
+    return s_send (conn, &header, NULL, 0, packed, 1);
 }
 
 sluice_err_t

@@ -55,11 +55,11 @@ sluice_err_t
 sluice_err_t
     sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
                       uint32_t count, const void *body, size_t size, uint64_t *id);
-//  Send a request whose body is `count` frames (count goes into the header); on success the
-//  frames are consumed.
+//  Send a request whose body is `chunks` chunks packed in one frame (SLUICE_FLAG_PACKED is
+//  added, count = chunks); on success the frame is consumed.
 sluice_err_t
-    sluice_conn_send_frames (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
-                             zmq_msg_t *frames, size_t count, uint64_t *id);
+    sluice_conn_send_packed (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
+                             zmq_msg_t *packed, uint32_t chunks, uint64_t *id);
 sluice_err_t
     sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline);
 //  Deadline for the reply to a request with this timeout: timeout + grace, or INT64_MAX.

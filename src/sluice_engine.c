@@ -411,6 +411,16 @@ sluice_engine_answer (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t
 }
 
 int
+sluice_engine_answer_packed (sluice_engine_t *engine, sluice_held_t *held, uint8_t flags,
+                             zmq_msg_t *packed, uint32_t chunks)
+{
+    sluice_header_t header = held->header;
+    header.count = chunks;
+    flags |= SLUICE_FLAG_PACKED | (held->parked ? SLUICE_FLAG_PARKED : 0);
+    return s_send (engine, &held->identity, &header, SLUICE_OK, flags, packed, 1);
+}
+
+int
 sluice_engine_answer_text (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t status,
                            const char *text, size_t size)
 {

@@ -150,6 +150,12 @@ int
     sluice_engine_answer (sluice_engine_t *engine, sluice_held_t *held, sluice_err_t status,
                           uint8_t flags, zmq_msg_t *frames, size_t count);
 
+//  Reply OK with one packed frame of `chunks` chunks (SLUICE_FLAG_PACKED; PARKED added as
+//  above). Returns and consumes as sluice_engine_answer.
+int
+    sluice_engine_answer_packed (sluice_engine_t *engine, sluice_held_t *held, uint8_t flags,
+                                 zmq_msg_t *packed, uint32_t chunks);
+
 //  Reply with one text frame (an error's reason, a response), then release. Returns as
 //  sluice_engine_answer (-1: the reply was lost, and counted so).
 int

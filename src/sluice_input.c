@@ -26,6 +26,12 @@ sluice_input_destroy (sluice_input_t **self_p)
     *self_p = NULL;
 }
 
+bool
+sluice_input_ready (sluice_input_t *self)
+{
+    return sluice_split_ready (&self->split);
+}
+
 sluice_input_result_t
 sluice_input_next (sluice_input_t *self, void *interrupt, const char **data, size_t *size)
 {

@@ -64,6 +64,14 @@ s_chunk_ready (sluice_split_t *split, size_t *length, size_t *used)
 }
 
 bool
+sluice_split_ready (sluice_split_t *split)
+{
+    s_restore (split);
+    size_t length, used;
+    return split->eof || s_chunk_ready (split, &length, &used);
+}
+
+bool
 sluice_split_chunk (sluice_split_t *split, const char **data, size_t *size)
 {
     s_restore (split);

@@ -40,6 +40,11 @@ void
 bool
     sluice_split_chunk (sluice_split_t *split, const char **data, size_t *size);
 
+//  Can the next chunk (or the end of input) be had without reading? Ends the validity of the
+//  last chunk handed out, as any call does.
+bool
+    sluice_split_ready (sluice_split_t *split);
+
 //  One read(2) behind what is held: 1 when bytes came, 0 at end of input (eof set), -1 on
 //  an error (errno set; EAGAIN on a non-blocking fd with nothing to read, EINTR retried).
 int

@@ -17,15 +17,22 @@ struct sluice_stream_t {
     int64_t flight_deadline;    //  when the last reply in flight is due (INT64_MAX = never)
     sluice_err_t deferred;      //  first error among acknowledged writes, not yet reported
     char deferred_text [512];
-    //  Batched writes: chunks written while the window was full, sent as one WRITE
+    //  Batched writes: chunks written while a write was in flight, packed (sluice_packed_put)
+    //  into one buffer that goes out as the one frame of a packed WRITE
     size_t write_batch;         //  most chunks per WRITE (1 = no batching)
-    zmq_msg_t *pending;         //  copies of the chunks, write_batch slots
+    uint8_t *pack;
+    size_t pack_size;
+    size_t pack_capacity;
     size_t pending_count;
     bool pending_final;         //  the last pending chunk was written with is_final
-    //  Batched reads: chunks of the last READ reply not yet handed out
+    //  Batched reads: chunks of the last READ reply not yet handed out. A packed reply is
+    //  kept whole and its chunks are handed out in place; another reply's frames are kept
     size_t batch;
     sluice_frames_t held;       //  the reply's frames; those before held_next are closed
     size_t held_next;
+    zmq_msg_t packed;           //  the packed reply (its chunks are NUL-terminated in place)
+    sluice_unpacker_t walk;
+    size_t packed_left;         //  its chunks not handed out yet
     uint8_t held_flags;         //  flags of that reply (FINAL applies to its last chunk)
     //  Acknowledged delivery: the id of the last READ reply received, sent with the next READ
     uint64_t last_read_id;
@@ -48,6 +55,7 @@ sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
         self->window = 1;
         self->batch = 1;
         self->write_batch = 1;
+        zmq_msg_init (&self->packed);
     }
     return self;
 }
@@ -56,7 +64,8 @@ sluice_stream_new_secure (const char *endpoint, const sluice_curve_t *curve)
 static sluice_err_t
 s_ack (sluice_stream_t *self)
 {
-    if (!self->unacknowledged || self->held_next != self->held.count || !self->conn.dealer)
+    if (!self->unacknowledged || self->held_next != self->held.count || self->packed_left
+    ||  !self->conn.dealer)
         return SLUICE_OK;
     uint8_t ack [8];
     sluice_put64 (ack, self->last_read_id);
@@ -88,9 +97,8 @@ sluice_stream_destroy (sluice_stream_t **self_p)
     for (size_t index = self->held_next; index < self->held.count; index++)
         zmq_msg_close (&self->held.items [index]);
     free (self->held.items);
-    for (size_t index = 0; index < self->pending_count; index++)
-        zmq_msg_close (&self->pending [index]);
-    free (self->pending);
+    zmq_msg_close (&self->packed);
+    free (self->pack);
     sluice_conn_fini (&self->conn);
     free (self->text);
     free (self);
@@ -155,13 +163,19 @@ s_send_pending (sluice_stream_t *self)
         if (rc != SLUICE_OK)
             return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
     }
+    zmq_msg_t frame;
+    if (zmq_msg_init_size (&frame, self->pack_size) == -1)
+        return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
+    memcpy (zmq_msg_data (&frame), self->pack, self->pack_size);
     uint64_t id;
-    sluice_err_t rc = sluice_conn_send_frames (&self->conn, SLUICE_CMD_WRITE,
+    sluice_err_t rc = sluice_conn_send_packed (&self->conn, SLUICE_CMD_WRITE,
                                                self->pending_final ? SLUICE_FLAG_FINAL : 0,
-                                               SLUICE_FOREVER, self->pending,
-                                               self->pending_count, &id);
+                                               SLUICE_FOREVER, &frame,
+                                               (uint32_t) self->pending_count, &id);
+    zmq_msg_close (&frame);
     if (rc != SLUICE_OK)
         return rc;          //  still pending: a later flush tries again
+    self->pack_size = 0;
     self->pending_count = 0;
     self->pending_final = false;
     s_take_off (self, id, SLUICE_FOREVER);
@@ -201,43 +215,53 @@ s_call (sluice_stream_t *self, uint8_t command, uint8_t flags, int timeout_ms, u
     return rc;
 }
 
-//  Batched: the chunk joins the pending batch, which goes out as one WRITE as soon as the window
-//  has room (acknowledgements already received are taken without waiting), or when it is full
-//  or final. An idle pipe so sends each chunk at once; batches form only while it is busy.
+//  Batched: the chunk joins the pending batch. A write with nothing in flight sends it at once
+//  (acknowledgements already received are taken without waiting first), so a trickle of chunks
+//  is never held back; while writes are in flight, chunks gather until the batch is full, the
+//  chunk is final, or a reply frees the pipe: batches form whenever the writer outpaces the
+//  round trip, and a request carries many chunks.
 static sluice_err_t
 s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_final)
 {
     if (s_report_deferred (self) != SLUICE_OK)
         return self->conn.error;
-    if (!self->pending) {
-        self->pending = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->pending);
-        if (!self->pending)
-            return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
-    }
     if (self->pending_count >= self->write_batch) {
         sluice_err_t rc = s_send_pending (self);
         if (rc != SLUICE_OK)
             return rc;
     }
-    zmq_msg_t *copy = &self->pending [self->pending_count];
-    if (zmq_msg_init_size (copy, size) == -1)
-        return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
-    if (size)
-        memcpy (zmq_msg_data (copy), data, size);
+    size_t needed = self->pack_size + size + SLUICE_PACKED_OVERHEAD;
+    if (needed > self->pack_capacity) {
+        size_t capacity = self->pack_capacity ? self->pack_capacity : 4096;
+        while (capacity < needed)
+            capacity *= 2;
+        uint8_t *pack = (uint8_t *) realloc (self->pack, capacity);
+        if (!pack)
+            return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
+        self->pack = pack;
+        self->pack_capacity = capacity;
+    }
+    size_t before = self->pack_size;
+    self->pack_size += sluice_packed_put (self->pack + before, data, size);
     self->pending_count++;
     self->pending_final = is_final;
 
+    //  Look for replies that arrived (a look costs system calls when there are none) at the
+    //  1st, 2nd, 4th, 8th... chunk of a batch: a trickle still goes out at once, and a fast
+    //  writer looks log2(batch) times per batch
     sluice_err_t rc = SLUICE_OK;
     int events;
-    while (rc == SLUICE_OK && self->in_flight
+    bool look = (self->pending_count & (self->pending_count - 1)) == 0;
+    while (rc == SLUICE_OK && look && self->in_flight
        &&  (events = zsock_events (self->conn.dealer)) > 0 && (events & ZMQ_POLLIN))
         rc = s_reap_one (self);
     if (rc == SLUICE_OK
-    && (self->in_flight < self->window || self->pending_count >= self->write_batch || is_final))
+    && (self->in_flight == 0 || self->pending_count >= self->write_batch || is_final))
         rc = s_send_pending (self);
     if (rc != SLUICE_OK) {
         //  This call did not run: the chunk leaves the batch again
-        zmq_msg_close (&self->pending [--self->pending_count]);
+        self->pack_size = before;
+        self->pending_count--;
         self->pending_final = false;
         return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
     }
@@ -297,6 +321,15 @@ sluice_stream_write_str (sluice_stream_t *self, const char *text)
     return sluice_stream_write (self, text, strlen (text), false);
 }
 
+static void
+s_chunk_set (sluice_chunk_t *chunk, const char *text, size_t size, uint8_t flags)
+{
+    chunk->text = text;
+    chunk->size = size;
+    chunk->is_final = (flags & SLUICE_FLAG_FINAL) != 0;
+    chunk->is_eos = (flags & SLUICE_FLAG_EOS) != 0;
+}
+
 static sluice_err_t
 s_take_chunk (sluice_stream_t *self, const zmq_msg_t *frame, uint8_t flags, sluice_chunk_t *chunk)
 {
@@ -311,10 +344,40 @@ s_take_chunk (sluice_stream_t *self, const zmq_msg_t *frame, uint8_t flags, slui
     if (size)
         memcpy (self->text, zmq_msg_data ((zmq_msg_t *) frame), size);
     self->text [size] = 0;
-    chunk->text = self->text;
-    chunk->size = size;
-    chunk->is_final = (flags & SLUICE_FLAG_FINAL) != 0;
-    chunk->is_eos = (flags & SLUICE_FLAG_EOS) != 0;
+    s_chunk_set (chunk, self->text, size, flags);
+    return SLUICE_OK;
+}
+
+//  Keep the reply just received for the reads that hand its chunks out: a packed one whole
+//  (checked here: its chunks are then read in place), another one's frames.
+static sluice_err_t
+s_hold_reply (sluice_stream_t *self)
+{
+    sluice_frames_t *frames = &self->conn.frames;
+    uint32_t chunks = self->conn.reply.count;
+    self->held_flags = self->conn.reply.flags;
+    if (self->conn.reply.flags & SLUICE_FLAG_PACKED) {
+        size_t largest;
+        const char *why = frames->count != 1 ? "a packed READ reply needs one frame"
+                        : chunks < 1 || chunks > self->batch ? "READ reply chunk count out of range"
+                        : sluice_packed_check (zmq_msg_data (&frames->items [0]),
+                                               zmq_msg_size (&frames->items [0]), chunks, &largest);
+        if (why)
+            return sluice_conn_fail (&self->conn, SLUICE_EPROTO, "%s", why);
+        zmq_msg_move (&self->packed, &frames->items [0]);
+        sluice_frames_clear (frames);
+        self->walk.at = (const uint8_t *) zmq_msg_data (&self->packed);
+        self->walk.end = self->walk.at + zmq_msg_size (&self->packed);
+        self->packed_left = chunks;
+        return SLUICE_OK;
+    }
+    if (frames->count < 1 || frames->count > self->batch)
+        return sluice_conn_fail (&self->conn, SLUICE_EPROTO,
+                                 "READ reply with %zu chunks, asked for 1..%zu",
+                                 frames->count, self->batch);
+    //  Keep the reply's frames: swap arrays with the connection, nothing is copied
+    sluice_frames_swap (&self->held, frames);
+    self->held_next = 0;
     return SLUICE_OK;
 }
 
@@ -324,26 +387,33 @@ sluice_stream_read_timeout (sluice_stream_t *self, sluice_chunk_t *chunk, int ti
     if (!chunk)
         return sluice_conn_fail (&self->conn, SLUICE_EINVAL, "chunk is NULL");
     memset (chunk, 0, sizeof *chunk);
-    if (self->held_next == self->held.count) {
+    if (self->held_next == self->held.count && self->packed_left == 0) {
+        //  The chunks handed out from the last packed reply are no longer needed
+        zmq_msg_close (&self->packed);
+        zmq_msg_init (&self->packed);
         uint8_t ack [8];
         sluice_put64 (ack, self->last_read_id);
-        sluice_err_t rc = s_call (self, SLUICE_CMD_READ, SLUICE_FLAG_ACK, timeout_ms,
+        uint8_t flags = SLUICE_FLAG_ACK | (self->batch > 1 ? SLUICE_FLAG_PACKED : 0);
+        sluice_err_t rc = s_call (self, SLUICE_CMD_READ, flags, timeout_ms,
                                   (uint32_t) self->batch, ack, sizeof ack);
         if (rc != SLUICE_OK)
             return rc;
         self->last_read_id = self->conn.reply.request_id;
         self->unacknowledged = true;
-        if (self->conn.frames.count < 1 || self->conn.frames.count > self->batch)
-            return sluice_conn_fail (&self->conn, SLUICE_EPROTO,
-                                     "READ reply with %zu chunks, asked for 1..%zu",
-                                     self->conn.frames.count, self->batch);
-        //  Keep the reply's frames: swap arrays with the connection, nothing is copied
-        sluice_frames_swap (&self->held, &self->conn.frames);
-        self->held_next = 0;
-        self->held_flags = self->conn.reply.flags;
+        if (s_hold_reply (self) != SLUICE_OK)
+            return self->conn.error;
     }
     else
         sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
+    if (self->packed_left) {
+        const uint8_t *text;
+        size_t size;
+        sluice_packed_next (&self->walk, &text, &size);
+        bool last = --self->packed_left == 0;
+        s_chunk_set (chunk, (const char *) text, size,
+                     last ? self->held_flags : (self->held_flags & SLUICE_FLAG_PARKED));
+        return SLUICE_OK;
+    }
     zmq_msg_t *frame = &self->held.items [self->held_next++];
     bool last = self->held_next == self->held.count;
     uint8_t flags = last ? self->held_flags : (self->held_flags & SLUICE_FLAG_PARKED);

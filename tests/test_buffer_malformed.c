@@ -189,7 +189,9 @@ m_expect_ok (zsock_t *d, uint64_t id, int command, sluice_header_t *h)
     cr_assert_eq (h->request_id, id, "reply for request %llu, expected %llu",
                   (unsigned long long) h->request_id, (unsigned long long) id);
     cr_assert_eq (h->command, command);
-    cr_assert_eq (zmsg_size (reply), 1 + (size_t) h->count,
+    //  A packed reply carries its count of chunks in one frame
+    size_t frames = h->flags & SLUICE_FLAG_PACKED ? 1 : (size_t) h->count;
+    cr_assert_eq (zmsg_size (reply), 1 + frames,
                   "header says %u body frames, message has %zu", h->count, zmsg_size (reply) - 1);
     m_held = NULL;
     return reply;
@@ -1161,4 +1163,146 @@ T_TEST (buffer_malformed, end_of_stream_to_a_parked_reader_carries_parked)
     zmsg_destroy (&reply);
     cr_assert_eq (h.flags, SLUICE_FLAG_FINAL | SLUICE_FLAG_EOS | SLUICE_FLAG_PARKED,
                   "flags 0x%02x", h.flags);
+}
+
+// =============================================================================================
+//  Packed bodies (SLUICE_FLAG_PACKED): each chunk as a 4-byte big-endian size, its bytes and
+//  one 0 byte, all in one frame
+
+//  Pack `n` strings into out; returns the size.
+static size_t
+m_pack (uint8_t *out, size_t n, const char *const *chunks)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t size = strlen (chunks [i]);
+        out [used] = (uint8_t) (size >> 24);
+        out [used + 1] = (uint8_t) (size >> 16);
+        out [used + 2] = (uint8_t) (size >> 8);
+        out [used + 3] = (uint8_t) size;
+        memcpy (out + used + 4, chunks [i], size);
+        out [used + 4 + size] = 0;
+        used += size + 5;
+    }
+    return used;
+}
+
+static void
+m_send_packed (zsock_t *d, uint64_t id, uint8_t flags, uint32_t count, const void *body,
+               size_t size)
+{
+    sluice_header_t req = m_req (SLUICE_CMD_WRITE, id);
+    req.flags = SLUICE_FLAG_PACKED | flags;
+    req.count = count;
+    m_send (d, &req, body, size, NULL, 0);
+}
+
+T_TEST (buffer_malformed, packed_write_and_packed_read)
+{
+    zsock_t *d = m_setup ();                      //  "a" and "b" queued, capacity 4
+    const char *chunks [] = { "x", "", "yz" };
+    uint8_t body [64];
+    size_t size = m_pack (body, 2, chunks + 1);
+    m_send_packed (d, 170, SLUICE_FLAG_FINAL, 2, body, size);
+    sluice_header_t h;
+    zmsg_t *reply = m_expect_ok (d, 170, SLUICE_CMD_WRITE, &h);
+    cr_expect_eq (h.count, 0);
+    zmsg_destroy (&reply);
+    cr_assert_eq (t_status ().queued, 4);
+
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 171);
+    req.flags = SLUICE_FLAG_PACKED;
+    req.count = 10;
+    m_send (d, &req, NULL, 0, NULL, 0);
+    reply = m_expect_ok (d, 171, SLUICE_CMD_READ, &h);
+    cr_assert (h.flags & SLUICE_FLAG_PACKED, "a packed READ got a reply of frames");
+    cr_assert (h.flags & SLUICE_FLAG_FINAL, "the reply ends with the final chunk");
+    //  The reply stops after the final chunk: all four, packed exactly as the protocol says
+    const char *expect [] = { "a", "b", "", "yz" };
+    uint8_t packed [64];
+    size_t packed_size = m_pack (packed, 4, expect);
+    cr_assert_eq (h.count, 4, "count %u", h.count);
+    zframe_t *frame = zmsg_next (reply);
+    cr_assert_eq (zframe_size (frame), packed_size);
+    cr_assert (memcmp (zframe_data (frame), packed, packed_size) == 0, "packed reply differs");
+    zmsg_destroy (&reply);
+    T_EXPECT_EMPTY (t_fx.cli);
+}
+
+T_TEST (buffer_malformed, malformed_packed_writes_enqueue_nothing)
+{
+    zsock_t *d = m_setup ();
+    const char *chunks [] = { "x", "yy", "z" };
+    uint8_t body [64];
+    size_t size = m_pack (body, 3, chunks);
+    //  count other than the chunks packed
+    m_send_packed (d, 180, 0, 2, body, size);
+    m_expect_error (d, SLUICE_EPROTO, 180, SLUICE_CMD_WRITE);
+    m_send_packed (d, 181, 0, 4, body, size);
+    m_expect_error (d, SLUICE_EPROTO, 181, SLUICE_CMD_WRITE);
+    m_send_packed (d, 182, 0, 0, body, size);
+    m_expect_error (d, SLUICE_EPROTO, 182, SLUICE_CMD_WRITE);
+    //  a truncated last chunk, a size running past the frame, a missing 0 byte
+    m_send_packed (d, 183, 0, 3, body, size - 1);
+    m_expect_error (d, SLUICE_EPROTO, 183, SLUICE_CMD_WRITE);
+    uint8_t bad [64];
+    memcpy (bad, body, size);
+    bad [3] = 200;
+    m_send_packed (d, 184, 0, 3, bad, size);
+    m_expect_error (d, SLUICE_EPROTO, 184, SLUICE_CMD_WRITE);
+    memcpy (bad, body, size);
+    bad [5] = 'q';
+    m_send_packed (d, 185, 0, 3, bad, size);
+    m_expect_error (d, SLUICE_EPROTO, 185, SLUICE_CMD_WRITE);
+    //  two body frames
+    sluice_header_t req = m_req (SLUICE_CMD_WRITE, 186);
+    req.flags = SLUICE_FLAG_PACKED;
+    req.count = 3;
+    m_send (d, &req, body, size, body, size);
+    m_expect_error (d, SLUICE_EPROTO, 186, SLUICE_CMD_WRITE);
+    //  more chunks than the capacity (4), a chunk over max_chunk_size (16)
+    const char *five [] = { "1", "2", "3", "4", "5" };
+    size = m_pack (body, 5, five);
+    m_send_packed (d, 187, 0, 5, body, size);
+    m_expect_error (d, SLUICE_EPROTO, 187, SLUICE_CMD_WRITE);
+    const char *big [] = { "ok", "seventeen bytes!!" };
+    size = m_pack (body, 2, big);
+    m_send_packed (d, 188, 0, 2, body, size);
+    m_expect_error (d, SLUICE_ETOOBIG, 188, SLUICE_CMD_WRITE);
+    m_assert_intact (d);
+}
+
+T_TEST (buffer_malformed, packed_flag_on_other_commands_is_refused)
+{
+    zsock_t *d = m_setup ();
+    uint8_t commands [] = { SLUICE_CMD_CLOSE, SLUICE_CMD_STATUS, SLUICE_CMD_PING };
+    for (size_t i = 0; i < sizeof commands; i++) {
+        sluice_header_t req = m_req (commands [i], 190 + i);
+        req.flags = SLUICE_FLAG_PACKED;
+        m_send (d, &req, NULL, 0, NULL, 0);
+        m_expect_error (d, SLUICE_EPROTO, 190 + i, commands [i]);
+    }
+    m_assert_intact (d);
+}
+
+//  A packed reply to an acknowledging reader is held like any other: a reader that vanishes
+//  without acknowledging it gives its chunks back, in order.
+T_TEST (buffer_malformed, packed_read_with_ack_is_requeued_when_the_reader_vanishes)
+{
+    zsock_t *d = m_setup ();
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 200), h;
+    req.flags = SLUICE_FLAG_PACKED | SLUICE_FLAG_ACK;
+    req.count = 2;
+    uint8_t none [8] = { 0 };
+    m_send (d, &req, none, sizeof none, NULL, 0);
+    zmsg_t *reply = m_expect_ok (d, 200, SLUICE_CMD_READ, &h);
+    cr_assert_eq (h.count, 2);
+    zmsg_destroy (&reply);
+    sluice_buffer_status_t st = t_status ();
+    cr_assert_eq (st.unacked, 2);
+    cr_assert_eq (st.queued, 0);
+    //  The reader goes away; the buffer notices (its probe) and requeues both chunks
+    zsock_destroy (&m_dealers [--m_ndealers]);
+    T_EXPECT_CHUNK (t_fx.cli, "a");
+    T_EXPECT_CHUNK (t_fx.cli, "b");
 }
