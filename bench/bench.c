@@ -2085,8 +2085,9 @@ s_instr (void)
         }
         probe->per_item = (probe->total [1] - probe->total [0]) / (double) probe->n;
     }
-    //  Ratios to the raw PUSH->PULL pipe and to the condvar buffer
+    //  Ratios to the raw PUSH->PULL pipe, the condvar buffer and raw round trips
     double pushpull = probes [2].per_item, condvar = probes [3].per_item;
+    double roundtrip = probes [4].per_item;
     char machine [512];
     s_machine (machine, sizeof machine);
     printf ("sluice bench --instr: %s\n", machine);
@@ -2094,8 +2095,9 @@ s_instr (void)
             "threads; 64-byte chunks\n");
     printf ("pipelined settings: %s\n\n", pipe.settings + 2);
     s_pad ("what", 40); s_pad ("N", 8); s_pad ("instr/item", 12);
-    s_pad ("÷ PUSH→PULL", 13); s_pad ("÷ condvar", 11); printf ("target\n");
-    for (int index = 0; index < 40 + 8 + 12 + 13 + 11 + 34; index++)
+    s_pad ("÷ PUSH→PULL", 13); s_pad ("÷ condvar", 11); s_pad ("÷ DEALER→ROUTER", 17);
+    printf ("target\n");
+    for (int index = 0; index < 40 + 8 + 12 + 13 + 11 + 17 + 34; index++)
         putchar ('-');
     printf ("\n");
     for (int index = 0; index < count; index++) {
@@ -2110,6 +2112,8 @@ s_instr (void)
         s_pad (cell, 13);
         snprintf (cell, sizeof cell, "%.2f", probe->per_item / condvar);
         s_pad (cell, 11);
+        snprintf (cell, sizeof cell, "%.2f", probe->per_item / roundtrip);
+        s_pad (cell, 17);
         if (index == 0)
             printf ("<= 1.0 × PUSH→PULL %s", probe->per_item <= pushpull ? "PASS" : "MISS");
         if (index == 1)
@@ -2333,7 +2337,8 @@ main (int argc, char *argv [])
     s_print_table (rows, count);
     printf ("\n%.0f s. Throughput in items/s (a write and its read); times until the last reply; "
             "memory = growth of peak RSS.\n"
-            "µs/item: CPU time of all the process's threads per item (setup included), median.\n",
+            "µs/item: CPU time per item of all the process's threads and the child processes it "
+            "reaped (setup included; Python: its own), median.\n",
             elapsed);
     printf ("Load average (1 min) %.2f at start, %.2f at end; the host took %.1f %% of the CPU "
             "time (steal)%s\n", g_load_start, g_load_end, isnan (g_steal) ? -1.0 : g_steal,
