@@ -1645,9 +1645,12 @@ s_tune (row_t *row)
         }
     }
     g.tmax = saved;
-    snprintf (row->settings, sizeof row->settings,
-              "  best of %d: window %zu, write batch %zu, read batch %zu",
-              row->tried, spec->window, spec->wbatch, spec->batch);
+    if (best <= 0)
+        snprintf (row->settings, sizeof row->settings, "  no point of the grid ran");
+    else
+        snprintf (row->settings, sizeof row->settings,
+                  "  best of %d: window %zu, write batch %zu, read batch %zu",
+                  row->tried, spec->window, spec->wbatch, spec->batch);
 }
 
 //  One run of a probe. CPU per item is taken around the whole run (setup included), which is
