@@ -1,6 +1,6 @@
 # sluice - see README.md. `make demo` and `make test` install what is missing first.
 #
-# Builds go to build/$(BUILD)/ (release, asan, tsan, fuzz, bench); programs to bin/ (release).
+# Builds go to build/$(BUILD)/ (release, asan, tsan, fuzz, bench, instr); programs to bin/ (release).
 # Layers (each uses only those below it): src/ codec -> engine -> actors/ -> pipeline runtime
 # -> programs (cli/, examples/, bench/). Only include/ is public: the shared library exports
 # the SLUICE_EXPORT declarations alone (-fvisibility=hidden).
@@ -31,8 +31,11 @@ else ifeq ($(BUILD),fuzz)
   OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 else ifeq ($(BUILD),bench)
   OPT := -O3 -DNDEBUG -march=native
+else ifeq ($(BUILD),instr)
+  # bench's flags without -march=native: valgrind 3.19 stops at AVX-512 instructions (SIGILL)
+  OPT := -O3 -DNDEBUG -g
 else
-  $(error BUILD must be release, asan, tsan, fuzz or bench)
+  $(error BUILD must be release, asan, tsan, fuzz, bench or instr)
 endif
 SAN       = $(filter -fsanitize=%,$(OPT))
 CFLAGS_ALL = $(LANG) $(WARN) $(OPT) -Iinclude $(PKG_CFLAGS) $(CFLAGS)
@@ -51,7 +54,7 @@ TESTS     := $(patsubst tests/%.c,$(OUT)/tests/%,$(wildcard tests/test_*.c))
 HELPERS   := $(patsubst tests/helpers/%.c,$(OUT)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 
 .PHONY: all build lib examples tests deps demo test check install uninstall clean \
-        tsan valgrind bench bench-build fuzz
+        tsan valgrind bench bench-build bench-instr fuzz
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -120,7 +123,10 @@ demo: all
 
 # Benchmarks (bench/README.md): each bench/*.c is one program, built with the BUILD=bench flags
 # against build/bench/lib/libsluice.a and run. `make bench QUICK=1` runs the short version.
-# The table goes to stdout, JSON to build/bench/results.json.
+# The table goes to stdout, JSON to build/bench/results.json. The cross-process rows start
+# build/bench/bin/sluice; the Python row runs bench/seed_buffer.py with python3 when there is one.
+# `make bench-instr` counts instructions per item under callgrind (valgrind, installed by
+# scripts/deps.sh when missing) with the BUILD=instr flags; JSON to build/instr/instr.json.
 BENCH_OUT    := build/bench
 BENCH_PROGS  := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
 BENCH_ARGS    = $(if $(filter-out 0,$(QUICK)),--quick)
@@ -132,11 +138,16 @@ bench: deps
 	  timeout $(TIMEOUT) $(BENCH_OUT)/bin/$$p $(BENCH_ARGS) --json $$json || exit 1; \
 	done
 
-bench-build: lib $(patsubst %,$(BENCH_OUT)/bin/%,$(BENCH_PROGS))
+bench-instr: deps
+	@SLUICE_DEPS_EXTRA=valgrind bash scripts/deps.sh
+	@$(MAKE) --no-print-directory BUILD=instr bench-build
+	timeout $(TIMEOUT) build/instr/bin/bench --instr $(BENCH_ARGS) --json build/instr/instr.json
 
-$(BENCH_OUT)/bin/%: bench/%.c $(STATIC)
+bench-build: lib $(patsubst %,$(OUT)/bin/%,$(BENCH_PROGS)) $(OUT)/bin/sluice
+
+$(OUT)/bin/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc $< -o $@ $(STATIC) $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(STATIC) $(PKG_LIBS) -lm
 
 # Every test, in the normal build and under AddressSanitizer + UBSan, then the examples of
 # README.md and docs/ (scripts/doc-tests.sh: C blocks built with ASan, sh blocks with bin/).
