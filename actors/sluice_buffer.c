@@ -37,11 +37,13 @@ struct s_segment_t {
     s_segment_t *next_spare;
 };
 
+//  16 bytes: the queue's own cost per chunk (chunks are at most INT32_MAX bytes, packed frames
+//  at most UINT32_MAX)
 typedef struct {
     s_segment_t *segment;
-    size_t offset;
-    size_t size;
-    bool is_final;
+    uint32_t offset;
+    uint32_t size : 31;
+    uint32_t is_final : 1;
 } s_chunk_t;
 
 //  Acknowledged delivery: a READ reply not yet acknowledged, kept with its reader's peer
@@ -314,7 +316,7 @@ s_enqueue_write (s_buffer_t *self, sluice_held_t *writer)
         const uint8_t *data;
         size_t size;
         for (size_t index = 0; index < chunks && sluice_packed_next (&walk, &data, &size); index++) {
-            s_chunk_t chunk = { segment, (size_t) (data - base), size,
+            s_chunk_t chunk = { segment, (uint32_t) (data - base), (uint32_t) size,
                                 is_final && index + 1 == chunks };
             segment->refs++;
             s_push_tail (self, &chunk);
@@ -333,7 +335,7 @@ s_enqueue_write (s_buffer_t *self, sluice_held_t *writer)
             return false;
         }
     for (size_t index = 0; index < chunks; index++) {
-        s_chunk_t chunk = { segments [index], 0, zmq_msg_size (&segments [index]->frame),
+        s_chunk_t chunk = { segments [index], 0, (uint32_t) zmq_msg_size (&segments [index]->frame),
                             is_final && index + 1 == chunks };
         segments [index]->refs = 1;
         s_push_tail (self, &chunk);
@@ -549,7 +551,8 @@ s_on_write (void *self_, sluice_request_t *req)
     for (size_t index = 0; !packed && index < req->frames.count; index++)
         if (zmq_msg_size (&req->frames.items [index]) > largest)
             largest = zmq_msg_size (&req->frames.items [index]);
-    if (largest > self->opts.max_chunk_size) {
+    if (largest > self->opts.max_chunk_size
+    ||  (packed && zmq_msg_size (&req->frames.items [0]) > UINT32_MAX)) {
         sluice_engine_refuse (self->engine, req, SLUICE_ETOOBIG,
                               "chunk larger than the buffer's max_chunk_size", true);
         return;
@@ -693,6 +696,11 @@ s_buffer_config (const sluice_buffer_opts_t *opts, sluice_buffer_opts_t *config)
                                SLUICE_BUFFER_MAX_CAPACITY);
         return false;
     }
+    if (opts->max_chunk_size > SLUICE_BUFFER_MAX_CHUNK) {
+        sluice_set_last_error ("a buffer's max_chunk_size is at most %d bytes",
+                               SLUICE_BUFFER_MAX_CHUNK);
+        return false;
+    }
     *config = *opts;
     if (config->max_chunk_size == 0)
         config->max_chunk_size = SLUICE_BUFFER_DEFAULT_MAX_CHUNK;
@@ -730,8 +738,10 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         .name = "buffer",
         //  A close answers every parked request at once: one client's replies must all fit
         .sndhwm = opts.max_parked + 1000,
-        //  A chunk a little over the maximum gets ETOOBIG; a huge one is not even received
-        .maxmsgsize = (int64_t) opts.max_chunk_size + 4096,
+        //  A chunk a little over the maximum gets ETOOBIG; a huge one is not even received. A
+        //  packed frame may hold SLUICE_PACKED_MAX_BYTES of small chunks
+        .maxmsgsize = (int64_t) (opts.max_chunk_size > SLUICE_PACKED_MAX_BYTES
+                                 ? opts.max_chunk_size : SLUICE_PACKED_MAX_BYTES) + 4096,
         .curve = opts.curve,
         .max_parked = opts.max_parked,
         .peer_max_parked = opts.peer_max_parked,

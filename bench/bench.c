@@ -1413,6 +1413,7 @@ c_chunks_sluice (void)
     if (!stream || sluice_stream_status (stream, &status) != SLUICE_OK)
         return 1;
     s_set_window (stream, 256);
+    sluice_stream_set_write_batch (stream, 256);
     uint8_t data [CHUNK] = { 1 };
     s_mem_begin ();
     for (int index = 0; index < MEM_CHUNKS; index++)

@@ -24,6 +24,7 @@ extern "C" {
 #endif
 
 #define SLUICE_BUFFER_DEFAULT_MAX_CHUNK  (1024 * 1024)   //  bytes
+#define SLUICE_BUFFER_MAX_CHUNK  INT32_MAX               //  the largest max_chunk_size
 #define SLUICE_BUFFER_DEFAULT_MAX_PARKED 100000          //  parked writers + readers
 #define SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED 4096       //  ... of one connection
 #define SLUICE_BUFFER_DEFAULT_MAX_PARKED_BYTES (256u * 1024 * 1024)  //  parked chunk bytes

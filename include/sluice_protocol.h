@@ -60,6 +60,9 @@ extern "C" {
 //  A packed body: for each chunk, its size (4 bytes, big-endian), its bytes, and one 0 byte
 //  (so that a receiver can hand out each chunk as a NUL-terminated string in place).
 #define SLUICE_PACKED_OVERHEAD  5
+//  Over tcp an actor takes a packed frame of up to this many bytes (or up to its largest chunk,
+//  when that is more); clients start a new batch before reaching it
+#define SLUICE_PACKED_MAX_BYTES  (1024 * 1024)
 
 //  request_id 0 is reserved: an actor sends a header with request_id 0 to probe whether a peer
 //  is still there; clients ignore it.

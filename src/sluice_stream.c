@@ -2,6 +2,7 @@
 #include "sluice_conn.h"
 #include "sluice_stream.h"
 #include <string.h>
+#include <time.h>
 
 struct sluice_stream_t {
     sluice_conn_t conn;
@@ -25,6 +26,7 @@ struct sluice_stream_t {
     size_t pack_capacity;
     size_t pending_count;
     bool pending_final;         //  the last pending chunk was written with is_final
+    int64_t looked_us;          //  when the writer last looked for replies (s_now_us)
     //  Batched reads: chunks of the last READ reply not yet handed out. A packed reply is
     //  kept whole and its chunks are handed out in place; another reply's frames are kept
     size_t batch;
@@ -215,6 +217,17 @@ s_call (sluice_stream_t *self, uint8_t command, uint8_t flags, int timeout_ms, u
     return rc;
 }
 
+#define S_LOOK_US  50
+#define S_PACK_BYTES  (SLUICE_PACKED_MAX_BYTES / 4)
+
+static int64_t
+s_now_us (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
 //  Batched: the chunk joins the pending batch. A write with nothing in flight sends it at once
 //  (acknowledgements already received are taken without waiting first), so a trickle of chunks
 //  is never held back; while writes are in flight, chunks gather until the batch is full, the
@@ -225,7 +238,10 @@ s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_f
 {
     if (s_report_deferred (self) != SLUICE_OK)
         return self->conn.error;
-    if (self->pending_count >= self->write_batch) {
+    //  A batch is full at write_batch chunks, or before its frame would pass a quarter of
+    //  what an actor takes in one packed frame
+    if (self->pending_count >= self->write_batch
+    || (self->pending_count && self->pack_size + size + SLUICE_PACKED_OVERHEAD > S_PACK_BYTES)) {
         sluice_err_t rc = s_send_pending (self);
         if (rc != SLUICE_OK)
             return rc;
@@ -247,11 +263,17 @@ s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_f
     self->pending_final = is_final;
 
     //  Look for replies that arrived (a look costs system calls when there are none) at the
-    //  1st, 2nd, 4th, 8th... chunk of a batch: a trickle still goes out at once, and a fast
-    //  writer looks log2(batch) times per batch
+    //  first chunk of a batch and then at most every S_LOOK_US: a trickle still goes out at
+    //  once, and a fast writer fills its batches instead of paying for looks
     sluice_err_t rc = SLUICE_OK;
     int events;
-    bool look = (self->pending_count & (self->pending_count - 1)) == 0;
+    bool look = false;
+    if (self->in_flight) {
+        int64_t now = s_now_us ();
+        look = self->pending_count == 1 || now - self->looked_us >= S_LOOK_US;
+        if (look)
+            self->looked_us = now;
+    }
     while (rc == SLUICE_OK && look && self->in_flight
        &&  (events = zsock_events (self->conn.dealer)) > 0 && (events & ZMQ_POLLIN))
         rc = s_reap_one (self);

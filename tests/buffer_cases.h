@@ -8,6 +8,7 @@
 #define SLUICE_TEST_BUFFER_CASES_H_INCLUDED
 
 #include "common.h"
+#include <semaphore.h>
 
 #ifndef CASES_SUITE
 #error "define CASES_SUITE before including buffer_cases.h"
@@ -1065,6 +1066,77 @@ CASE (the_seed_scenario_all_tokens_in_order_through_capacity_3)
     cr_assert_eq (r.rc, SLUICE_OK, "%s", sluice_strerror (r.rc));
     cr_assert_eq (r.got_count, 6);
     cr_assert_str_eq (r.got, "Hello| world|!| How| are| you?");
+}
+
+// =============================================================================================
+//  Packed batches
+
+enum { PACKED_CHUNKS = 1024, PACKED_SIZE = 1500 };
+
+typedef struct {
+    sluice_err_t rc;
+    sem_t written;                //  posted once every chunk was handed to the stream
+} s_big_batch_t;
+
+static void *
+s_big_batch_writer (void *arg)
+{
+    s_big_batch_t *self = (s_big_batch_t *) arg;
+    sluice_err_t *rc = &self->rc;
+    sluice_stream_t *writer = sluice_stream_new (t_fx.endpoint);
+    //  Room for every batch in flight: the writes then never wait for a reply
+    sluice_stream_set_window (writer, 32);
+    sluice_stream_set_write_batch (writer, PACKED_CHUNKS);
+    static char chunk [PACKED_SIZE];
+    for (int seq = 0; seq < PACKED_CHUNKS && *rc == SLUICE_OK; seq++) {
+        memset (chunk, 'a' + seq % 26, PACKED_SIZE);
+        snprintf (chunk, 16, "%06d", seq);
+        chunk [6] = '-';
+        *rc = sluice_stream_write (writer, chunk, PACKED_SIZE, seq + 1 == PACKED_CHUNKS);
+    }
+    sem_post (&self->written);
+    if (*rc == SLUICE_OK)
+        *rc = sluice_stream_flush (writer);
+    sluice_stream_destroy (&writer);
+    return NULL;
+}
+
+//  Batched writes travel packed, one frame per batch. A writer held back by a full buffer
+//  gathers a large batch; it is cut before its frame passes what an actor takes over tcp (a
+//  larger frame would cost the connection), and everything arrives, in order.
+CASE (batched_writes_past_one_packed_frame_arrive_in_order)
+{
+    t_start_opts (PACKED_CHUNKS, 2048, 0, false);
+    sluice_stream_t *filler = t_stream ();
+    cr_assert_eq (sluice_stream_set_window (filler, 64), SLUICE_OK);
+    cr_assert_eq (sluice_stream_set_write_batch (filler, 64), SLUICE_OK);
+    for (int seq = 0; seq < PACKED_CHUNKS; seq++)
+        cr_assert_eq (sluice_stream_write (filler, "p", 1, false), SLUICE_OK);
+    cr_assert_eq (sluice_stream_flush (filler), SLUICE_OK);
+    //  The buffer is full: the writer's first write parks, and all its other chunks gather
+    //  while nobody reads (a batch is sent when it is full, or final)
+    s_big_batch_t writer = { .rc = SLUICE_OK };
+    sem_init (&writer.written, 0, 0);
+    size_t thread = t_spawn (s_big_batch_writer, &writer);
+    while (sem_wait (&writer.written) == -1 && errno == EINTR)
+        ;
+    sluice_stream_t *reader = t_stream ();
+    cr_assert_eq (sluice_stream_set_batch (reader, 512), SLUICE_OK);
+    sluice_chunk_t got;
+    for (int seq = 0; seq < PACKED_CHUNKS; seq++)
+        T_EXPECT_CHUNK (reader, "p");
+    for (int seq = 0; seq < PACKED_CHUNKS; seq++) {
+        cr_assert_eq (sluice_stream_read (reader, &got), SLUICE_OK, "%s",
+                      sluice_stream_error_text (reader));
+        cr_assert_eq (got.size, PACKED_SIZE);
+        cr_assert_eq (atoi (got.text), seq, "chunk %d read as %.6s", seq, got.text);
+        cr_assert_eq (got.text [PACKED_SIZE - 1], 'a' + seq % 26);
+        cr_assert_eq (got.text [PACKED_SIZE], '\0', "a chunk handed out in place is NUL-terminated");
+        cr_assert_eq (got.is_final, seq + 1 == PACKED_CHUNKS);
+    }
+    t_join (thread);
+    sem_destroy (&writer.written);
+    cr_assert_eq (writer.rc, SLUICE_OK, "the writer failed: %s", sluice_strerror (writer.rc));
 }
 
 // =============================================================================================
