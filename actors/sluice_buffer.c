@@ -22,6 +22,7 @@
 #include "sluice_engine.h"
 #include "sluice_buffer.h"
 #include "sluice_events.h"
+#include "sluice_journal.h"
 #include <errno.h>
 #include <string.h>
 
@@ -62,6 +63,7 @@ typedef struct {
     bool closed;
     uint64_t written;
     uint64_t read;
+    sluice_journal_t *journal;    //  NULL unless journaled: told what enters and leaves
 } s_buffer_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -207,6 +209,8 @@ s_settle_deliveries (s_buffer_t *self, sluice_peer_t *peer, uint64_t ack_id, boo
         //  reply arrived or was abandoned, so any other reply still held never reached it
         //  (ids are not ordered across incarnations of a client that reuse a routing id)
         bool acknowledged = !vanished && delivery->reply_id == ack_id;
+        if (self->journal)
+            sluice_journal_settled (self->journal, delivery->chunks, acknowledged);
         if (!acknowledged) {
             for (size_t index = delivery->count; index > 0; index--)
                 s_push_head (self, &delivery->chunks [index - 1],
@@ -247,6 +251,14 @@ s_admit_writer (s_buffer_t *self)
     sluice_held_t *writer = sluice_fifo_head (&self->writers);
     sluice_engine_unwait (self->engine, writer);
     size_t chunks = writer->frames.count;
+    //  Journaled: the OK only once the chunks are in the journal
+    char why [SLUICE_TEXT_SIZE];
+    if (self->journal
+    &&  sluice_journal_append (self->journal, writer->frames.items, chunks,
+                               writer->header.flags & SLUICE_FLAG_FINAL, why, sizeof why) == -1) {
+        sluice_engine_answer_error (self->engine, writer, SLUICE_EBUSY, why);
+        return;
+    }
     if (sluice_engine_answer (self->engine, writer, SLUICE_OK, 0, NULL, 0) == 0) {
         //  FINAL marks the last chunk of a batch
         bool is_final = writer->header.flags & SLUICE_FLAG_FINAL;
@@ -255,9 +267,12 @@ s_admit_writer (s_buffer_t *self)
         writer->frames.count = 0;
         self->written += chunks;
     }
-    else
+    else {
         SLUICE_DEBUG ("sluice buffer: writer gone before admission (%s): %zu chunk(s) dropped, "
                     "never acknowledged", zmq_strerror (errno), chunks);
+        if (self->journal)
+            sluice_journal_unappend (self->journal);
+    }
     sluice_engine_release (self->engine, &writer);
 }
 
@@ -304,7 +319,11 @@ s_serve_reader (s_buffer_t *self)
             for (size_t index = 0; index < count; index++)
                 zmq_msg_close (&copies [index]);
             free (copies);
+            copies = NULL;
         }
+        //  Held chunks are known by their copies until acknowledged; the rest left for good
+        if (self->journal)
+            sluice_journal_taken (self->journal, count, copies);
     }
     else {
         SLUICE_DEBUG ("sluice buffer: reader gone (%s): %zu chunk(s) back to the head of the queue",
@@ -370,6 +389,8 @@ s_close (void *self_)
     s_buffer_t *self = (s_buffer_t *) self_;
     if (!self->closed) {
         self->closed = true;
+        if (self->journal)
+            sluice_journal_closed (self->journal);
         sluice_engine_publish (self->engine, SLUICE_EVENT_CLOSED, "");
     }
     s_settle (self);
@@ -519,9 +540,21 @@ static const sluice_actor_class_t s_class = {
 // ---------------------------------------------------------------------------------------------
 //  Actor
 
+//  A chunk of the journal, at the tail (there may be more than the capacity)
+static bool
+s_replay (void *self_, zmq_msg_t *data, bool is_final)
+{
+    s_buffer_t *self = (s_buffer_t *) self_;
+    if (!s_ring_reserve (self))
+        return false;
+    s_push_tail (self, data, is_final);
+    return true;
+}
+
 static void
 s_buffer_free (s_buffer_t *self)
 {
+    sluice_journal_destroy (&self->journal);
     while (self->queued) {
         zmq_msg_t data;
         s_pop_head (self, &data);
@@ -569,6 +602,7 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         //  The endpoints are given again with BIND; the caller's strings die after the signal
         self->opts.endpoint = self->opts.events_endpoint = NULL;
         self->opts.curve = NULL;
+        self->opts.journal = NULL;
         self->ring_size = opts.capacity;
         self->ring = (s_slot_t *) calloc (self->ring_size, sizeof *self->ring);
         self->batch = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->batch);
@@ -595,6 +629,25 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         return;
     }
     self->engine = engine;
+    if (opts.journal) {
+        //  What the journal holds is queued again, under the incarnation it was accepted by
+        char why [SLUICE_TEXT_SIZE];
+        uint32_t incarnation = sluice_engine_incarnation (engine);
+        self->journal = sluice_journal_open (opts.journal, opts.journal_fsync != SLUICE_FSYNC_NEVER,
+                                             &incarnation, &self->closed, s_replay, self, why,
+                                             sizeof why);
+        if (!self->journal) {
+            sluice_engine_destroy (&engine);
+            s_buffer_free (self);
+            sluice_actor_refuse (pipe, SLUICE_EINVAL, why);
+            return;
+        }
+        sluice_engine_set_incarnation (engine, incarnation);
+        if (self->queued > opts.capacity)
+            SLUICE_ERROR ("sluice buffer: the journal holds %zu chunks, more than the capacity "
+                          "(%zu): writers wait until readers take them below it", self->queued,
+                          opts.capacity);
+    }
     sluice_engine_run (engine);
     sluice_engine_destroy (&engine);
     s_buffer_free (self);

@@ -29,6 +29,12 @@ extern "C" {
 #define SLUICE_BUFFER_DEFAULT_MAX_PARKED_BYTES (256u * 1024 * 1024)  //  parked chunk bytes
 #define SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED_BYTES (64u * 1024 * 1024)  //  ... of one
 
+//  When a journaled buffer's appends reach the disk (docs/PROTOCOL.md, "Journal")
+typedef enum {
+    SLUICE_FSYNC_ALWAYS = 0,      //  before each WRITE's OK (and the close): survives power loss
+    SLUICE_FSYNC_NEVER  = 1,      //  left to the kernel: survives a crash of the process only
+} sluice_fsync_t;
+
 typedef struct {
     const char *endpoint;         //  where the ROUTER binds: inproc://, tcp://, ipc:// (required)
     const char *events_endpoint;  //  where the event PUB binds, or NULL for none
@@ -45,6 +51,12 @@ typedef struct {
                                   //  chunks for are probed (a vanished one's chunks are then
                                   //  requeued), ms; 0 = 1000
     const sluice_curve_t *curve;  //  CURVE on the request endpoint, or NULL (read during _new)
+    //  Journal: a directory (made when missing) where the buffer keeps every chunk it accepted
+    //  and has not yet given away for good, so that a buffer started again on it after a
+    //  crash holds them again, under the same incarnation; NULL = memory only. A WRITE is
+    //  answered OK only once its chunks are in the journal (docs/PROTOCOL.md, "Journal")
+    const char *journal;
+    sluice_fsync_t journal_fsync;
 } sluice_buffer_opts_t;
 
 typedef struct sluice_buffer_t sluice_buffer_t;

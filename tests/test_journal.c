@@ -1,0 +1,605 @@
+/*  test_journal.c - the buffer's journal (--journal DIR): what a buffer accepted and has not
+    given away for good survives its end without a close, and a crash.
+
+    journal: buffers in this process on tcp://127.0.0.1:0, each run destroyed without a close
+    (as a crash leaves it) and started again on the same directory; the journal file is torn
+    or corrupted by hand in between.
+    journal_crash: `sluice buffer --journal` as a process, killed with SIGKILL at random moments
+    picked from the clients' progress (acknowledged writes, chunks read), started again on the
+    same port; a writer that remembers which numbered writes got their OK, and a reader with
+    acknowledged delivery. At the end every acknowledged write has been read at least once.
+
+    Nothing sleeps: waits are on replies, on a semaphore the client threads post, and on
+    pidfds, bounded by liveness limits.
+*/
+#define T_TCP 1
+#include "common.h"
+#include "proc.h"
+#include "sluice_conn.h"
+#include "sluice_journal.h"
+#include "sluice.h"
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+static char j_dir [PATH_MAX];
+
+//  Remove the journal directory and what a buffer made in it
+static void
+j_remove_dir (void)
+{
+    if (!*j_dir)
+        return;
+    DIR *dir = opendir (j_dir);
+    if (dir) {
+        struct dirent *entry;
+        while ((entry = readdir (dir)))
+            if (strcmp (entry->d_name, ".") && strcmp (entry->d_name, "..")) {
+                char path [PATH_MAX + 300];
+                snprintf (path, sizeof path, "%s/%s", j_dir, entry->d_name);
+                unlink (path);
+            }
+        closedir (dir);
+    }
+    rmdir (j_dir);
+    j_dir [0] = 0;
+}
+
+static void
+j_make_dir (void)
+{
+    snprintf (j_dir, sizeof j_dir, "/tmp/sluice-test-journal-XXXXXX");
+    cr_assert_not_null (mkdtemp (j_dir), "mkdtemp: %s", strerror (errno));
+}
+
+static void
+j_init (void)
+{
+    t_fx_init ();
+    j_make_dir ();
+}
+
+static void
+j_fini (void)
+{
+    t_fx_fini ();
+    j_remove_dir ();
+}
+
+TestSuite (journal, .init = j_init, .fini = j_fini, .timeout = T_SUITE_TIMEOUT);
+
+static char j_path [PATH_MAX + 16];
+
+static const char *
+j_file (void)
+{
+    snprintf (j_path, sizeof j_path, "%s/journal", j_dir);
+    return j_path;
+}
+
+static sluice_buffer_opts_t
+j_opts (size_t capacity)
+{
+    return (sluice_buffer_opts_t) { .endpoint = "tcp://127.0.0.1:0", .capacity = capacity,
+                                    .journal = j_dir, .journal_fsync = SLUICE_FSYNC_NEVER };
+}
+
+//  A journaled buffer as the fixture's buffer (and its client t_fx.cli)
+static void
+j_start (size_t capacity, sluice_fsync_t fsync)
+{
+    sluice_buffer_opts_t opts = j_opts (capacity);
+    opts.journal_fsync = fsync;
+    t_start_with (&opts);
+}
+
+//  End the buffer as a crash would (no close), and start another on the same journal. The
+//  clients of the old one stay (on the old port) until the fixture ends.
+static void
+j_restart (size_t capacity)
+{
+    sluice_buffer_destroy (&t_fx.buf);
+    j_start (capacity, SLUICE_FSYNC_NEVER);
+}
+
+static sluice_buffer_t *
+j_try_start (size_t capacity, sluice_err_t *err)
+{
+    sluice_buffer_opts_t opts = j_opts (capacity);
+    return sluice_buffer_new (&opts, err);
+}
+
+static off_t
+j_file_size (void)
+{
+    struct stat info;
+    cr_assert_eq (stat (j_file (), &info), 0, "%s: %s", j_file (), strerror (errno));
+    return info.st_size;
+}
+
+T_TEST (journal, queued_and_unacknowledged_chunks_survive_an_end_without_close)
+{
+    j_start (16, SLUICE_FSYNC_ALWAYS);
+    sluice_stream_t *writer = t_fx.cli;
+    T_WRITE (writer, "a");
+    T_WRITE (writer, "b");
+    cr_assert_eq (sluice_stream_write_timeout (writer, "c", 1, true, T_WAIT_MS), SLUICE_OK);
+    T_WRITE (writer, "d");
+    //  "a" is held unacknowledged by one reader; "b" is acknowledged, "c" held, by another
+    sluice_stream_t *holder = t_stream ();
+    T_EXPECT_CHUNK (holder, "a");
+    sluice_stream_t *other = t_stream ();
+    T_EXPECT_CHUNK (other, "b");
+    T_EXPECT_CHUNK_F (other, "c", true);
+    sluice_buffer_status_t st = t_status_of (other);
+    cr_assert_eq (st.queued, 1);
+    cr_assert_eq (st.unacked, 2);
+    uint64_t incarnation = st.incarnation;
+
+    j_restart (16);
+    st = t_status ();
+    cr_expect_eq (st.queued, 3, "queued after the restart: %zu", st.queued);
+    cr_expect_eq (st.unacked, 0);
+    cr_expect_eq (st.incarnation, incarnation, "a journaled buffer keeps its incarnation");
+    cr_expect (!st.closed);
+    //  In the order they were written, "c" still final; "b" was acknowledged: gone
+    sluice_stream_t *reader = t_stream ();
+    T_EXPECT_CHUNK (reader, "a");
+    T_EXPECT_CHUNK_F (reader, "c", true);
+    T_EXPECT_CHUNK (reader, "d");
+    T_ACK (reader);
+    st = t_status_of (reader);
+    cr_expect_eq (st.queued + st.unacked, 0);
+
+    //  What was acknowledged before this restart stays gone after the next one
+    T_WRITE (t_fx.cli, "e");
+    j_restart (16);
+    reader = t_stream ();
+    T_EXPECT_CHUNK (reader, "e");
+    T_EXPECT_EMPTY (reader);
+}
+
+T_TEST (journal, the_closed_state_survives)
+{
+    j_start (4, SLUICE_FSYNC_ALWAYS);
+    T_WRITE (t_fx.cli, "last");
+    cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
+    j_restart (4);
+    sluice_buffer_status_t st = t_status ();
+    cr_expect (st.closed, "the buffer was closed before the restart");
+    cr_expect_eq (st.queued, 1);
+    sluice_err_t rc = sluice_stream_write_timeout (t_fx.cli, "more", 4, false, T_WAIT_MS);
+    cr_expect_eq (rc, SLUICE_ECLOSED, "write into the restarted closed buffer: %s",
+                  sluice_strerror (rc));
+    sluice_stream_t *reader = t_stream ();
+    T_EXPECT_CHUNK (reader, "last");
+    T_EXPECT_EOS (reader);
+    cr_expect_eq (sluice_buffer_wait (t_fx.buf, T_WAIT_MS), SLUICE_OK, "closed and drained");
+}
+
+//  A record cut short at the end (a write a crash interrupted) is cut off; the journal goes on
+T_TEST (journal, a_torn_tail_is_cut_off)
+{
+    j_start (8, SLUICE_FSYNC_NEVER);
+    T_WRITE (t_fx.cli, "one");
+    T_WRITE (t_fx.cli, "two");
+    sluice_buffer_destroy (&t_fx.buf);
+    //  The start of a record that claims 1000 bytes, with 20 of them
+    uint8_t torn [28] = { 0xe8, 0x03, 0, 0, 0x12, 0x34, 0x56, 0x78, 'W' };
+    FILE *file = fopen (j_file (), "ab");
+    cr_assert_not_null (file);
+    cr_assert_eq (fwrite (torn, 1, sizeof torn, file), sizeof torn);
+    fclose (file);
+    off_t torn_size = j_file_size ();
+
+    j_start (8, SLUICE_FSYNC_NEVER);
+    cr_expect_eq (t_status ().queued, 2);
+    cr_expect_eq (j_file_size (), torn_size - (off_t) sizeof torn, "the torn tail is cut off");
+    T_WRITE (t_fx.cli, "three");
+    off_t before_three = j_file_size ();
+    j_restart (8);
+    cr_expect_eq (t_status ().queued, 3, "appends after the cut are replayed");
+
+    //  The last whole record torn by a few bytes: that write is gone, the rest is there
+    sluice_buffer_destroy (&t_fx.buf);
+    cr_assert_eq (truncate (j_file (), j_file_size () - 2), 0);
+    (void) before_three;
+    j_start (8, SLUICE_FSYNC_NEVER);
+    sluice_stream_t *reader = t_stream ();
+    T_EXPECT_CHUNK (reader, "one");
+    T_EXPECT_CHUNK (reader, "two");
+    T_EXPECT_EMPTY (reader);
+}
+
+//  A bad checksum with good records after it is not a crash's torn tail: refused
+T_TEST (journal, a_corrupt_record_in_the_middle_refuses_the_start)
+{
+    j_start (8, SLUICE_FSYNC_NEVER);
+    T_WRITE (t_fx.cli, "one");
+    T_WRITE (t_fx.cli, "two");
+    T_WRITE (t_fx.cli, "three");
+    sluice_buffer_destroy (&t_fx.buf);
+    //  The header record is 8 + 10 bytes; then the record of "one": flip a byte of its payload
+    int fd = open (j_file (), O_RDWR);
+    cr_assert_neq (fd, -1);
+    uint8_t byte;
+    cr_assert_eq (pread (fd, &byte, 1, 18 + 8 + 3), 1);
+    byte ^= 0x40;
+    cr_assert_eq (pwrite (fd, &byte, 1, 18 + 8 + 3), 1);
+    close (fd);
+    sluice_err_t err = SLUICE_OK;
+    sluice_buffer_t *buffer = j_try_start (8, &err);
+    cr_expect_null (buffer, "a corrupt journal was accepted");
+    sluice_buffer_destroy (&buffer);
+    cr_expect_eq (err, SLUICE_EINVAL);
+    const char *why = sluice_last_error_text ();
+    cr_expect (strstr (why, "corrupt") && strstr (why, "checksum") && strstr (why, "offset 18"),
+               "why: %s", why);
+}
+
+T_TEST (journal, an_unusable_directory_or_one_in_use_is_refused)
+{
+    //  A regular file where the directory should be
+    char path [PATH_MAX + 16];
+    snprintf (path, sizeof path, "%s/file", j_dir);
+    FILE *file = fopen (path, "w");
+    cr_assert_not_null (file);
+    fclose (file);
+    sluice_buffer_opts_t opts = j_opts (4);
+    opts.journal = path;
+    sluice_err_t err = SLUICE_OK;
+    sluice_buffer_t *buffer = sluice_buffer_new (&opts, &err);
+    cr_expect_null (buffer);
+    sluice_buffer_destroy (&buffer);
+    cr_expect_eq (err, SLUICE_EINVAL);
+    cr_expect (strstr (sluice_last_error_text (), "journal directory"), "why: %s",
+               sluice_last_error_text ());
+
+    //  Two buffers on one directory
+    j_start (4, SLUICE_FSYNC_NEVER);
+    buffer = j_try_start (4, &err);
+    cr_expect_null (buffer, "a second buffer took a journal in use");
+    sluice_buffer_destroy (&buffer);
+    cr_expect (strstr (sluice_last_error_text (), "in use"), "why: %s",
+               sluice_last_error_text ());
+}
+
+//  An append that fails (here the file size limit; a full disk the same) refuses the WRITE,
+//  which is then not enqueued; the journal stays whole and the buffer goes on serving
+T_TEST (journal, a_failed_append_refuses_the_write_and_enqueues_nothing)
+{
+    j_start (64, SLUICE_FSYNC_NEVER);
+    T_WRITE (t_fx.cli, "before");
+    signal (SIGXFSZ, SIG_IGN);
+    struct rlimit saved, limit;
+    cr_assert_eq (getrlimit (RLIMIT_FSIZE, &saved), 0);
+    limit = saved;
+    limit.rlim_cur = (rlim_t) j_file_size () + 300;
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &limit), 0);
+    char chunk [64];
+    memset (chunk, 'x', sizeof chunk);
+    size_t accepted = 1;
+    sluice_err_t rc;
+    while ((rc = sluice_stream_write_timeout (t_fx.cli, chunk, sizeof chunk, false,
+                                              T_WAIT_MS)) == SLUICE_OK) {
+        accepted++;
+        cr_assert_lt (accepted, 60, "the file size limit never stopped a write");
+    }
+    cr_assert_eq (setrlimit (RLIMIT_FSIZE, &saved), 0);
+    cr_expect_eq (rc, SLUICE_EBUSY, "refused write: %s", sluice_strerror (rc));
+    const char *why = sluice_stream_error_text (t_fx.cli);
+    cr_expect (strstr (why, "journal") && strstr (why, "not enqueued"), "why: %s", why);
+    cr_expect_eq (t_status ().queued, accepted, "the refused write was enqueued");
+    T_WRITE (t_fx.cli, "after");
+
+    j_restart (64);
+    cr_expect_eq (t_status ().queued, accepted + 1, "the journal holds exactly the accepted writes");
+}
+
+//  A log that grows well past what is live is rewritten as a snapshot of the live chunks
+T_TEST (journal, the_log_is_compacted)
+{
+    j_start (8, SLUICE_FSYNC_NEVER);
+    sluice_stream_t *reader = t_stream ();
+    size_t size = 64 * 1024;
+    char *big = (char *) malloc (size);
+    cr_assert_not_null (big);
+    //  About 2.5 times the compaction threshold written, each chunk read and acknowledged
+    size_t rounds = 5 * SLUICE_JOURNAL_COMPACT_MIN / 2 / size;
+    for (size_t round = 0; round < rounds; round++) {
+        memset (big, 'a' + (int) (round % 26), size);
+        cr_assert_eq (sluice_stream_write_timeout (t_fx.cli, big, size, false, T_WAIT_MS),
+                      SLUICE_OK);
+        sluice_chunk_t chunk;
+        T_READ (reader, chunk);
+        cr_assert (chunk.size == size && chunk.text [0] == 'a' + (int) (round % 26));
+    }
+    free (big);
+    T_ACK (reader);
+    cr_assert_eq (t_status_of (reader).unacked, 0);
+    T_WRITE (t_fx.cli, "x1");
+    T_WRITE (t_fx.cli, "x2");
+    off_t file_size = j_file_size ();
+    cr_expect_lt (file_size, SLUICE_JOURNAL_COMPACT_MIN + 2 * (off_t) size,
+                  "the journal was not compacted: %lld bytes after %zu MiB written",
+                  (long long) file_size, rounds * size >> 20);
+    j_restart (8);
+    reader = t_stream ();
+    T_EXPECT_CHUNK (reader, "x1");
+    T_EXPECT_CHUNK (reader, "x2");
+    T_EXPECT_EMPTY (reader);
+}
+
+//  A journal holding more than the new capacity: the buffer starts with all of it, and
+//  writers wait until readers take the queue below the capacity
+T_TEST (journal, more_chunks_than_the_new_capacity_are_all_kept)
+{
+    j_start (8, SLUICE_FSYNC_NEVER);
+    for (int index = 0; index < 5; index++) {
+        char text [16];
+        snprintf (text, sizeof text, "c%d", index);
+        T_WRITE (t_fx.cli, text);
+    }
+    j_restart (2);
+    sluice_buffer_status_t st = t_status ();
+    cr_expect_eq (st.queued, 5);
+    cr_expect_eq (st.capacity, 2);
+    sluice_err_t rc = sluice_stream_write_timeout (t_fx.cli, "no room", 7, false, 0);
+    cr_expect_eq (rc, SLUICE_ETIMEOUT, "a write into the overfull buffer: %s",
+                  sluice_strerror (rc));
+    sluice_stream_t *reader = t_stream ();
+    for (int index = 0; index < 5; index++) {
+        char text [16];
+        snprintf (text, sizeof text, "c%d", index);
+        T_EXPECT_CHUNK (reader, text);
+    }
+    T_ACK (reader);
+    cr_assert_eq (t_status_of (reader).unacked, 0);
+    T_WRITE (t_fx.cli, "room again");
+}
+
+// =============================================================================================
+//  Crashes: `sluice buffer --journal` killed with SIGKILL under a writer and a reader
+
+#define C_WRITES      3000
+#define C_KILLS       6
+#define C_LIVENESS_MS 300       //  the clients ping a silent buffer this soon (default 5 s)
+
+typedef struct {
+    char endpoint [256];
+    sem_t progress;                 //  posted at each acknowledged write and each chunk read
+    atomic_int acked_count;
+    atomic_int read_count;
+    atomic_bool writer_done;
+    atomic_bool stop;               //  the test ended: client threads give up
+    bool acked [C_WRITES + 1];      //  written by the writer thread, read once it is joined
+    int received [C_WRITES + 1];    //  by the reader thread, read once it is joined
+    int unknown;                    //  chunks read that were never written
+    char writer_error [1024];
+    char reader_error [1024];
+    size_t buffer;                  //  the buffer process (p_fx child index)
+} c_state_t;
+
+static c_state_t c_st;
+
+static void
+c_init (void)
+{
+    memset (&c_st, 0, sizeof c_st);
+    p_init (C_KILLS + 3, T_WAIT_MS);
+    t_fx_init ();
+    j_make_dir ();
+    sem_init (&c_st.progress, 0, 0);
+}
+
+static void
+c_fini (void)
+{
+    atomic_store (&c_st.stop, true);
+    p_fini ();
+    t_fx_fini ();
+    j_remove_dir ();
+    sem_destroy (&c_st.progress);
+}
+
+TestSuite (journal_crash, .init = c_init, .fini = c_fini, .timeout = 120);
+
+//  A raw client that notices a silent buffer soon and must never see another incarnation.
+//  (No assertion here: the client threads call it.)
+static bool
+c_conn (sluice_conn_t *conn)
+{
+    if (sluice_conn_init (conn, c_st.endpoint, NULL) != SLUICE_OK)
+        return false;
+    conn->liveness_ms = C_LIVENESS_MS;
+    conn->strict_incarnation = true;
+    return true;
+}
+
+//  Write 1..C_WRITES in order, each until it gets an answer: an OK is remembered; a lost
+//  request (the buffer died under it) is sent again, so a chunk may be enqueued twice
+static void *
+c_writer (void *arg)
+{
+    sluice_conn_t conn;
+    if (!c_conn (&conn)) {
+        snprintf (c_st.writer_error, sizeof c_st.writer_error, "connect: %.400s", conn.error_text);
+        atomic_store (&c_st.writer_done, true);
+        sem_post (&c_st.progress);
+        return NULL;
+    }
+    for (int seq = 1; seq <= C_WRITES; seq++) {
+        char text [32];
+        int size = snprintf (text, sizeof text, "w%05d", seq);
+        while (true) {
+            sluice_err_t rc = sluice_conn_call (&conn, SLUICE_CMD_WRITE, 0, SLUICE_FOREVER, 0,
+                                                text, (size_t) size);
+            if (rc == SLUICE_OK) {
+                c_st.acked [seq] = true;
+                atomic_fetch_add (&c_st.acked_count, 1);
+                sem_post (&c_st.progress);
+                break;
+            }
+            if (rc != SLUICE_ETRANSPORT || atomic_load (&c_st.stop)) {
+                snprintf (c_st.writer_error, sizeof c_st.writer_error, "write %d: %s (%.400s)", seq,
+                          sluice_strerror (rc), conn.error_text);
+                goto done;
+            }
+        }
+    }
+done:
+    atomic_store (&c_st.writer_done, true);
+    sem_post (&c_st.progress);
+    sluice_conn_fini (&conn);
+    return NULL;
+}
+
+//  Read with acknowledged delivery, up to 4 chunks a READ, until end of stream
+static void *
+c_reader (void *arg)
+{
+    sluice_conn_t conn;
+    if (!c_conn (&conn)) {
+        snprintf (c_st.reader_error, sizeof c_st.reader_error, "connect: %.400s", conn.error_text);
+        return NULL;
+    }
+    uint64_t last = 0;
+    while (true) {
+        uint8_t ack [8];
+        sluice_put64 (ack, last);
+        sluice_err_t rc = sluice_conn_call (&conn, SLUICE_CMD_READ, SLUICE_FLAG_ACK,
+                                            SLUICE_FOREVER, 4, ack, sizeof ack);
+        if (rc == SLUICE_ETRANSPORT && !atomic_load (&c_st.stop))
+            continue;       //  its chunks, if it had any, are unacknowledged: they come again
+        if (rc != SLUICE_OK) {
+            snprintf (c_st.reader_error, sizeof c_st.reader_error, "read: %s (%.400s)",
+                      sluice_strerror (rc), conn.error_text);
+            break;
+        }
+        last = conn.reply.request_id;
+        if (conn.reply.flags & SLUICE_FLAG_EOS)
+            break;
+        for (size_t index = 0; index < conn.frames.count; index++) {
+            const char *text = (const char *) zmq_msg_data (&conn.frames.items [index]);
+            size_t size = zmq_msg_size (&conn.frames.items [index]);
+            int seq = 0;
+            if (size == 6 && text [0] == 'w' && sscanf (text + 1, "%5d", &seq) == 1
+            &&  seq >= 1 && seq <= C_WRITES)
+                c_st.received [seq]++;
+            else
+                c_st.unknown++;
+            atomic_fetch_add (&c_st.read_count, 1);
+        }
+        sem_post (&c_st.progress);
+    }
+    sluice_conn_fini (&conn);
+    return NULL;
+}
+
+//  `sluice buffer --journal` at bind; its endpoint into c_st.endpoint the first time
+static void
+c_start_buffer (const char *bind)
+{
+    c_st.buffer = p_spawn (P_SLUICE ("buffer", "--bind", bind, "--capacity", "32", "--journal",
+                                     j_dir, "--fsync", "never"), NULL, -1, NULL, true, NULL);
+    char endpoint [256];
+    p_listening (c_st.buffer, "tcp://127.0.0.1:", endpoint, sizeof endpoint);
+    if (!*c_st.endpoint)
+        snprintf (c_st.endpoint, sizeof c_st.endpoint, "%s", endpoint);
+    else
+        cr_assert_str_eq (endpoint, c_st.endpoint);
+}
+
+//  Wait for the clients' progress until `cond` holds (or the writer is done)
+#define C_WAIT(cond) do {                                                                    \
+    while (!(cond) && !atomic_load (&c_st.writer_done)) {                                    \
+        struct timespec c_ts_;                                                               \
+        clock_gettime (CLOCK_REALTIME, &c_ts_);                                              \
+        c_ts_.tv_sec += T_WAIT_MS / 1000;                                                    \
+        cr_assert_eq (sem_timedwait (&c_st.progress, &c_ts_), 0, "no progress while "        \
+                      "waiting for %s (acked %d, read %d)", #cond,                           \
+                      atomic_load (&c_st.acked_count), atomic_load (&c_st.read_count));      \
+    }                                                                                        \
+} while (0)
+
+//  SIGKILL the buffer process and start another on its port and journal
+static void
+c_kill_and_restart (const char *when)
+{
+    cr_log_info ("kill %s, after %d acknowledged writes, %d chunks read", when,
+                 atomic_load (&c_st.acked_count), atomic_load (&c_st.read_count));
+    p_child_t *child = &p_fx.children [c_st.buffer];
+    cr_assert_eq (kill (child->pid, SIGKILL), 0);
+    cr_assert_eq (p_wait (c_st.buffer), 128 + SIGKILL);
+    c_start_buffer (c_st.endpoint);
+}
+
+Test (journal_crash, no_acknowledged_write_is_lost_across_kill_9)
+{
+    c_start_buffer ("tcp://127.0.0.1:0");
+    unsigned seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
+    cr_log_info ("journal_crash seed %u", seed);
+    size_t writer = t_spawn (c_writer, NULL);
+    //  No reader yet: kills with chunks queued, then with the buffer full (capacity 32) and
+    //  the writer's next write parked
+    int target = 1 + (int) (rand_r (&seed) % 30);
+    C_WAIT (atomic_load (&c_st.acked_count) >= target);
+    c_kill_and_restart ("with chunks queued");
+    //  (a write resent after a kill may have been enqueued twice: ask the buffer)
+    sluice_conn_t status;
+    cr_assert (c_conn (&status));
+    int64_t deadline = zclock_mono () + T_WAIT_MS;
+    while (true) {
+        sluice_err_t rc = sluice_conn_call (&status, SLUICE_CMD_STATUS, 0, T_WAIT_MS, 0, NULL, 0);
+        cr_assert_eq (rc, SLUICE_OK, "status: %s (%s)", sluice_strerror (rc), status.error_text);
+        const char *text = (const char *) zmq_msg_data (&status.frames.items [0]);
+        size_t size = zmq_msg_size (&status.frames.items [0]);
+        if (sluice_status_u64 (text, size, "parked_writers", 0) == 1)
+            break;
+        cr_assert (zclock_mono () < deadline, "the writer never parked: %.*s", (int) size, text);
+    }
+    sluice_conn_fini (&status);
+    c_kill_and_restart ("with the buffer full and the writer parked");
+    size_t reader = t_spawn (c_reader, NULL);
+    //  Then at moments picked from the clients' progress: some more acknowledged writes, or
+    //  some more chunks read
+    for (int kill_index = 0; kill_index < C_KILLS; kill_index++) {
+        int more = 5 + (int) (rand_r (&seed) % 200);
+        if (kill_index % 2 == 0) {
+            target = atomic_load (&c_st.acked_count) + more;
+            C_WAIT (atomic_load (&c_st.acked_count) >= target);
+        }
+        else {
+            target = atomic_load (&c_st.read_count) + more;
+            C_WAIT (atomic_load (&c_st.read_count) >= target);
+        }
+        if (atomic_load (&c_st.writer_done))
+            break;
+        c_kill_and_restart ("mid-stream");
+    }
+    t_join (writer);
+    cr_assert_str_eq (c_st.writer_error, "", "%s", c_st.writer_error);
+    //  Close: the reader drains what is left and gets end of stream
+    sluice_conn_t closer;
+    cr_assert (c_conn (&closer));
+    sluice_err_t rc = sluice_conn_call (&closer, SLUICE_CMD_CLOSE, 0, T_WAIT_MS, 0, NULL, 0);
+    sluice_conn_fini (&closer);
+    cr_assert_eq (rc, SLUICE_OK, "close: %s", sluice_strerror (rc));
+    t_join (reader);
+    cr_assert_str_eq (c_st.reader_error, "", "%s", c_st.reader_error);
+
+    int lost = 0, duplicates = 0, acked = 0;
+    for (int seq = 1; seq <= C_WRITES; seq++) {
+        acked += c_st.acked [seq];
+        if (c_st.acked [seq] && c_st.received [seq] == 0) {
+            if (lost++ < 10)
+                cr_log_error ("acknowledged write %d never read", seq);
+        }
+        if (c_st.received [seq] > 1)
+            duplicates += c_st.received [seq] - 1;
+    }
+    cr_log_info ("%d writes acknowledged, %d duplicates read (at-least-once)", acked, duplicates);
+    cr_expect_eq (acked, C_WRITES);
+    cr_expect_eq (lost, 0, "%d acknowledged writes lost", lost);
+    cr_expect_eq (c_st.unknown, 0, "%d chunks read that were never written", c_st.unknown);
+}
