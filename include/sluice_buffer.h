@@ -63,9 +63,11 @@ typedef struct sluice_buffer_t sluice_buffer_t;
 struct _zsock_t;      //  czmq socket (zsock_t)
 
 //  Start a buffer actor and bind its sockets. Returns NULL on failure and, when err is not
-//  NULL, sets *err (SLUICE_EINVAL for bad options or refused CURVE settings, SLUICE_ETRANSPORT
-//  when a bind fails); sluice_last_error_text says why ("cannot bind tcp://...: Address
-//  already in use"). The caller owns the result and destroys it with sluice_buffer_destroy.
+//  NULL, sets *err (SLUICE_EINVAL for bad options, refused CURVE settings or a journal that
+//  cannot be used: a directory not writable or in use by another buffer, a corrupt journal;
+//  SLUICE_ETRANSPORT when a bind fails); sluice_last_error_text says why ("cannot bind
+//  tcp://...: Address already in use", "journal ... is corrupt: ..."). A journal is replayed
+//  before this returns. The caller owns the result and destroys it with sluice_buffer_destroy.
 SLUICE_EXPORT sluice_buffer_t *
     sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err);
 

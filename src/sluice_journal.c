@@ -1,7 +1,8 @@
 /*  sluice_journal.c - the buffer's journal (see sluice_journal.h).
 
-    Record format (integers little-endian): u32 length of the payload, u32 CRC-32 (IEEE) of the
-    payload, the payload. Its first byte is the type:
+    Record format (integers little-endian): u32 length of the payload, the same length with
+    every bit flipped (so that a damaged length is told from a record cut short), u32 CRC-32
+    (IEEE) of the payload, the payload. Its first byte is the type:
 
         'H'  header, the first record: "SLJ1", u32 incarnation, u8 flags (1: closed)
         'W'  chunks enqueued: u64 first sequence number, u32 count, then per chunk u8 flags
@@ -27,7 +28,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define S_RECORD_HEADER  8                  //  length, CRC
+#define S_RECORD_HEADER  12                 //  length, ~length, CRC
 #define S_W_HEADER       13                 //  type, first seq, count
 #define S_CHUNK_HEADER   5                  //  flags, size
 #define S_MAX_RECORD     (1u << 31)         //  larger than any WRITE the buffer takes
@@ -250,7 +251,8 @@ s_append (sluice_journal_t *self, struct iovec *iov, size_t count, uint32_t leng
     }
     uint8_t header [S_RECORD_HEADER];
     s_put32 (header, length);
-    s_put32 (header + 4, crc);
+    s_put32 (header + 4, ~length);
+    s_put32 (header + 8, crc);
     iov [0] = (struct iovec) { header, sizeof header };
     int rc = s_pwrite_all (self->fd, iov, count, self->end);
     if (rc == 0 && sync && fdatasync (self->fd) == -1)
@@ -438,9 +440,16 @@ sluice_journal_settled (sluice_journal_t *self, const void *key, bool acknowledg
     s_held_t *held = (s_held_t *) zhashx_lookup (self->held, key);
     if (!held)
         return;
-    if (acknowledged)
-        s_consume (self, held->entries, held->count);
-    else
+    if (acknowledged) {
+        //  Out of the held set first: a compaction the record may start must not keep them
+        s_entry_t *entries = held->entries;
+        size_t count = held->count;
+        held->entries = NULL;
+        zhashx_delete (self->held, key);
+        s_consume (self, entries, count);
+        free (entries);
+        return;
+    }
     for (size_t index = held->count; index > 0; index--) {
         if (!s_deque_reserve (&self->queue, 1)) {
             self->broken = true;
@@ -492,7 +501,8 @@ s_put_record (int fd, const uint8_t *payload, size_t size, uint64_t *end)
 {
     uint8_t header [S_RECORD_HEADER];
     s_put32 (header, (uint32_t) size);
-    s_put32 (header + 4, s_crc (0, payload, size));
+    s_put32 (header + 4, ~(uint32_t) size);
+    s_put32 (header + 8, s_crc (0, payload, size));
     struct iovec iov [2] = { { header, sizeof header }, { (void *) payload, size } };
     if (s_pwrite_all (fd, iov, 2, *end) == -1)
         return -1;
@@ -749,11 +759,13 @@ s_replay (sluice_journal_t *self, sluice_journal_replay_fn *replay, void *arg, c
         if (s_pread_all (self->fd, header, sizeof header, offset) == -1)
             goto io_error;
         uint32_t length = s_get32 (header);
-        if (length > size - offset - S_RECORD_HEADER)
-            break;
         const char *wrong = NULL;
-        if (length == 0 || length > S_MAX_RECORD)
+        bool bad_length = length == 0 || length > S_MAX_RECORD || s_get32 (header + 4) != ~length;
+        if (bad_length)
             wrong = "bad record length";
+        else
+        if (length > size - offset - S_RECORD_HEADER)
+            break;          //  Torn: cut short by the end of the file
         else {
             if (length > capacity) {
                 uint8_t *grown = (uint8_t *) realloc (payload, length);
@@ -766,10 +778,10 @@ s_replay (sluice_journal_t *self, sluice_journal_replay_fn *replay, void *arg, c
             }
             if (s_pread_all (self->fd, payload, length, offset + S_RECORD_HEADER) == -1)
                 goto io_error;
-            if (s_crc (0, payload, length) != s_get32 (header + 4))
+            if (s_crc (0, payload, length) != s_get32 (header + 8))
                 wrong = "bad checksum";
         }
-        bool last = offset + S_RECORD_HEADER + length == size;
+        bool last = !bad_length && offset + S_RECORD_HEADER + length == size;
         //  A bad last record, or zeros to the end, is the torn tail of a crash
         if (wrong && (last || s_zero_tail (self->fd, offset, size)))
             break;

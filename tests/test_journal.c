@@ -185,7 +185,7 @@ T_TEST (journal, a_torn_tail_is_cut_off)
     T_WRITE (t_fx.cli, "two");
     sluice_buffer_destroy (&t_fx.buf);
     //  The start of a record that claims 1000 bytes, with 20 of them
-    uint8_t torn [28] = { 0xe8, 0x03, 0, 0, 0x12, 0x34, 0x56, 0x78, 'W' };
+    uint8_t torn [32] = { 0xe8, 0x03, 0, 0, 0x17, 0xfc, 0xff, 0xff, 0x12, 0x34, 0x56, 0x78, 'W' };
     FILE *file = fopen (j_file (), "ab");
     cr_assert_not_null (file);
     cr_assert_eq (fwrite (torn, 1, sizeof torn, file), sizeof torn);
@@ -219,13 +219,13 @@ T_TEST (journal, a_corrupt_record_in_the_middle_refuses_the_start)
     T_WRITE (t_fx.cli, "two");
     T_WRITE (t_fx.cli, "three");
     sluice_buffer_destroy (&t_fx.buf);
-    //  The header record is 8 + 10 bytes; then the record of "one": flip a byte of its payload
+    //  The header record is 12 + 10 bytes; then the record of "one": flip a byte of its payload
     int fd = open (j_file (), O_RDWR);
     cr_assert_neq (fd, -1);
     uint8_t byte;
-    cr_assert_eq (pread (fd, &byte, 1, 18 + 8 + 3), 1);
+    cr_assert_eq (pread (fd, &byte, 1, 22 + 12 + 3), 1);
     byte ^= 0x40;
-    cr_assert_eq (pwrite (fd, &byte, 1, 18 + 8 + 3), 1);
+    cr_assert_eq (pwrite (fd, &byte, 1, 22 + 12 + 3), 1);
     close (fd);
     sluice_err_t err = SLUICE_OK;
     sluice_buffer_t *buffer = j_try_start (8, &err);
@@ -233,8 +233,23 @@ T_TEST (journal, a_corrupt_record_in_the_middle_refuses_the_start)
     sluice_buffer_destroy (&buffer);
     cr_expect_eq (err, SLUICE_EINVAL);
     const char *why = sluice_last_error_text ();
-    cr_expect (strstr (why, "corrupt") && strstr (why, "checksum") && strstr (why, "offset 18"),
+    cr_expect (strstr (why, "corrupt") && strstr (why, "checksum") && strstr (why, "offset 22"),
                "why: %s", why);
+
+    //  The same with the record's length damaged (so that it reaches past the end): not taken
+    //  for a record cut short
+    fd = open (j_file (), O_RDWR);
+    cr_assert_neq (fd, -1);
+    byte ^= 0x40;
+    cr_assert_eq (pwrite (fd, &byte, 1, 22 + 12 + 3), 1);
+    uint8_t length [4] = { 0xff, 0xff, 0, 0 };
+    cr_assert_eq (pwrite (fd, length, sizeof length, 22), (ssize_t) sizeof length);
+    close (fd);
+    buffer = j_try_start (8, &err);
+    cr_expect_null (buffer, "a journal with a damaged length was accepted");
+    sluice_buffer_destroy (&buffer);
+    why = sluice_last_error_text ();
+    cr_expect (strstr (why, "corrupt") && strstr (why, "length"), "why: %s", why);
 }
 
 T_TEST (journal, an_unusable_directory_or_one_in_use_is_refused)
