@@ -618,3 +618,26 @@ Test (journal_crash, no_acknowledged_write_is_lost_across_kill_9)
     cr_expect_eq (lost, 0, "%d acknowledged writes lost", lost);
     cr_expect_eq (c_st.unknown, 0, "%d chunks read that were never written", c_st.unknown);
 }
+
+//  The command line: a journal that cannot be used stops `sluice buffer` with its reason
+Test (journal_crash, sluice_buffer_says_why_it_cannot_use_a_journal)
+{
+    char file [PATH_MAX + 16], err [PATH_MAX + 16];
+    snprintf (file, sizeof file, "%s/not-a-directory", j_dir);
+    snprintf (err, sizeof err, "%s/buffer.err", j_dir);
+    FILE *handle = fopen (file, "w");
+    cr_assert_not_null (handle);
+    fclose (handle);
+    int status = p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+                                "--journal", file), NULL, NULL, err);
+    cr_expect_eq (status, 1, "sluice buffer with a file as its journal directory: exit %d",
+                  status);
+    p_expect_contains (err, "journal directory");
+    status = p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+                            "--fsync", "never"), NULL, NULL, err);
+    cr_expect_eq (status, 2, "--fsync without --journal: exit %d", status);
+    status = p_run (P_ARGS ("buffer", "--bind", "tcp://127.0.0.1:0", "--capacity", "4",
+                            "--journal", j_dir, "--fsync", "sometimes"), NULL, NULL, err);
+    cr_expect_eq (status, 2, "--fsync sometimes: exit %d", status);
+    p_expect_contains (err, "always or never");
+}
