@@ -407,7 +407,9 @@ sluice_journal_taken (sluice_journal_t *self, size_t count, const void *key)
                       "known): a bug", count, self->queue.count);
         count = self->queue.count;
     }
-    s_entry_t *entries = (s_entry_t *) calloc (count ? count : 1, sizeof *entries);
+    if (count == 0)
+        return;
+    s_entry_t *entries = (s_entry_t *) calloc (count, sizeof *entries);
     if (!entries) {
         //  They stay at the head of the mirror: the journal would lose its step with the
         //  queue, so it stops taking writes
