@@ -800,7 +800,7 @@ s_replay (sluice_journal_t *self, sluice_journal_replay_fn *replay, void *arg, c
     }
     if (offset < size) {
         SLUICE_ERROR ("sluice buffer: journal %s: torn tail of %" PRIu64 " bytes at offset %"
-                      PRIu64 " cut off (a write the buffer never acknowledged)", self->path,
+                      PRIu64 " cut off (a write a crash cut short)", self->path,
                       size - offset, offset);
         if (ftruncate (self->fd, (off_t) offset) == -1)
             goto io_error;
