@@ -108,7 +108,7 @@ $(OUT)/tests/%: tests/%.c $(STATIC)
 
 # The multi-process tests start bin/sluice and the helpers of the same build
 $(OUT)/tests/test_cli $(OUT)/tests/test_cli_security: $(OUT)/bin/sluice
-$(OUT)/tests/test_faults $(OUT)/tests/test_multihost: $(OUT)/bin/sluice $(HELPERS)
+$(OUT)/tests/test_faults $(OUT)/tests/test_multihost $(OUT)/tests/test_journal_crash: $(OUT)/bin/sluice $(HELPERS)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

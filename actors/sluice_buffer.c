@@ -22,6 +22,7 @@
 #include "sluice_engine.h"
 #include "sluice_buffer.h"
 #include "sluice_events.h"
+#include "sluice_journal.h"
 #include <errno.h>
 #include <string.h>
 
@@ -80,6 +81,8 @@ typedef struct {
     bool closed;
     uint64_t written;
     uint64_t read;
+    sluice_journal_t *journal;    //  NULL unless journaled: told what enters and leaves
+    struct iovec *journaled;      //  scratch: a WRITE's chunks, for the journal
 } s_buffer_t;
 
 // ---------------------------------------------------------------------------------------------
@@ -214,15 +217,16 @@ s_reader_free (void *self, void *data)
 }
 
 //  Keep a copy of the reply's chunk records (the chunks themselves stay where they are) until
-//  the reader acknowledges them. False when out of memory.
-static bool
+//  the reader acknowledges them. Returns the copy (the delivery's key for the journal), or
+//  NULL when out of memory.
+static const void *
 s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, size_t count)
 {
     s_reader_t *reader = (s_reader_t *) sluice_peer_data (peer);
     if (!reader) {
         reader = (s_reader_t *) calloc (1, sizeof *reader);
         if (!reader)
-            return false;
+            return NULL;
         sluice_peer_set_data (peer, reader);
     }
     s_delivery_t *delivery = (s_delivery_t *) calloc (1, sizeof *delivery);
@@ -230,7 +234,7 @@ s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, siz
     if (!delivery || !chunks) {
         free (delivery);
         free (chunks);
-        return false;
+        return NULL;
     }
     memcpy (chunks, self->batch, count * sizeof *chunks);
     delivery->reply_id = reply_id;
@@ -243,7 +247,7 @@ s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, siz
         reader->head = delivery;
     reader->tail = delivery;
     self->unacked += count;
-    return true;
+    return chunks;
 }
 
 //  Release the delivery the reader acknowledged (reply id ack_id) and requeue the rest; when
@@ -261,6 +265,8 @@ s_settle_deliveries (s_buffer_t *self, sluice_peer_t *peer, uint64_t ack_id, boo
         //  (ids are not ordered across incarnations of a client that reuse a routing id)
         bool acknowledged = !vanished && delivery->reply_id == ack_id;
         size_t count = delivery->count;
+        if (self->journal)
+            sluice_journal_settled (self->journal, delivery->chunks, acknowledged);
         if (!acknowledged) {
             s_requeue (self, delivery->chunks, count);
             delivery->count = 0;        //  the queue holds them now
@@ -343,6 +349,28 @@ s_enqueue_write (s_buffer_t *self, sluice_held_t *writer)
     return true;
 }
 
+//  Append a writer's chunks to the journal: 0, or -1 with why filled.
+static int
+s_journal_write (s_buffer_t *self, sluice_held_t *writer, size_t chunks, char *why,
+                 size_t why_size)
+{
+    if (writer->header.flags & SLUICE_FLAG_PACKED) {
+        zmq_msg_t *frame = &writer->frames.items [0];
+        sluice_unpacker_t walk = { (const uint8_t *) zmq_msg_data (frame),
+                                   (const uint8_t *) zmq_msg_data (frame) + zmq_msg_size (frame) };
+        const uint8_t *data;
+        size_t size;
+        for (size_t index = 0; index < chunks && sluice_packed_next (&walk, &data, &size); index++)
+            self->journaled [index] = (struct iovec) { (void *) data, size };
+    }
+    else
+        for (size_t index = 0; index < chunks; index++)
+            self->journaled [index] = (struct iovec) { zmq_msg_data (&writer->frames.items [index]),
+                                                       zmq_msg_size (&writer->frames.items [index]) };
+    return sluice_journal_append (self->journal, self->journaled, chunks,
+                                  writer->header.flags & SLUICE_FLAG_FINAL, why, why_size);
+}
+
 //  Admit the oldest writer. Its chunks are enqueued only once its OK is on the way, so a writer
 //  that vanished while parked never leaves a chunk it was not told about.
 static void
@@ -351,15 +379,24 @@ s_admit_writer (s_buffer_t *self)
     sluice_held_t *writer = sluice_fifo_head (&self->writers);
     sluice_engine_unwait (self->engine, writer);
     size_t chunks = s_write_chunks (&writer->header, &writer->frames);
+    //  Journaled: the OK only once the chunks are in the journal
+    char why [SLUICE_TEXT_SIZE];
+    if (self->journal && s_journal_write (self, writer, chunks, why, sizeof why) == -1) {
+        sluice_engine_answer_error (self->engine, writer, SLUICE_EBUSY, why);
+        return;
+    }
     if (sluice_engine_answer (self->engine, writer, SLUICE_OK, 0, NULL, 0) == 0) {
         if (s_enqueue_write (self, writer))
             self->written += chunks;
         else
             SLUICE_ERROR ("sluice buffer: out of memory: %zu acknowledged chunk(s) lost", chunks);
     }
-    else
+    else {
         SLUICE_DEBUG ("sluice buffer: writer gone before admission (%s): %zu chunk(s) dropped, "
                     "never acknowledged", zmq_strerror (errno), chunks);
+        if (self->journal)
+            sluice_journal_unappend (self->journal);
+    }
     sluice_engine_release (self->engine, &writer);
 }
 
@@ -443,13 +480,15 @@ s_serve_reader (s_buffer_t *self)
            : s_answer_frames (self, reader, count, is_final);
     if (rc == 0) {
         self->read += count;
-        if (acknowledged && !s_record_delivery (self, peer, reply_id, count)) {
+        const void *held = acknowledged ? s_record_delivery (self, peer, reply_id, count) : NULL;
+        if (acknowledged && !held)
             SLUICE_ERROR ("sluice buffer: out of memory: %zu delivered chunk(s) are not kept for "
                         "acknowledgement", count);
-            acknowledged = false;
-        }
-        for (size_t index = 0; !acknowledged && index < count; index++)
+        for (size_t index = 0; !held && index < count; index++)
             s_chunk_release (self, &self->batch [index]);
+        //  Held chunks are known by their records until acknowledged; the rest left for good
+        if (self->journal)
+            sluice_journal_taken (self->journal, count, held);
     }
     else {
         SLUICE_DEBUG ("sluice buffer: reader gone (%s): %zu chunk(s) back to the head of the queue",
@@ -510,6 +549,8 @@ s_close (void *self_)
     s_buffer_t *self = (s_buffer_t *) self_;
     if (!self->closed) {
         self->closed = true;
+        if (self->journal)
+            sluice_journal_closed (self->journal);
         sluice_engine_publish (self->engine, SLUICE_EVENT_CLOSED, "");
     }
     s_settle (self);
@@ -668,9 +709,24 @@ static const sluice_actor_class_t s_class = {
 // ---------------------------------------------------------------------------------------------
 //  Actor
 
+//  A chunk of the journal, at the tail (there may be more than the capacity)
+static bool
+s_replay (void *self_, zmq_msg_t *data, bool is_final)
+{
+    s_buffer_t *self = (s_buffer_t *) self_;
+    s_segment_t *segment = s_ring_reserve (self) ? s_segment_new (self, data) : NULL;
+    if (!segment)
+        return false;
+    segment->refs = 1;
+    s_chunk_t chunk = { segment, 0, (uint32_t) zmq_msg_size (&segment->frame), is_final };
+    s_push_tail (self, &chunk);
+    return true;
+}
+
 static void
 s_buffer_free (s_buffer_t *self)
 {
+    sluice_journal_destroy (&self->journal);
     while (self->queued) {
         s_chunk_t chunk = s_pop_head (self);
         s_chunk_release (self, &chunk);
@@ -684,6 +740,7 @@ s_buffer_free (s_buffer_t *self)
     free (self->ring);
     free (self->batch);
     free (self->frames);
+    free (self->journaled);
     free (self);
 }
 
@@ -729,10 +786,12 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         //  The endpoints are given again with BIND; the caller's strings die after the signal
         self->opts.endpoint = self->opts.events_endpoint = NULL;
         self->opts.curve = NULL;
+        self->opts.journal = NULL;
         self->ring_size = opts.capacity;
         self->ring = (s_chunk_t *) calloc (self->ring_size, sizeof *self->ring);
         self->batch = (s_chunk_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->batch);
         self->frames = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->frames);
+        self->journaled = (struct iovec *) calloc (SLUICE_MAX_BATCH, sizeof *self->journaled);
     }
     sluice_engine_opts_t engine_opts = {
         .name = "buffer",
@@ -749,7 +808,7 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         .peer_max_parked_bytes = opts.peer_max_parked_bytes,
         .probe_ms = opts.probe_ms,
     };
-    sluice_engine_t *engine = self && self->ring && self->batch && self->frames
+    sluice_engine_t *engine = self && self->ring && self->batch && self->frames && self->journaled
                             ? sluice_engine_new (pipe, &s_class, self, &engine_opts) : NULL;
     if (!engine) {
         if (self)
@@ -758,6 +817,25 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         return;
     }
     self->engine = engine;
+    if (opts.journal) {
+        //  What the journal holds is queued again, under the incarnation it was accepted by
+        char why [SLUICE_TEXT_SIZE];
+        uint32_t incarnation = sluice_engine_incarnation (engine);
+        self->journal = sluice_journal_open (opts.journal, opts.journal_fsync != SLUICE_FSYNC_NEVER,
+                                             &incarnation, &self->closed, s_replay, self, why,
+                                             sizeof why);
+        if (!self->journal) {
+            sluice_engine_destroy (&engine);
+            s_buffer_free (self);
+            sluice_actor_refuse (pipe, SLUICE_EINVAL, why);
+            return;
+        }
+        sluice_engine_set_incarnation (engine, incarnation);
+        if (self->queued > opts.capacity)
+            SLUICE_ERROR ("sluice buffer: the journal holds %zu chunks, more than the capacity "
+                          "(%zu): writers wait until readers take them below it", self->queued,
+                          opts.capacity);
+    }
     sluice_engine_run (engine);
     sluice_engine_destroy (&engine);
     s_buffer_free (self);

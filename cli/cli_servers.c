@@ -50,6 +50,16 @@ s_buffer_usage (FILE *out)
         "                          (default %u)\n"
         "      --peer-max-parked-bytes BYTES  ... from one connection (default %u)\n"
         "  -d, --drain-timeout MS  how long readers may take to drain at shutdown (default %d)\n"
+        "  -j, --journal DIR       keep every chunk accepted and not yet consumed in DIR/journal\n"
+        "                          (DIR made when missing): started again on DIR after a crash,\n"
+        "                          the buffer holds them again, under the same incarnation;\n"
+        "                          chunks read and not acknowledged come back (at-least-once).\n"
+        "                          A buffer stopped by a signal closes, and the journal keeps\n"
+        "                          that too: use a new DIR for a new stream\n"
+        "      --fsync always|never  with --journal: always (default) = each WRITE's chunks are\n"
+        "                          on disk (fdatasync) before its OK, surviving power loss;\n"
+        "                          never = written (write(2)) before its OK, left to the kernel:\n"
+        "                          survives kill -9 and crashes of the process, not of the host\n"
         "  -v, --verbose           log routine events too (vanished peers, undeliverable\n"
         "                          replies); the log is rate-limited and never holds the buffer\n"
         "  -h, --help\n"
@@ -75,6 +85,8 @@ sluice_cli_buffer (int argc, char **argv)
         { "max-parked-bytes",      required_argument, NULL, 'B' },
         { "peer-max-parked-bytes", required_argument, NULL, 'Q' },
         { "drain-timeout", required_argument, NULL, 'd' },
+        { "journal",       required_argument, NULL, 'j' },
+        { "fsync",         required_argument, NULL, 'F' },
         { "verbose",       no_argument,       NULL, 'v' },
         { "help",          no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_SERVER_OPTIONS
@@ -85,8 +97,9 @@ sluice_cli_buffer (int argc, char **argv)
     memset (&curve, 0, sizeof curve);
     long capacity = 0, max_chunk = 0, max_parked = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
     long peer_max_parked = 0, max_parked_bytes = 0, peer_max_parked_bytes = 0;
+    bool fsync_given = false;
     int option;
-    while ((option = getopt_long (argc, argv, "b:n:e:m:p:d:vh", options, NULL)) != -1) {
+    while ((option = getopt_long (argc, argv, "b:n:e:m:p:d:j:vh", options, NULL)) != -1) {
         switch (option) {
             case 'b': opts.endpoint = optarg; break;
             case 'e': opts.events_endpoint = optarg; break;
@@ -121,6 +134,18 @@ sluice_cli_buffer (int argc, char **argv)
                 if (!sluice_cli_option_int ("buffer", "drain-timeout", optarg, 0, INT32_MAX, &drain))
                     return SLUICE_EXIT_USAGE;
                 break;
+            case 'j': opts.journal = optarg; break;
+            case 'F':
+                if (strcmp (optarg, "always") == 0)
+                    opts.journal_fsync = SLUICE_FSYNC_ALWAYS;
+                else
+                if (strcmp (optarg, "never") == 0)
+                    opts.journal_fsync = SLUICE_FSYNC_NEVER;
+                else
+                    return sluice_cli_usage_error ("buffer", "--fsync takes always or never, "
+                                                   "not '%s'", optarg);
+                fsync_given = true;
+                break;
             case 'v': sluice_log_set_verbose (true); break;
             case 'h': s_buffer_usage (stdout); return SLUICE_EXIT_OK;
             default:
@@ -135,6 +160,8 @@ sluice_cli_buffer (int argc, char **argv)
         return sluice_cli_usage_error ("buffer", "--bind ENDPOINT is required");
     if (!capacity)
         return sluice_cli_usage_error ("buffer", "--capacity N is required");
+    if (fsync_given && !opts.journal)
+        return sluice_cli_usage_error ("buffer", "--fsync goes with --journal DIR");
     if (sluice_cli_curve_server ("buffer", &curve) != SLUICE_EXIT_OK)
         return SLUICE_EXIT_USAGE;
     opts.capacity = (size_t) capacity;
@@ -154,6 +181,12 @@ sluice_cli_buffer (int argc, char **argv)
     sluice_buffer_t *buffer = sluice_buffer_new (&opts, &err);
     if (!buffer) {
         close (signals);
+        //  A journal that cannot be used says so (its text starts with "journal")
+        if (err == SLUICE_EINVAL && opts.journal
+        &&  strncmp (sluice_last_error_text (), "journal", 7) == 0) {
+            fprintf (stderr, "sluice buffer: cannot start: %s\n", sluice_last_error_text ());
+            return SLUICE_EXIT_ERROR;
+        }
         //  Options are checked: EINVAL is the CURVE settings, refused by the library
         if (err == SLUICE_EINVAL && opts.curve)
             return s_start_failed ("buffer", err, opts.endpoint);

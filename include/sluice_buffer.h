@@ -30,6 +30,12 @@ extern "C" {
 #define SLUICE_BUFFER_DEFAULT_MAX_PARKED_BYTES (256u * 1024 * 1024)  //  parked chunk bytes
 #define SLUICE_BUFFER_DEFAULT_PEER_MAX_PARKED_BYTES (64u * 1024 * 1024)  //  ... of one
 
+//  When a journaled buffer's appends reach the disk (docs/PROTOCOL.md, "Journal")
+typedef enum {
+    SLUICE_FSYNC_ALWAYS = 0,      //  before each WRITE's OK (and the close): survives power loss
+    SLUICE_FSYNC_NEVER  = 1,      //  left to the kernel: survives a crash of the process only
+} sluice_fsync_t;
+
 typedef struct {
     const char *endpoint;         //  where the ROUTER binds: inproc://, tcp://, ipc:// (required)
     const char *events_endpoint;  //  where the event PUB binds, or NULL for none
@@ -46,15 +52,23 @@ typedef struct {
                                   //  chunks for are probed (a vanished one's chunks are then
                                   //  requeued), ms; 0 = 1000
     const sluice_curve_t *curve;  //  CURVE on the request endpoint, or NULL (read during _new)
+    //  Journal: a directory (made when missing) where the buffer keeps every chunk it accepted
+    //  and has not yet given away for good, so that a buffer started again on it after a
+    //  crash holds them again, under the same incarnation; NULL = memory only. A WRITE is
+    //  answered OK only once its chunks are in the journal (docs/PROTOCOL.md, "Journal")
+    const char *journal;
+    sluice_fsync_t journal_fsync;
 } sluice_buffer_opts_t;
 
 typedef struct sluice_buffer_t sluice_buffer_t;
 struct _zsock_t;      //  czmq socket (zsock_t)
 
 //  Start a buffer actor and bind its sockets. Returns NULL on failure and, when err is not
-//  NULL, sets *err (SLUICE_EINVAL for bad options or refused CURVE settings, SLUICE_ETRANSPORT
-//  when a bind fails); sluice_last_error_text says why ("cannot bind tcp://...: Address
-//  already in use"). The caller owns the result and destroys it with sluice_buffer_destroy.
+//  NULL, sets *err (SLUICE_EINVAL for bad options, refused CURVE settings or a journal that
+//  cannot be used: a directory not writable or in use by another buffer, a corrupt journal;
+//  SLUICE_ETRANSPORT when a bind fails); sluice_last_error_text says why ("cannot bind
+//  tcp://...: Address already in use", "journal ... is corrupt: ..."). A journal is replayed
+//  before this returns. The caller owns the result and destroys it with sluice_buffer_destroy.
 SLUICE_EXPORT sluice_buffer_t *
     sluice_buffer_new (const sluice_buffer_opts_t *opts, sluice_err_t *err);
 

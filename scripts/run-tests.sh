@@ -16,7 +16,7 @@ for dir in "$@"; do
     [ -x "$t" ] || continue
     if [ "${SLUICE_VALGRIND:-}" = 1 ]; then
       case "$(basename "$t")" in
-        test_cli|test_cli_security|test_faults|test_multihost)
+        test_cli|test_cli_security|test_faults|test_multihost|test_journal_crash)
           echo "== $t: skipped under valgrind (multi-process)"; continue ;;
       esac
     fi

@@ -886,6 +886,13 @@ sluice_engine_incarnation (sluice_engine_t *engine)
     return engine->incarnation;
 }
 
+void
+sluice_engine_set_incarnation (sluice_engine_t *engine, uint32_t incarnation)
+{
+    if (incarnation)
+        engine->incarnation = incarnation;
+}
+
 uint64_t
 sluice_engine_lost (sluice_engine_t *engine)
 {

@@ -226,6 +226,11 @@ void
 uint32_t
     sluice_engine_incarnation (sluice_engine_t *engine);
 
+//  Keep an earlier run's incarnation (nonzero), before sluice_engine_run: an actor whose state
+//  outlived that run (a journaled buffer) is the same actor to its clients.
+void
+    sluice_engine_set_incarnation (sluice_engine_t *engine, uint32_t incarnation);
+
 //  Counters every server keeps: replies not delivered (the peer had gone), requests refused
 //  as malformed.
 uint64_t
