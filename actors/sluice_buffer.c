@@ -75,6 +75,7 @@ typedef struct {
     sluice_fifo_t writers;        //  waiters, oldest first
     sluice_fifo_t readers;
     s_chunk_t *batch;             //  scratch: the chunks of one READ reply
+    s_chunk_t *admitting;         //  scratch: the chunks of the WRITE being admitted
     zmq_msg_t *frames;            //  scratch: a plain READ reply's frames
     s_segment_t *spare;           //  segments kept for reuse (no malloc per plain WRITE)
     size_t spare_count;
@@ -305,14 +306,13 @@ s_write_chunks (const sluice_header_t *header, const sluice_frames_t *frames)
     return header->flags & SLUICE_FLAG_PACKED ? header->count : frames->count;
 }
 
-//  Queue a writer's chunks, each referring to its frame: a plain WRITE's frames are a chunk
-//  each, a packed WRITE's frame holds them all. FINAL marks the last chunk. False (nothing
-//  queued) when out of memory.
+//  Make the chunk records of a writer's request, each referring to its frame (a plain WRITE's
+//  frames are a chunk each, a packed WRITE's frame holds them all; FINAL marks the last chunk)
+//  into self->admitting. False (nothing taken) when out of memory.
 static bool
-s_enqueue_write (s_buffer_t *self, sluice_held_t *writer)
+s_take_write (s_buffer_t *self, sluice_held_t *writer, size_t chunks)
 {
     bool is_final = writer->header.flags & SLUICE_FLAG_FINAL;
-    size_t chunks = s_write_chunks (&writer->header, &writer->frames);
     if (writer->header.flags & SLUICE_FLAG_PACKED) {
         s_segment_t *segment = s_segment_new (self, &writer->frames.items [0]);
         if (!segment)
@@ -322,29 +322,25 @@ s_enqueue_write (s_buffer_t *self, sluice_held_t *writer)
         const uint8_t *data;
         size_t size;
         for (size_t index = 0; index < chunks && sluice_packed_next (&walk, &data, &size); index++) {
-            s_chunk_t chunk = { segment, (uint32_t) (data - base), (uint32_t) size,
-                                is_final && index + 1 == chunks };
+            self->admitting [index] = (s_chunk_t) { segment, (uint32_t) (data - base),
+                                                    (uint32_t) size, is_final && index + 1 == chunks };
             segment->refs++;
-            s_push_tail (self, &chunk);
         }
         return true;
     }
-    //  Every segment first, so that a failure leaves the queue as it was
-    s_segment_t *segments [SLUICE_MAX_BATCH];
-    for (size_t index = 0; index < chunks; index++)
-        if (!(segments [index] = s_segment_new (self, &writer->frames.items [index]))) {
+    for (size_t index = 0; index < chunks; index++) {
+        s_segment_t *segment = s_segment_new (self, &writer->frames.items [index]);
+        if (!segment) {
+            //  Give the frames taken so far back to the request, as they were
             while (index-- > 0) {
-                s_chunk_t chunk = { segments [index], 0, 0, false };
-                segments [index]->refs = 1;
-                s_chunk_release (self, &chunk);
+                zmq_msg_move (&writer->frames.items [index], &self->admitting [index].segment->frame);
+                s_chunk_release (self, &self->admitting [index]);
             }
             return false;
         }
-    for (size_t index = 0; index < chunks; index++) {
-        s_chunk_t chunk = { segments [index], 0, (uint32_t) zmq_msg_size (&segments [index]->frame),
-                            is_final && index + 1 == chunks };
-        segments [index]->refs = 1;
-        s_push_tail (self, &chunk);
+        segment->refs = 1;
+        self->admitting [index] = (s_chunk_t) { segment, 0, (uint32_t) zmq_msg_size (&segment->frame),
+                                                is_final && index + 1 == chunks };
     }
     return true;
 }
@@ -372,7 +368,8 @@ s_journal_write (s_buffer_t *self, sluice_held_t *writer, size_t chunks, char *w
 }
 
 //  Admit the oldest writer. Its chunks are enqueued only once its OK is on the way, so a writer
-//  that vanished while parked never leaves a chunk it was not told about.
+//  that vanished while parked never leaves a chunk it was not told about; and its OK goes only
+//  once its chunks are ready to be enqueued (and journaled), so an OK is never a lost chunk.
 static void
 s_admit_writer (s_buffer_t *self)
 {
@@ -385,20 +382,31 @@ s_admit_writer (s_buffer_t *self)
         sluice_engine_answer_error (self->engine, writer, SLUICE_EBUSY, why);
         return;
     }
+    if (!s_take_write (self, writer, chunks)) {
+        if (self->journal)
+            sluice_journal_unappend (self->journal);
+        sluice_engine_answer_error (self->engine, writer, SLUICE_EBUSY,
+                                    "out of memory: write refused, not enqueued");
+        return;
+    }
     if (sluice_engine_answer (self->engine, writer, SLUICE_OK, 0, NULL, 0) == 0) {
-        if (s_enqueue_write (self, writer))
-            self->written += chunks;
-        else
-            SLUICE_ERROR ("sluice buffer: out of memory: %zu acknowledged chunk(s) lost", chunks);
+        for (size_t index = 0; index < chunks; index++)
+            s_push_tail (self, &self->admitting [index]);
+        self->written += chunks;
     }
     else {
         SLUICE_DEBUG ("sluice buffer: writer gone before admission (%s): %zu chunk(s) dropped, "
                     "never acknowledged", zmq_strerror (errno), chunks);
+        for (size_t index = 0; index < chunks; index++)
+            s_chunk_release (self, &self->admitting [index]);
         if (self->journal)
             sluice_journal_unappend (self->journal);
     }
     sluice_engine_release (self->engine, &writer);
 }
+
+//  A reply that could not be made (out of memory), as opposed to -1: one that could not be sent
+#define S_NO_MEMORY  (-2)
 
 //  The reply of a packed READ: the chunks copied into one frame, which the reader walks in
 //  place.
@@ -409,10 +417,8 @@ s_answer_packed (s_buffer_t *self, sluice_held_t *reader, size_t count, bool is_
     for (size_t index = 0; index < count; index++)
         total += self->batch [index].size + SLUICE_PACKED_OVERHEAD;
     zmq_msg_t packed;
-    if (zmq_msg_init_size (&packed, total) == -1) {
-        errno = ENOMEM;
-        return -1;
-    }
+    if (zmq_msg_init_size (&packed, total) == -1)
+        return S_NO_MEMORY;
     uint8_t *at = (uint8_t *) zmq_msg_data (&packed);
     for (size_t index = 0; index < count; index++)
         at += sluice_packed_put (at, s_chunk_data (&self->batch [index]), self->batch [index].size);
@@ -443,8 +449,10 @@ s_answer_frames (s_buffer_t *self, sluice_held_t *reader, size_t count, bool is_
     if (rc == 0)
         rc = sluice_engine_answer (self->engine, reader, SLUICE_OK,
                                    is_final ? SLUICE_FLAG_FINAL : 0, self->frames, count);
-    else
-        errno = ENOMEM;
+    else {
+        made--;         //  the frame that failed was not made
+        rc = S_NO_MEMORY;
+    }
     for (size_t index = 0; index < made; index++)
         zmq_msg_close (&self->frames [index]);
     return rc;
@@ -457,9 +465,15 @@ s_serve_reader (s_buffer_t *self)
 {
     sluice_held_t *reader = sluice_fifo_head (&self->readers);
     sluice_engine_unwait (self->engine, reader);
-    size_t count = 0;
+    //  A packed reply stops before it would pass what a client takes in one frame over tcp
+    bool packed = reader->header.flags & SLUICE_FLAG_PACKED;
+    size_t count = 0, bytes = 0;
     bool is_final = false;
     while (count < reader->header.count && self->queued > 0 && !is_final) {
+        size_t next = self->ring [self->head].size + SLUICE_PACKED_OVERHEAD;
+        if (packed && count && bytes + next > SLUICE_PACKED_MAX_BYTES)
+            break;
+        bytes += next;
         self->batch [count] = s_pop_head (self);
         is_final = self->batch [count++].is_final;
     }
@@ -475,9 +489,14 @@ s_serve_reader (s_buffer_t *self)
         return;
     }
     uint64_t reply_id = reader->header.request_id;
-    int rc = reader->header.flags & SLUICE_FLAG_PACKED
-           ? s_answer_packed (self, reader, count, is_final)
-           : s_answer_frames (self, reader, count, is_final);
+    int rc = packed ? s_answer_packed (self, reader, count, is_final)
+                    : s_answer_frames (self, reader, count, is_final);
+    if (rc == S_NO_MEMORY) {
+        s_requeue (self, self->batch, count);
+        sluice_engine_answer_error (self->engine, reader, SLUICE_EBUSY,
+                                    "out of memory: read refused, try again later");
+        return;
+    }
     if (rc == 0) {
         self->read += count;
         const void *held = acknowledged ? s_record_delivery (self, peer, reply_id, count) : NULL;
@@ -739,6 +758,7 @@ s_buffer_free (s_buffer_t *self)
     }
     free (self->ring);
     free (self->batch);
+    free (self->admitting);
     free (self->frames);
     free (self->journaled);
     free (self);
@@ -790,6 +810,7 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         self->ring_size = opts.capacity;
         self->ring = (s_chunk_t *) calloc (self->ring_size, sizeof *self->ring);
         self->batch = (s_chunk_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->batch);
+        self->admitting = (s_chunk_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->admitting);
         self->frames = (zmq_msg_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->frames);
         self->journaled = (struct iovec *) calloc (SLUICE_MAX_BATCH, sizeof *self->journaled);
     }
@@ -808,7 +829,8 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         .peer_max_parked_bytes = opts.peer_max_parked_bytes,
         .probe_ms = opts.probe_ms,
     };
-    sluice_engine_t *engine = self && self->ring && self->batch && self->frames && self->journaled
+    sluice_engine_t *engine = self && self->ring && self->batch && self->admitting && self->frames
+                           && self->journaled
                             ? sluice_engine_new (pipe, &s_class, self, &engine_opts) : NULL;
     if (!engine) {
         if (self)

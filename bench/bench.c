@@ -1576,7 +1576,7 @@ s_cpu_us (void)
 //  chunks per READ (batches are capped at the capacity; duplicates are skipped).
 static const size_t s_windows [] = { 2, 4, 16, 64 };
 static const size_t s_wbatches [] = { 16, 64, 256 };
-static const size_t s_rbatches [] = { 64, 256 };
+static const size_t s_rbatches [] = { 16, 64, 256 };
 #define GRID_LEN(array) (sizeof array / sizeof array [0])
 
 static size_t

@@ -375,8 +375,10 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
     s_buffer = sluice_buffer_new (&(sluice_buffer_opts_t) {
         .endpoint = s_endpoint, .capacity = F_CAPACITY, .max_chunk_size = 64,
         .probe_ms = 5 }, &err);
-    if (!s_buffer)
+    if (!s_buffer) {
+        fprintf (stderr, "fuzz_peers: %s\n", sluice_last_error_text ());
         s_fail ("cannot start the buffer actor", -1);
+    }
     memset (s_peers, 0, sizeof s_peers);
     memset (s_accepted, 0, sizeof s_accepted);
     memset (s_delivered, 0, sizeof s_delivered);

@@ -127,14 +127,16 @@ SLUICE_EXPORT sluice_err_t
 //  SLUICE_MAX_BATCH and at most the buffer's capacity, which refuses a larger batch with
 //  SLUICE_EPROTO), packed into one frame (docs/PROTOCOL.md, "Packed bodies"). A write
 //  (without a timeout: SLUICE_FOREVER) copies its chunk into the pending batch. When no write
-//  is in flight the batch is sent at once, so a trickle of chunks is never held back; while
+//  is in flight the batch is sent at once (the writer looks for replies at a batch's first
+//  chunk and then at most every 50 microseconds), so a trickle of chunks is never held back; while
 //  writes are in flight, chunks gather until the batch is full, a chunk is final, or the
 //  replies have all come back (the window then bounds how many full batches are in flight).
 //  So batches form whenever the writer outpaces the round trip: a request carries many
 //  chunks. The buffer admits a batch whole, when there is room for all of it. Pending chunks
 //  go out with the next call or sluice_stream_flush: flush before a pause in writing and
 //  before destroying the stream (destroy drops them). A write that returns an error did not
-//  add its chunk. Writes with a timeout are never batched.
+//  add its chunk. Writes with a timeout are never batched. Batches (and batched reads, below)
+//  use protocol revision 1.1: a buffer of an earlier sluice refuses them with SLUICE_EPROTO.
 SLUICE_EXPORT sluice_err_t
     sluice_stream_set_write_batch (sluice_stream_t *self, size_t batch);
 

@@ -14,7 +14,7 @@
 static char *
 s_take (sluice_handle_t *handle, zmsg_t **msg_p)
 {
-    zmsg_t *msg = zmsg_recv (handle->actor);
+    zmsg_t *msg = sluice_pipe_recv (handle->actor);
     if (!msg)
         return NULL;
     char *word = zmsg_popstr (msg);
@@ -79,9 +79,16 @@ sluice_handle_start (sluice_handle_t *handle, zactor_fn *fn, void *args, const c
     int rc = SLUICE_ETRANSPORT;
     char *bound = NULL, *bound_events = NULL, *why = NULL;
     if (zstr_sendx (handle->actor, SLUICE_PIPE_BIND, endpoint,
-                    events_endpoint ? events_endpoint : "", NULL) == 0
-    &&  zsock_recv (handle->actor, "isss", &rc, &bound, &bound_events, &why) == -1)
-        rc = SLUICE_ETRANSPORT;
+                    events_endpoint ? events_endpoint : "", NULL) == 0) {
+        //  A signal (a profiler's, a fuzzer's timer) may interrupt the wait before the answer's
+        //  first frame is taken: wait again
+        int got;
+        while ((got = zsock_recv (handle->actor, "isss", &rc, &bound, &bound_events, &why)) == -1
+           &&  zmq_errno () == EINTR)
+            ;
+        if (got == -1)
+            rc = SLUICE_ETRANSPORT;
+    }
     if (rc == SLUICE_OK && (!bound || !*bound))
         rc = SLUICE_EINTERNAL;      //  not an answer to BIND: the actor ended
     if (rc != SLUICE_OK) {
@@ -150,12 +157,30 @@ sluice_handle_destroy (sluice_handle_t *handle)
 // ---------------------------------------------------------------------------------------------
 //  Actor side
 
+zmsg_t *
+sluice_pipe_recv (void *pipe)
+{
+    zmsg_t *msg;
+    while (!(msg = zmsg_recv (pipe)) && zmq_errno () == EINTR)
+        ;
+    return msg;
+}
+
+char *
+sluice_pipe_recv_command (void *pipe)
+{
+    zmsg_t *msg = sluice_pipe_recv (pipe);
+    char *command = msg ? zmsg_popstr (msg) : NULL;
+    zmsg_destroy (&msg);
+    return command;
+}
+
 void
 sluice_actor_refuse (zsock_t *pipe, sluice_err_t err, const char *why)
 {
     zsock_signal (pipe, 0);
     while (true) {
-        char *command = zstr_recv (pipe);
+        char *command = sluice_pipe_recv_command (pipe);
         bool term = !command || streq (command, SLUICE_PIPE_TERM);
         if (command && streq (command, SLUICE_PIPE_BIND))
             zsock_send (pipe, "isss", (int) err, "", "", why);
@@ -174,7 +199,7 @@ sluice_task_order (zsock_t *pipe)
     //  Nothing there: a signal interrupted the wait. End the job and report it.
     if (!(zsock_events (pipe) & ZMQ_POLLIN))
         return SLUICE_TASK_STOP;
-    char *command = zstr_recv (pipe);
+    char *command = sluice_pipe_recv_command (pipe);
     sluice_task_order_t order = SLUICE_TASK_TERM;
     if (command && streq (command, SLUICE_PIPE_STOP)) {
         zsock_send (pipe, "si", SLUICE_PIPE_STOP, SLUICE_OK);

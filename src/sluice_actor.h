@@ -70,6 +70,15 @@ void
 // ---------------------------------------------------------------------------------------------
 //  Actor side
 
+//  The next message on an actor's pipe (either end: a zsock_t or a zactor_t), or NULL when the context ends. libzmq may fail a
+//  receive with EINTR when a signal arrives (a profiler's, a fuzzer's timer) even though a
+//  message is there: that is retried, so a signal never reads as $TERM.
+zmsg_t *
+    sluice_pipe_recv (void *pipe);
+//  Same, the first frame as a string (the command), the rest dropped.
+char *
+    sluice_pipe_recv_command (void *pipe);
+
 //  For an actor that cannot run (bad options, out of memory): signal the owner, answer its
 //  BIND with err and why, and end at $TERM.
 void

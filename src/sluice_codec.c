@@ -362,30 +362,6 @@ s_frames_reserve (sluice_frames_t *frames, size_t wanted)
 }
 
 int
-sluice_frames_unpack (sluice_frames_t *frames, const void *data, size_t size, uint32_t count)
-{
-    if (s_frames_reserve (frames, frames->count + count) == -1)
-        return -1;
-    sluice_unpacker_t walk = { (const uint8_t *) data, (const uint8_t *) data + size };
-    const uint8_t *chunk;
-    size_t chunk_size;
-    size_t first = frames->count;
-    while (frames->count - first < count && sluice_packed_next (&walk, &chunk, &chunk_size)) {
-        zmq_msg_t *frame = &frames->items [frames->count];
-        if (zmq_msg_init_size (frame, chunk_size) == -1) {
-            while (frames->count > first)
-                zmq_msg_close (&frames->items [--frames->count]);
-            errno = ENOMEM;
-            return -1;
-        }
-        if (chunk_size)
-            memcpy (zmq_msg_data (frame), chunk, chunk_size);
-        frames->count++;
-    }
-    return 0;
-}
-
-int
 sluice_frames_recv (sluice_frames_t *frames, void *socket)
 {
     if (s_frames_reserve (frames, frames->count + 1) == -1)

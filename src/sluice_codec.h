@@ -44,10 +44,6 @@ typedef struct {
 //  the frame was not taken).
 int
     sluice_frames_recv (sluice_frames_t *frames, void *socket);
-//  Append the first `count` chunks of a packed body (checked with sluice_packed_check) as
-//  frames of their own. 0, or -1 with errno ENOMEM (then nothing was appended).
-int
-    sluice_frames_unpack (sluice_frames_t *frames, const void *data, size_t size, uint32_t count);
 //  Close the frames held (the array stays for reuse) / and free the array.
 void
     sluice_frames_clear (sluice_frames_t *frames);

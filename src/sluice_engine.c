@@ -706,7 +706,7 @@ s_unbind (sluice_engine_t *engine)
 static void
 s_handle_pipe (sluice_engine_t *engine)
 {
-    zmsg_t *msg = zmsg_recv (engine->pipe);
+    zmsg_t *msg = sluice_pipe_recv (engine->pipe);
     char *command = msg ? zmsg_popstr (msg) : NULL;
     if (!command || streq (command, SLUICE_PIPE_TERM))
         engine->terminated = true;

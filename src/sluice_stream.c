@@ -107,6 +107,14 @@ sluice_stream_destroy (sluice_stream_t **self_p)
     *self_p = NULL;
 }
 
+//  A call fails with the error (and its text) a call below it already recorded.
+static sluice_err_t
+s_failed (sluice_stream_t *self, sluice_err_t rc)
+{
+    self->conn.error = rc;
+    return rc;
+}
+
 //  Take one acknowledgement of a write in flight; keeps the first error for later.
 static sluice_err_t
 s_reap_one (sluice_stream_t *self)
@@ -163,7 +171,7 @@ s_send_pending (sluice_stream_t *self)
     while (self->in_flight >= self->window) {
         sluice_err_t rc = s_reap_one (self);
         if (rc != SLUICE_OK)
-            return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+            return s_failed (self, rc);
     }
     zmq_msg_t frame;
     if (zmq_msg_init_size (&frame, self->pack_size) == -1)
@@ -195,7 +203,7 @@ sluice_stream_flush (sluice_stream_t *self)
     while (self->in_flight) {
         sluice_err_t rc = s_reap_one (self);
         if (rc != SLUICE_OK)
-            return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+            return s_failed (self, rc);
     }
     if (s_report_deferred (self) != SLUICE_OK)
         return self->conn.error;
@@ -238,6 +246,9 @@ s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_f
 {
     if (s_report_deferred (self) != SLUICE_OK)
         return self->conn.error;
+    if (size > INT32_MAX)
+        return sluice_conn_fail (&self->conn, SLUICE_ETOOBIG, "a chunk is at most %d bytes",
+                                 INT32_MAX);
     //  A batch is full at write_batch chunks, or before its frame would pass a quarter of
     //  what an actor takes in one packed frame
     if (self->pending_count >= self->write_batch
@@ -285,7 +296,7 @@ s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_f
         self->pack_size = before;
         self->pending_count--;
         self->pending_final = false;
-        return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+        return s_failed (self, rc);
     }
     return sluice_conn_fail (&self->conn, SLUICE_OK, NULL);
 }
@@ -316,7 +327,7 @@ sluice_stream_write_timeout (sluice_stream_t *self, const void *data, size_t siz
     while (self->in_flight >= self->window) {
         sluice_err_t rc = s_reap_one (self);
         if (rc != SLUICE_OK)
-            return sluice_conn_fail (&self->conn, rc, "%s", self->conn.error_text);
+            return s_failed (self, rc);
     }
     if (s_report_deferred (self) != SLUICE_OK)
         return self->conn.error;
@@ -420,10 +431,11 @@ sluice_stream_read_timeout (sluice_stream_t *self, sluice_chunk_t *chunk, int ti
                                   (uint32_t) self->batch, ack, sizeof ack);
         if (rc != SLUICE_OK)
             return rc;
-        self->last_read_id = self->conn.reply.request_id;
-        self->unacknowledged = true;
+        //  A reply that cannot be taken is not acknowledged: the buffer delivers it again
         if (s_hold_reply (self) != SLUICE_OK)
             return self->conn.error;
+        self->last_read_id = self->conn.reply.request_id;
+        self->unacknowledged = true;
     }
     else
         sluice_conn_fail (&self->conn, SLUICE_OK, NULL);

@@ -1306,3 +1306,51 @@ T_TEST (buffer_malformed, packed_read_with_ack_is_requeued_when_the_reader_vanis
     T_EXPECT_CHUNK (t_fx.cli, "a");
     T_EXPECT_CHUNK (t_fx.cli, "b");
 }
+
+//  A packed reply spanning chunks of several frames (two plain writes and a packed one ending
+//  in a final chunk), held for acknowledgement and given back when its reader vanishes: the
+//  chunks return to the head in their order, the final one still final, and the counters say
+//  so at each step.
+T_TEST (buffer_malformed, a_requeued_packed_delivery_keeps_order_flags_and_counts)
+{
+    zsock_t *d = m_setup ();                      //  "a" and "b" queued, capacity 4
+    const char *chunks [] = { "c", "dd" };
+    uint8_t body [32];
+    size_t size = m_pack (body, 2, chunks);
+    m_send_packed (d, 210, SLUICE_FLAG_FINAL, 2, body, size);
+    sluice_header_t h;
+    zmsg_t *reply = m_expect_ok (d, 210, SLUICE_CMD_WRITE, &h);
+    zmsg_destroy (&reply);
+    sluice_buffer_status_t st = t_status ();
+    cr_assert_eq (st.queued, 4);
+    cr_assert_eq (st.written, 4);
+
+    zsock_t *reader = m_dealer ();
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 211);
+    req.flags = SLUICE_FLAG_PACKED | SLUICE_FLAG_ACK;
+    req.count = 10;
+    uint8_t none [8] = { 0 };
+    m_send (reader, &req, none, sizeof none, NULL, 0);
+    reply = m_expect_ok (reader, 211, SLUICE_CMD_READ, &h);
+    cr_assert_eq (h.count, 4);
+    cr_assert (h.flags & SLUICE_FLAG_FINAL);
+    zmsg_destroy (&reply);
+    st = t_status ();
+    cr_assert_eq (st.queued, 0);
+    cr_assert_eq (st.unacked, 4);
+    cr_assert_eq (st.read, 4);
+
+    zsock_destroy (&m_dealers [--m_ndealers]);
+    T_EXPECT_CHUNK (t_fx.cli, "a");
+    //  Only the "a" just read is held now (by this reader); the rest are queued again
+    st = t_status ();
+    cr_assert_eq (st.unacked, 1, "unacked %zu: the vanished reader's chunks are still counted",
+                  st.unacked);
+    cr_assert_eq (st.queued, 3);
+    cr_assert_eq (st.written, 4);
+    T_EXPECT_CHUNK (t_fx.cli, "b");
+    T_EXPECT_CHUNK (t_fx.cli, "c");
+    T_EXPECT_CHUNK_F (t_fx.cli, "dd", true);
+    cr_assert_eq (t_status ().read, 4, "each chunk counted as read once");
+    (void) d;
+}
