@@ -413,6 +413,7 @@ typedef struct {
     sluice_model_sim_t sim;       //  the simulated model's config, when it is the model
     size_t worker_count;
     size_t max_pending;
+    size_t peer_max_pending;      //  the engine's peer_max_parked: one connection's waiting
     size_t max_payload;
 
     sluice_model_state_t state;
@@ -1310,6 +1311,8 @@ s_server_new (const sluice_model_server_opts_t *opts)
     self->model.iface.name = self->name;
     self->worker_count = opts->workers ? opts->workers : SLUICE_MODEL_DEFAULT_WORKERS;
     self->max_pending = opts->max_pending ? opts->max_pending : SLUICE_MODEL_DEFAULT_MAX_PENDING;
+    self->peer_max_pending = opts->peer_max_pending ? opts->peer_max_pending
+                                                    : SLUICE_MODEL_DEFAULT_PEER_MAX_PENDING;
     self->max_payload = opts->max_payload ? opts->max_payload : SLUICE_MODEL_DEFAULT_MAX_PAYLOAD;
     self->window = opts->window ? opts->window : SLUICE_MODEL_DEFAULT_WINDOW;
     self->state = SLUICE_MODEL_LOADING;
@@ -1333,6 +1336,9 @@ sluice_model_server_actor (zsock_t *pipe, void *args)
         .sndhwm = (self ? self->max_pending : 0) + 1000,
         .maxmsgsize = (int64_t) (self ? self->max_payload : 0) + 4096,
         .curve = opts->curve,
+        //  One connection's waiting requests: the engine refuses what parks beyond it
+        .peer_max_parked = self ? self->peer_max_pending : 0,
+        .peer_max_parked_name = "peer-max-pending",
     };
     sluice_engine_t *engine = self ? sluice_engine_new (pipe, &s_class, self, &engine_opts) : NULL;
     if (!engine) {

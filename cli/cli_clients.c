@@ -165,6 +165,30 @@ s_io_failed (const char *command, const char *what)
 // ---------------------------------------------------------------------------------------------
 //  write
 
+//  A write failed: say how. One whose outcome is unknown (it was sent, its answer never came)
+//  must not read as "failed": the buffer may have enqueued it. Returns the exit code.
+static int
+s_write_failed (s_client_t *client, sluice_stream_t *stream, sluice_err_t err, const char *what)
+{
+    if (err == SLUICE_EUNKNOWN) {
+        fprintf (stderr, "sluice write: %s: %s: outcome unknown (%s): it may or may not have "
+                 "been enqueued\n", client->endpoint, what, sluice_stream_error_text (stream));
+        return SLUICE_EXIT_UNKNOWN;
+    }
+    int exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream), "%s: %s",
+                                     client->endpoint, what);
+    sluice_cli_curve_hint ("write", sluice_cli_curve_get (&client->curve), err);
+    return exit_code;
+}
+
+//  --retry-for MS of write and read
+#define S_RETRY_HELP \
+        "      --retry-for MS      ride out an outage: when the buffer stops answering (gone,\n" \
+        "                          hung, partitioned away), keep trying for up to MS more,\n" \
+        "                          backing off, while ZeroMQ reconnects (default 0: give up\n" \
+        "                          once it misses its liveness ping, about 7 s). A buffer\n" \
+        "                          that comes back restarted still ends the command (exit 5)\n"
+
 static void
 s_write_usage (FILE *out)
 {
@@ -184,14 +208,19 @@ s_write_usage (FILE *out)
         "                          that chunk was not written). Default: wait as long as it takes\n"
         "  -w, --window N          writes in flight before waiting for an acknowledgement\n"
         "                          (default 1; more is faster over a network)\n"
+        S_RETRY_HELP
         "  -h, --help\n"
         SLUICE_CLI_CURVE_CLIENT_HELP
-        "Exit: 0 all input written, 1 error, 2 usage, 3 timeout, 4 the buffer is closed.\n");
+        "A chunk sent whose answer never came (the buffer went silent, or the answer was lost\n"
+        "with a connection) is reported as \"outcome unknown\": it may or may not have been\n"
+        "enqueued, and it is not sent again (that could duplicate it).\n"
+        "Exit: 0 all input written, 1 error, 2 usage, 3 timeout, 4 the buffer is closed,\n"
+        "5 the buffer restarted (what it held is gone), 6 a chunk's outcome is unknown.\n");
 }
 
 //  write's own options
 typedef struct {
-    long chunk_bytes, window;
+    long chunk_bytes, window, retry_for;
     bool close_at_end, final;
 } s_write_t;
 
@@ -205,6 +234,7 @@ s_write_option (s_client_t *client, int option, const char *arg)
         case 'C': self->close_at_end = true; return SLUICE_EXIT_OK;
         case 'F': self->final = true; return SLUICE_EXIT_OK;
         case 'w': return s_int_option (client, "window", arg, 1, 100000, &self->window);
+        case 'R': return s_int_option (client, "retry-for", arg, 0, INT32_MAX, &self->retry_for);
         default:  return S_NOT_AN_OPTION;
     }
 }
@@ -219,6 +249,7 @@ sluice_cli_write (int argc, char **argv)
         { "final",       no_argument,       NULL, 'F' },
         { "timeout",     required_argument, NULL, 't' },
         { "window",      required_argument, NULL, 'w' },
+        { "retry-for",   required_argument, NULL, 'R' },
         { "help",        no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
@@ -234,6 +265,7 @@ sluice_cli_write (int argc, char **argv)
     const char *endpoint = client.endpoint;
     int timeout = (int) client.timeout;
     sluice_stream_set_window (stream, (size_t) own.window);
+    sluice_stream_set_retry (stream, (int) own.retry_for);
 
     sluice_input_t *input = sluice_input_new (STDIN_FILENO, (size_t) own.chunk_bytes);
     if (!input)
@@ -252,10 +284,9 @@ sluice_cli_write (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_write_timeout (stream, data, size, false, timeout);
         if (err != SLUICE_OK) {
-            exit_code = sluice_cli_fail ("write", s_classify (err, started, timeout),
-                                         sluice_stream_error_text (stream), "%s: chunk %zu",
-                                         endpoint, index + 1);
-            sluice_cli_curve_hint ("write", sluice_cli_curve_get (&client.curve), err);
+            char what [64];
+            snprintf (what, sizeof what, "chunk %zu", index + 1);
+            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout), what);
         }
         index++;
     }
@@ -263,16 +294,14 @@ sluice_cli_write (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_write_timeout (stream, "", 0, true, timeout);
         if (err != SLUICE_OK)
-            exit_code = sluice_cli_fail ("write", s_classify (err, started, timeout),
-                                         sluice_stream_error_text (stream),
-                                         "%s: final chunk", endpoint);
+            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout),
+                                        "final chunk");
     }
     if (exit_code == SLUICE_EXIT_OK) {
         //  Writes in flight are only written once acknowledged
         sluice_err_t err = sluice_stream_flush (stream);
         if (err != SLUICE_OK)
-            exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
-                                         "%s: a write in flight", endpoint);
+            exit_code = s_write_failed (&client, stream, err, "a write in flight");
     }
     if (exit_code == SLUICE_EXIT_OK && own.close_at_end) {
         sluice_err_t err = sluice_stream_close (stream);
@@ -302,14 +331,16 @@ s_read_usage (FILE *out)
         "  -r, --raw               no newline after each chunk\n"
         "  -t, --timeout MS        give up when no chunk arrives for MS (exit 3)\n"
         "  -b, --batch N           take up to N queued chunks per request (default 1)\n"
+        S_RETRY_HELP
+        "                          (a read is safe to send again: nothing is skipped)\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_CLIENT_HELP
-        "Exit: 0 end of stream, 1 error, 2 usage, 3 timeout.\n");
+        "Exit: 0 end of stream, 1 error, 2 usage, 3 timeout, 5 the buffer restarted.\n");
 }
 
 //  read's own options
 typedef struct {
-    long batch;
+    long batch, retry_for;
     bool raw;
 } s_read_t;
 
@@ -320,6 +351,7 @@ s_read_option (s_client_t *client, int option, const char *arg)
     switch (option) {
         case 'r': self->raw = true; return SLUICE_EXIT_OK;
         case 'b': return s_int_option (client, "batch", arg, 1, SLUICE_MAX_BATCH, &self->batch);
+        case 'R': return s_int_option (client, "retry-for", arg, 0, INT32_MAX, &self->retry_for);
         default:  return S_NOT_AN_OPTION;
     }
 }
@@ -332,6 +364,7 @@ sluice_cli_read (int argc, char **argv)
         { "raw",     no_argument,       NULL, 'r' },
         { "timeout", required_argument, NULL, 't' },
         { "batch",   required_argument, NULL, 'b' },
+        { "retry-for", required_argument, NULL, 'R' },
         { "help",    no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
@@ -345,6 +378,7 @@ sluice_cli_read (int argc, char **argv)
     if (!stream)
         return exit_code;
     sluice_stream_set_batch (stream, (size_t) own.batch);
+    sluice_stream_set_retry (stream, (int) own.retry_for);
 
     while (true) {
         sluice_chunk_t chunk;
