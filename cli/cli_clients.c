@@ -165,10 +165,12 @@ s_io_failed (const char *command, const char *what)
 // ---------------------------------------------------------------------------------------------
 //  write
 
-//  A write failed: say how. One whose outcome is unknown (it was sent, its answer never came)
-//  must not read as "failed": the buffer may have enqueued it. Returns the exit code.
+//  A write failed: say how (err as s_classify judged it, raw as the call returned it). One
+//  whose outcome is unknown (it was sent, its answer never came) must not read as "failed":
+//  the buffer may have enqueued it. Returns the exit code.
 static int
-s_write_failed (s_client_t *client, sluice_stream_t *stream, sluice_err_t err, const char *what)
+s_write_failed (s_client_t *client, sluice_stream_t *stream, sluice_err_t err, sluice_err_t raw,
+                const char *what)
 {
     if (err == SLUICE_EUNKNOWN) {
         fprintf (stderr, "sluice write: %s: %s: outcome unknown (%s): it may or may not have "
@@ -177,7 +179,7 @@ s_write_failed (s_client_t *client, sluice_stream_t *stream, sluice_err_t err, c
     }
     int exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream), "%s: %s",
                                      client->endpoint, what);
-    sluice_cli_curve_hint ("write", sluice_cli_curve_get (&client->curve), err);
+    sluice_cli_curve_hint ("write", sluice_cli_curve_get (&client->curve), raw);
     return exit_code;
 }
 
@@ -286,7 +288,8 @@ sluice_cli_write (int argc, char **argv)
         if (err != SLUICE_OK) {
             char what [64];
             snprintf (what, sizeof what, "chunk %zu", index + 1);
-            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout), what);
+            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout), err,
+                                        what);
         }
         index++;
     }
@@ -294,14 +297,14 @@ sluice_cli_write (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_write_timeout (stream, "", 0, true, timeout);
         if (err != SLUICE_OK)
-            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout),
+            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout), err,
                                         "final chunk");
     }
     if (exit_code == SLUICE_EXIT_OK) {
         //  Writes in flight are only written once acknowledged
         sluice_err_t err = sluice_stream_flush (stream);
         if (err != SLUICE_OK)
-            exit_code = s_write_failed (&client, stream, err, "a write in flight");
+            exit_code = s_write_failed (&client, stream, err, err, "a write in flight");
     }
     if (exit_code == SLUICE_EXIT_OK && own.close_at_end) {
         sluice_err_t err = sluice_stream_close (stream);
