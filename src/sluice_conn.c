@@ -359,7 +359,10 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
                 //  ZeroMQ reconnects by itself: ping again, backing off, until one is answered
                 outage_start = now;
                 outage_end = conn->retry_for_ms < 0 ? INT64_MAX : now + conn->retry_for_ms;
-                SLUICE_ERROR ("sluice: %s; retrying for up to %d ms", why, conn->retry_for_ms);
+                if (conn->retry_for_ms < 0)
+                    SLUICE_ERROR ("sluice: %s; retrying without a time limit", why);
+                else
+                    SLUICE_ERROR ("sluice: %s; retrying for up to %d ms", why, conn->retry_for_ms);
             }
             else
             if (now >= outage_end) {
