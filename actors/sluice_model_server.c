@@ -45,7 +45,7 @@ static void
 s_ctx_read_pipe (sluice_model_ctx_t *ctx)
 {
     while (!ctx->terminated && (zsock_events (ctx->pipe) & ZMQ_POLLIN)) {
-        zmsg_t *msg = zmsg_recv (ctx->pipe);
+        zmsg_t *msg = sluice_pipe_recv (ctx->pipe);
         char *command = msg ? zmsg_popstr (msg) : NULL;
         if (!command || streq (command, "$TERM"))
             ctx->cancelled = ctx->terminated = true;
@@ -279,7 +279,7 @@ static char *
 s_recv_ptr (void *source, void **pointer)
 {
     *pointer = NULL;
-    zmsg_t *msg = zmsg_recv (source);
+    zmsg_t *msg = sluice_pipe_recv (source);
     if (!msg)
         return NULL;
     char *command = zmsg_popstr (msg);
@@ -315,7 +315,7 @@ s_loader_actor (zsock_t *pipe, void *args)
     zstr_send (pipe, "DONE");
     //  An actor must not return before $TERM (zactor_destroy waits for our exit signal)
     while (true) {
-        char *command = zstr_recv (pipe);
+        char *command = sluice_pipe_recv_command (pipe);
         bool term = !command || streq (command, "$TERM");
         zstr_free (&command);
         if (term)
@@ -413,6 +413,7 @@ typedef struct {
     sluice_model_sim_t sim;       //  the simulated model's config, when it is the model
     size_t worker_count;
     size_t max_pending;
+    size_t peer_max_pending;      //  the engine's peer_max_parked: one connection's waiting
     size_t max_payload;
 
     sluice_model_state_t state;
@@ -876,7 +877,7 @@ static void
 s_on_loader (void *self_, void *socket)
 {
     s_server_t *self = (s_server_t *) self_;
-    char *command = zstr_recv (self->loader);
+    char *command = sluice_pipe_recv_command (self->loader);
     bool done = command && streq (command, "DONE");
     zstr_free (&command);
     if (!done)
@@ -924,7 +925,7 @@ s_on_worker (void *self_, void *socket)
     assert (index < self->worker_count);
     s_worker_t *worker = &self->workers [index];
     while (zsock_events (zactor_sock (worker->actor)) & ZMQ_POLLIN) {
-        zmsg_t *msg = zmsg_recv (worker->actor);
+        zmsg_t *msg = sluice_pipe_recv (worker->actor);
         char *command = msg ? zmsg_popstr (msg) : NULL;
         zframe_t *frame = msg ? zmsg_pop (msg) : NULL;
         void *pointer = NULL;
@@ -1310,6 +1311,8 @@ s_server_new (const sluice_model_server_opts_t *opts)
     self->model.iface.name = self->name;
     self->worker_count = opts->workers ? opts->workers : SLUICE_MODEL_DEFAULT_WORKERS;
     self->max_pending = opts->max_pending ? opts->max_pending : SLUICE_MODEL_DEFAULT_MAX_PENDING;
+    self->peer_max_pending = opts->peer_max_pending ? opts->peer_max_pending
+                                                    : SLUICE_MODEL_DEFAULT_PEER_MAX_PENDING;
     self->max_payload = opts->max_payload ? opts->max_payload : SLUICE_MODEL_DEFAULT_MAX_PAYLOAD;
     self->window = opts->window ? opts->window : SLUICE_MODEL_DEFAULT_WINDOW;
     self->state = SLUICE_MODEL_LOADING;
@@ -1333,6 +1336,9 @@ sluice_model_server_actor (zsock_t *pipe, void *args)
         .sndhwm = (self ? self->max_pending : 0) + 1000,
         .maxmsgsize = (int64_t) (self ? self->max_payload : 0) + 4096,
         .curve = opts->curve,
+        //  One connection's waiting requests: the engine refuses what parks beyond it
+        .peer_max_parked = self ? self->peer_max_pending : 0,
+        .peer_max_parked_name = "peer-max-pending",
     };
     sluice_engine_t *engine = self ? sluice_engine_new (pipe, &s_class, self, &engine_opts) : NULL;
     if (!engine) {

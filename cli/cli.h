@@ -22,6 +22,7 @@
 #define SLUICE_EXIT_CLOSED   4   //  the buffer is closed (write refused), or the model server
                                  //  is shutting down or failed to load
 #define SLUICE_EXIT_RESTARTED 5  //  the buffer restarted under a stream: what it held is gone
+#define SLUICE_EXIT_UNKNOWN  6   //  write: a chunk's outcome is unknown (sent, never answered)
 
 //  Default bound for calls the actor answers at once (close, status), in ms.
 #define SLUICE_CLI_DEFAULT_TIMEOUT  5000

@@ -165,6 +165,32 @@ s_io_failed (const char *command, const char *what)
 // ---------------------------------------------------------------------------------------------
 //  write
 
+//  A write failed: say how (err as s_classify judged it, raw as the call returned it). One
+//  whose outcome is unknown (it was sent, its answer never came) must not read as "failed":
+//  the buffer may have enqueued it. Returns the exit code.
+static int
+s_write_failed (s_client_t *client, sluice_stream_t *stream, sluice_err_t err, sluice_err_t raw,
+                const char *what)
+{
+    if (err == SLUICE_EUNKNOWN) {
+        fprintf (stderr, "sluice write: %s: %s: outcome unknown (%s): it may or may not have "
+                 "been enqueued\n", client->endpoint, what, sluice_stream_error_text (stream));
+        return SLUICE_EXIT_UNKNOWN;
+    }
+    int exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream), "%s: %s",
+                                     client->endpoint, what);
+    sluice_cli_curve_hint ("write", sluice_cli_curve_get (&client->curve), raw);
+    return exit_code;
+}
+
+//  --retry-for MS of write and read
+#define S_RETRY_HELP \
+        "      --retry-for MS      ride out an outage: when the buffer stops answering (gone,\n" \
+        "                          hung, partitioned away), keep trying for up to MS more,\n" \
+        "                          backing off, while ZeroMQ reconnects (default 0: give up\n" \
+        "                          once it misses its liveness ping, about 7 s). A buffer\n" \
+        "                          that comes back restarted still ends the command (exit 5)\n"
+
 static void
 s_write_usage (FILE *out)
 {
@@ -187,14 +213,19 @@ s_write_usage (FILE *out)
         "  -B, --batch N           with a window: up to N chunks per write request while\n"
         "                          writes are in flight (default 64, at most the capacity;\n"
         "                          what stdin has given is sent before waiting for more)\n"
+        S_RETRY_HELP
         "  -h, --help\n"
         SLUICE_CLI_CURVE_CLIENT_HELP
-        "Exit: 0 all input written, 1 error, 2 usage, 3 timeout, 4 the buffer is closed.\n");
+        "A chunk sent whose answer never came (the buffer went silent, or the answer was lost\n"
+        "with a connection) is reported as \"outcome unknown\": it may or may not have been\n"
+        "enqueued, and it is not sent again (that could duplicate it).\n"
+        "Exit: 0 all input written, 1 error, 2 usage, 3 timeout, 4 the buffer is closed,\n"
+        "5 the buffer restarted (what it held is gone), 6 a chunk's outcome is unknown.\n");
 }
 
 //  write's own options
 typedef struct {
-    long chunk_bytes, window, batch;
+    long chunk_bytes, window, batch, retry_for;
     bool close_at_end, final;
 } s_write_t;
 
@@ -209,6 +240,7 @@ s_write_option (s_client_t *client, int option, const char *arg)
         case 'F': self->final = true; return SLUICE_EXIT_OK;
         case 'w': return s_int_option (client, "window", arg, 1, 100000, &self->window);
         case 'B': return s_int_option (client, "batch", arg, 1, SLUICE_MAX_BATCH, &self->batch);
+        case 'R': return s_int_option (client, "retry-for", arg, 0, INT32_MAX, &self->retry_for);
         default:  return S_NOT_AN_OPTION;
     }
 }
@@ -224,6 +256,7 @@ sluice_cli_write (int argc, char **argv)
         { "timeout",     required_argument, NULL, 't' },
         { "window",      required_argument, NULL, 'w' },
         { "batch",       required_argument, NULL, 'B' },
+        { "retry-for",   required_argument, NULL, 'R' },
         { "help",        no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
@@ -239,6 +272,7 @@ sluice_cli_write (int argc, char **argv)
     const char *endpoint = client.endpoint;
     int timeout = (int) client.timeout;
     sluice_stream_set_window (stream, (size_t) own.window);
+    sluice_stream_set_retry (stream, (int) own.retry_for);
     bool batched = own.window > 1 && own.batch > 1;
     if (batched) {
         //  A batch must fit in the buffer (it is admitted whole): ask its capacity
@@ -265,8 +299,7 @@ sluice_cli_write (int argc, char **argv)
             //  chunks are never held back
             sluice_err_t err = sluice_stream_flush (stream);
             if (err != SLUICE_OK) {
-                exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
-                                             "%s: a write in flight", endpoint);
+                exit_code = s_write_failed (&client, stream, err, err, "a write in flight");
                 break;
             }
         }
@@ -280,10 +313,10 @@ sluice_cli_write (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_write_timeout (stream, data, size, false, timeout);
         if (err != SLUICE_OK) {
-            exit_code = sluice_cli_fail ("write", s_classify (err, started, timeout),
-                                         sluice_stream_error_text (stream), "%s: chunk %zu",
-                                         endpoint, index + 1);
-            sluice_cli_curve_hint ("write", sluice_cli_curve_get (&client.curve), err);
+            char what [64];
+            snprintf (what, sizeof what, "chunk %zu", index + 1);
+            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout), err,
+                                        what);
         }
         index++;
     }
@@ -291,16 +324,14 @@ sluice_cli_write (int argc, char **argv)
         int64_t started = zclock_mono ();
         sluice_err_t err = sluice_stream_write_timeout (stream, "", 0, true, timeout);
         if (err != SLUICE_OK)
-            exit_code = sluice_cli_fail ("write", s_classify (err, started, timeout),
-                                         sluice_stream_error_text (stream),
-                                         "%s: final chunk", endpoint);
+            exit_code = s_write_failed (&client, stream, s_classify (err, started, timeout), err,
+                                        "final chunk");
     }
     if (exit_code == SLUICE_EXIT_OK) {
         //  Writes in flight are only written once acknowledged
         sluice_err_t err = sluice_stream_flush (stream);
         if (err != SLUICE_OK)
-            exit_code = sluice_cli_fail ("write", err, sluice_stream_error_text (stream),
-                                         "%s: a write in flight", endpoint);
+            exit_code = s_write_failed (&client, stream, err, err, "a write in flight");
     }
     if (exit_code == SLUICE_EXIT_OK && own.close_at_end) {
         sluice_err_t err = sluice_stream_close (stream);
@@ -330,14 +361,16 @@ s_read_usage (FILE *out)
         "  -r, --raw               no newline after each chunk\n"
         "  -t, --timeout MS        give up when no chunk arrives for MS (exit 3)\n"
         "  -b, --batch N           take up to N queued chunks per request (default 1)\n"
+        S_RETRY_HELP
+        "                          (a read is safe to send again: nothing is skipped)\n"
         "  -h, --help\n"
         SLUICE_CLI_CURVE_CLIENT_HELP
-        "Exit: 0 end of stream, 1 error, 2 usage, 3 timeout.\n");
+        "Exit: 0 end of stream, 1 error, 2 usage, 3 timeout, 5 the buffer restarted.\n");
 }
 
 //  read's own options
 typedef struct {
-    long batch;
+    long batch, retry_for;
     bool raw;
 } s_read_t;
 
@@ -348,6 +381,7 @@ s_read_option (s_client_t *client, int option, const char *arg)
     switch (option) {
         case 'r': self->raw = true; return SLUICE_EXIT_OK;
         case 'b': return s_int_option (client, "batch", arg, 1, SLUICE_MAX_BATCH, &self->batch);
+        case 'R': return s_int_option (client, "retry-for", arg, 0, INT32_MAX, &self->retry_for);
         default:  return S_NOT_AN_OPTION;
     }
 }
@@ -360,6 +394,7 @@ sluice_cli_read (int argc, char **argv)
         { "raw",     no_argument,       NULL, 'r' },
         { "timeout", required_argument, NULL, 't' },
         { "batch",   required_argument, NULL, 'b' },
+        { "retry-for", required_argument, NULL, 'R' },
         { "help",    no_argument,       NULL, 'h' },
         SLUICE_CLI_CURVE_CLIENT_OPTIONS
         { NULL, 0, NULL, 0 }
@@ -373,6 +408,7 @@ sluice_cli_read (int argc, char **argv)
     if (!stream)
         return exit_code;
     sluice_stream_set_batch (stream, (size_t) own.batch);
+    sluice_stream_set_retry (stream, (int) own.retry_for);
 
     while (true) {
         sluice_chunk_t chunk;

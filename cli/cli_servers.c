@@ -265,6 +265,10 @@ s_model_server_usage (FILE *out)
         "  -m, --model NAME        model name (default %s)\n"
         "  -f, --fail REASON       make the load fail: every request gets REASON\n"
         "  -p, --max-pending N     requests beyond this are refused as busy (default %d)\n"
+        "      --peer-max-pending N  of them, the most one connection may have waiting (queued,\n"
+        "                          parked for the load, WAITs, PULLs); beyond it that client\n"
+        "                          alone is refused as busy, so it cannot crowd out the others\n"
+        "                          (default %d)\n"
         "  -d, --drain-timeout MS  how long in-flight requests may take at shutdown (default %d)\n"
         "  -v, --verbose           log routine events too; rate-limited, never holds the server\n"
         "  -h, --help\n"
@@ -273,7 +277,8 @@ s_model_server_usage (FILE *out)
         "Exit: 0 stopped, 1 error, 2 usage (also: CURVE settings refused), 3 drain timed out.\n",
         SLUICE_MODEL_DEFAULT_WINDOW, SLUICE_MODEL_MAX_WINDOW,
         SLUICE_MODEL_DEFAULT_WORKERS, SLUICE_MODEL_SIM_DEFAULT_NAME,
-        SLUICE_MODEL_DEFAULT_MAX_PENDING, SLUICE_CLI_DEFAULT_DRAIN);
+        SLUICE_MODEL_DEFAULT_MAX_PENDING, SLUICE_MODEL_DEFAULT_PEER_MAX_PENDING,
+        SLUICE_CLI_DEFAULT_DRAIN);
 }
 
 //  Wait until the server has stopped (its pipe becomes readable then), a signal or the
@@ -308,6 +313,7 @@ sluice_cli_model_server (int argc, char **argv)
         { "model",         required_argument, NULL, 'm' },
         { "fail",          required_argument, NULL, 'f' },
         { "max-pending",   required_argument, NULL, 'p' },
+        { "peer-max-pending", required_argument, NULL, 'P' },
         { "drain-timeout", required_argument, NULL, 'd' },
         { "verbose",       no_argument,       NULL, 'v' },
         { "help",          no_argument,       NULL, 'h' },
@@ -319,7 +325,7 @@ sluice_cli_model_server (int argc, char **argv)
     sluice_cli_curve_t curve;
     memset (&curve, 0, sizeof curve);
     long load = 0, infer = 0, workers = 0, max_pending = 0, drain = SLUICE_CLI_DEFAULT_DRAIN;
-    long token = 0, window = 0;
+    long token = 0, window = 0, peer_max_pending = 0;
     //  The exec model: the server borrows its config until it is destroyed, below
     sluice_model_exec_t exec = { NULL, NULL };
     sluice_model_iface_t exec_model = {
@@ -361,6 +367,11 @@ sluice_cli_model_server (int argc, char **argv)
                 if (!sluice_cli_option_int ("model-server", "max-pending", optarg, 1, INT32_MAX, &max_pending))
                     return SLUICE_EXIT_USAGE;
                 break;
+            case 'P':
+                if (!sluice_cli_option_int ("model-server", "peer-max-pending", optarg, 1, INT32_MAX,
+                                            &peer_max_pending))
+                    return SLUICE_EXIT_USAGE;
+                break;
             case 'd':
                 if (!sluice_cli_option_int ("model-server", "drain-timeout", optarg, 0, INT32_MAX, &drain))
                     return SLUICE_EXIT_USAGE;
@@ -392,6 +403,7 @@ sluice_cli_model_server (int argc, char **argv)
     }
     opts.workers = (size_t) workers;
     opts.max_pending = (size_t) max_pending;
+    opts.peer_max_pending = (size_t) peer_max_pending;
     int signals = sluice_cli_server_init ();
     if (signals == -1) {
         fprintf (stderr, "sluice model-server: cannot take signals: %s\n", strerror (errno));

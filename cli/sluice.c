@@ -56,7 +56,9 @@ s_usage (FILE *out)
         "  3  timeout (--timeout passed, no reply from the actor in time, drain timeout)\n"
         "  4  closed: the buffer is closed (write refused), or the model server is shutting\n"
         "     down or its model failed to load\n"
-        "  5  restarted: the buffer restarted under a write or read (what it held is gone)\n");
+        "  5  restarted: the buffer restarted under a write or read (what it held is gone)\n"
+        "  6  unknown: write sent a chunk and never got its answer (the buffer went silent, or\n"
+        "     the answer was lost with a connection): it may or may not have been enqueued\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,6 +75,7 @@ sluice_cli_exit_code (sluice_err_t err)
         case SLUICE_ELOADFAIL:   return SLUICE_EXIT_CLOSED;
         case SLUICE_EINVAL:      return SLUICE_EXIT_USAGE;
         case SLUICE_ERESTARTED:  return SLUICE_EXIT_RESTARTED;
+        case SLUICE_EUNKNOWN:    return SLUICE_EXIT_UNKNOWN;
         default:                 return SLUICE_EXIT_ERROR;
     }
 }

@@ -35,6 +35,9 @@ typedef enum {
     SLUICE_EINTERNAL  = 14,  //  a bug in sluice: please report it
     SLUICE_ERESTARTED = 15,  //  the actor is a new incarnation (it restarted): what the one
                              //  this client talked to held is gone (never sent on the wire)
+    SLUICE_EUNKNOWN   = 16,  //  a write was sent but its reply never came (the actor went
+                             //  silent, or the reply was lost with a connection): it may or
+                             //  may not have been enqueued (never sent on the wire)
     SLUICE_ERR_COUNT_
 } sluice_err_t;
 

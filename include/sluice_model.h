@@ -163,6 +163,7 @@ SLUICE_EXPORT sluice_err_t
 
 #define SLUICE_MODEL_DEFAULT_WORKERS      4
 #define SLUICE_MODEL_DEFAULT_MAX_PENDING  100000            //  parked + queued + in flight
+#define SLUICE_MODEL_DEFAULT_PEER_MAX_PENDING 1024          //  waiting, of one connection
 #define SLUICE_MODEL_DEFAULT_MAX_PAYLOAD  (1024 * 1024)     //  bytes
 #define SLUICE_MODEL_DEFAULT_WINDOW       64                //  tokens buffered per stream
 #define SLUICE_MODEL_MAX_WINDOW           512
@@ -176,6 +177,11 @@ typedef struct {
     size_t max_pending;            //  admission limit (parked + queued + in flight + WAITs
                                    //  and PULLs + ended streams not yet drained);
                                    //  beyond it requests get SLUICE_EBUSY; 0 = default
+    size_t peer_max_pending;       //  requests one connection may have waiting (queued,
+                                   //  parked for the load, WAITs, PULLs; in-flight inferences
+                                   //  aside): beyond it that connection's requests get
+                                   //  SLUICE_EBUSY, checked before max_pending, so a flooding
+                                   //  client cannot crowd out the others; 0 = default
     size_t max_payload;            //  largest request payload; 0 = default
     const sluice_curve_t *curve;   //  CURVE on the request endpoint, or NULL (read during _new)
     size_t window;                 //  tokens a stream buffers before its generator waits;

@@ -162,9 +162,28 @@ SLUICE_EXPORT void
 //  A call that waits longer than liveness_ms (default 5000) pings the actor, and fails with
 //  SLUICE_ETRANSPORT if it does not answer within the grace period: a buffer that died or
 //  hangs never blocks a caller forever, even without a timeout (noticed within about
-//  liveness + grace = 7 s by default). 0 turns the check off.
+//  liveness + grace = 7 s by default). 0 turns the check off. A write that was sent fails
+//  with SLUICE_EUNKNOWN instead: it may or may not have been enqueued.
 SLUICE_EXPORT void
     sluice_stream_set_liveness (sluice_stream_t *self, int liveness_ms);
+
+//  Retry policy for outages (default 0: none). When the buffer goes silent (no reply by the
+//  deadline, or no answer to the liveness ping within the grace), a call keeps waiting for up
+//  to retry_for_ms more (SLUICE_FOREVER: no limit), pinging the buffer again every 100 ms,
+//  doubling to 2 s, while ZeroMQ reconnects; so a buffer that was hung or partitioned away
+//  and comes back is ridden out. What the call then returns follows what the buffer says:
+//  - its reply came, late: that reply;
+//  - it answers with a new incarnation (it restarted, its queue is gone): SLUICE_ERESTARTED;
+//  - it answers but no longer holds the request (lost with a connection): a READ (with its
+//    acknowledgement, so nothing is skipped), CLOSE or STATUS is sent again; a WRITE fails
+//    with SLUICE_EUNKNOWN, since its first copy may have been enqueued and resending could
+//    duplicate it;
+//  - still silent after retry_for_ms: SLUICE_EUNKNOWN for a WRITE, else SLUICE_ETRANSPORT.
+//  A WRITE the buffer answered SLUICE_ETIMEOUT was not enqueued: the caller may write it
+//  again. Each outage is logged (stderr) when it starts and when the buffer answers again.
+//  Applies to the calls after it; the stream's thread only, like every call on it.
+SLUICE_EXPORT void
+    sluice_stream_set_retry (sluice_stream_t *self, int retry_for_ms);
 
 #ifdef __cplusplus
 }

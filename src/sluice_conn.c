@@ -11,6 +11,9 @@
 #include <string.h>
 
 #define SLUICE_DEFAULT_GRACE_MS 2000
+//  Retry policy: pings to a silent actor, 100 ms apart at first, doubling up to 2 s
+#define S_BACKOFF_MIN_MS 100
+#define S_BACKOFF_MAX_MS 2000
 
 //  ZeroMQ connects in the background and retries forever, so a host name that does not resolve
 //  or an inproc endpoint nobody bound would only show as a timeout much later. Both are known
@@ -207,10 +210,31 @@ s_restarted (sluice_conn_t *conn, const char *what)
                              conn->incarnation, what);
 }
 
+//  The awaited request (ids low_id..high_id) got no reply: a WRITE among them may or may not
+//  have been enqueued (SLUICE_EUNKNOWN); anything else failed (ETRANSPORT). ZeroMQ queues a
+//  request even with no connection, so only a client that has heard from the actor knows
+//  a connection was made; one that never has (nothing listening, a refused CURVE key) sent
+//  nothing the actor could take: its write failed.
+static sluice_err_t
+s_no_reply (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, const char *why)
+{
+    bool write = conn->incarnation && conn->last_write_id >= low_id
+              && conn->last_write_id <= high_id;
+    return sluice_conn_fail (conn, write ? SLUICE_EUNKNOWN : SLUICE_ETRANSPORT, "%s", why);
+}
+
+//  The pings of one wait: ids first..last (each unanswered one was followed by another), so
+//  a late answer to an earlier one counts too.
+typedef struct {
+    uint64_t first, last;         //  last = 0: none outstanding
+    int64_t due;                  //  when the last is given up on
+    int64_t quiet_until;          //  when to ping next if the actor stays silent
+} s_pings_t;
+
 //  Take the rest of the message whose header frame is `header_msg` (consumed) and judge it.
 static sluice_err_t
 s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint64_t high_id,
-              uint64_t *ping_id, int64_t *quiet_until)
+              s_pings_t *pings)
 {
     void *dealer = conn->dealer_raw;
     sluice_frames_clear (&conn->frames);
@@ -228,18 +252,20 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
     }
     if (decoded == SLUICE_OK)
         s_note_incarnation (conn, conn->reply.timeout_ms);
-    if (*ping_id && decoded == SLUICE_OK && conn->reply.request_id == *ping_id) {
+    if (pings->last && decoded == SLUICE_OK && conn->reply.request_id >= pings->first
+    &&  conn->reply.request_id <= pings->last) {
         //  The actor is alive; does it still hold our request? Replies on one connection keep
         //  their order, so if ours had been sent on it we would have it by now
         if (conn->restarted_from)
             return s_restarted (conn, "the request waiting for a reply was lost with it");
         if (conn->reply.status == SLUICE_OK && !(conn->reply.flags & SLUICE_FLAG_PARKED)) {
             conn->lost = true;
-            return sluice_conn_fail (conn, SLUICE_ETRANSPORT,
-                                     "request lost with an earlier connection to the actor");
+            return s_no_reply (conn, low_id, high_id, "the actor answers but no longer holds "
+                               "the request: it or its reply was lost with an earlier "
+                               "connection");
         }
-        *ping_id = 0;
-        *quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
+        pings->last = 0;
+        pings->quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
         return S_NOT_OURS;
     }
     if (decoded != SLUICE_OK || conn->reply.request_id < low_id
@@ -260,23 +286,43 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
     return sluice_conn_fail (conn, SLUICE_OK, NULL);
 }
 
+//  Send a PING (queued even while disconnected: the DEALER keeps its pipe; never blocks).
+static uint64_t
+s_ping (sluice_conn_t *conn)
+{
+    uint8_t bytes [SLUICE_HEADER_SIZE];
+    sluice_header_t ping = { .version = SLUICE_PROTOCOL_VERSION,
+                             .command = SLUICE_CMD_PING, .request_id = conn->next_id++ };
+    sluice_header_encode (&ping, bytes);
+    zmq_send (conn->dealer_raw, bytes, sizeof bytes, ZMQ_DONTWAIT);
+    return ping.request_id;
+}
+
 sluice_err_t
 sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
 {
     void *dealer = conn->dealer_raw;
     conn->lost = false;
     //  A long wait is a parked request; make sure the actor is still there to answer it
-    uint64_t ping_id = 0;
-    int64_t ping_due = INT64_MAX;
-    int64_t quiet_until = conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX;
+    s_pings_t pings = { 0, 0, INT64_MAX,
+                        conn->liveness_ms > 0 ? zclock_mono () + conn->liveness_ms : INT64_MAX };
+    //  Retrying: the actor went silent at outage_start; give up at outage_end
+    int64_t outage_start = 0, outage_end = 0;
+    int backoff_ms = S_BACKOFF_MIN_MS;
     while (true) {
         //  A reply may be there already (pipelined acknowledgements arrive in bursts): take it
         //  without a poll; poll only when there is nothing to read
         zmq_msg_t header_msg;
         zmq_msg_init (&header_msg);
         if (zmq_msg_recv (&header_msg, dealer, ZMQ_DONTWAIT) != -1) {
-            sluice_err_t rc = s_take_reply (conn, &header_msg, low_id, high_id, &ping_id,
-                                            &quiet_until);
+            sluice_err_t rc = s_take_reply (conn, &header_msg, low_id, high_id, &pings);
+            if (outage_start && (rc != S_NOT_OURS || !pings.last)) {
+                //  Whatever it said, the actor is back (or the reply was late)
+                SLUICE_ERROR ("sluice: the actor answers again after %" PRId64 " ms of silence",
+                              zclock_mono () - outage_start);
+                outage_start = outage_end = 0;
+                backoff_ms = S_BACKOFF_MIN_MS;
+            }
             if (rc == S_NOT_OURS)
                 continue;
             return rc;
@@ -291,7 +337,7 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
             { dealer, 0, ZMQ_POLLIN, 0 },
             { conn->interrupt, 0, ZMQ_POLLIN, 0 },
         };
-        int64_t check = ping_id ? ping_due : quiet_until;
+        int64_t check = pings.last ? pings.due : pings.quiet_until;
         int rc = zmq_poll (items, conn->interrupt ? 2 : 1,
                            sluice_poll_timeout (check < deadline ? check : deadline));
         if (rc > 0 && !(items [0].revents & ZMQ_POLLIN))
@@ -301,27 +347,47 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
                 return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while waiting for a reply");
             return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "poll failed: %s", zmq_strerror (zmq_errno ()));
         }
-        if (rc == 0) {
-            int64_t now = zclock_mono ();
-            if (now >= deadline)
-                return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "no reply from the actor in time");
-            if (ping_id && now >= ping_due)
-                return sluice_conn_fail (conn, SLUICE_ETRANSPORT,
-                                         "the actor does not answer a ping: gone or hung");
-            if (!ping_id && now >= quiet_until) {
-                uint8_t bytes [SLUICE_HEADER_SIZE];
-                sluice_header_t ping = { .version = SLUICE_PROTOCOL_VERSION,
-                                         .command = SLUICE_CMD_PING, .request_id = conn->next_id++ };
-                sluice_header_encode (&ping, bytes);
-                //  Queued even while disconnected (the DEALER keeps its pipe); never blocks
-                zmq_send (dealer, bytes, sizeof bytes, ZMQ_DONTWAIT);
-                ping_id = ping.request_id;
-                ping_due = now + conn->grace_ms;
+        if (rc > 0)
+            continue;       //  readable: loop to take it
+        int64_t now = zclock_mono ();
+        bool overdue = now >= deadline;
+        if (overdue || (pings.last && now >= pings.due)) {
+            const char *why = overdue ? "no reply from the actor in time"
+                                      : "the actor does not answer a ping: gone or hung";
+            if (conn->retry_for_ms == 0)
+                return s_no_reply (conn, low_id, high_id, why);
+            if (!outage_start) {
+                //  ZeroMQ reconnects by itself: ping again, backing off, until one is answered
+                outage_start = now;
+                outage_end = conn->retry_for_ms < 0 ? INT64_MAX : now + conn->retry_for_ms;
+                if (conn->retry_for_ms < 0)
+                    SLUICE_ERROR ("sluice: %s; retrying without a time limit", why);
+                else
+                    SLUICE_ERROR ("sluice: %s; retrying for up to %d ms", why, conn->retry_for_ms);
             }
+            else
+            if (now >= outage_end) {
+                char text [160];
+                snprintf (text, sizeof text, "%s, and still silent after %" PRId64 " ms of "
+                          "retrying", why, now - outage_start);
+                return s_no_reply (conn, low_id, high_id, text);
+            }
+            //  The retry policy bounds the wait from here: the actor, once back, answers
+            //  this request (ETIMEOUT if need be) or says it no longer holds it
+            deadline = INT64_MAX;
+            if (!pings.last)
+                pings.first = 0;
+            uint64_t id = s_ping (conn);
+            pings.first = pings.first ? pings.first : id;
+            pings.last = id;
+            pings.due = now + backoff_ms < outage_end ? now + backoff_ms : outage_end;
+            backoff_ms = backoff_ms * 2 < S_BACKOFF_MAX_MS ? backoff_ms * 2 : S_BACKOFF_MAX_MS;
             continue;
         }
-
-        //  Readable: loop to take it
+        if (!pings.last && now >= pings.quiet_until) {
+            pings.first = pings.last = s_ping (conn);
+            pings.due = now + conn->grace_ms;
+        }
     }
 }
 
@@ -348,6 +414,8 @@ s_request (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms, 
         .request_id = conn->next_id++,
         .count = count,
     };
+    if (command == SLUICE_CMD_WRITE)
+        conn->last_write_id = header.request_id;
     //  Bound a send that waits for a peer; set only when it changes (a getsockopt-free path)
     int sndtimeo = (int) sluice_poll_timeout (sluice_conn_deadline (conn, timeout_ms));
     if (sndtimeo != conn->sndtimeo) {
@@ -391,9 +459,10 @@ sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
         if (rc != SLUICE_OK)
             return rc;
         rc = sluice_conn_receive (conn, id, id, deadline);
-        //  The DEALER reconnected and the actor no longer holds the request: send it again
-        //  (a lost WRITE may thus be enqueued twice: at-least-once across connection loss)
-        if (!(rc == SLUICE_ETRANSPORT && conn->lost) || zclock_mono () >= deadline)
+        //  The DEALER reconnected and the actor no longer holds the request: send it again,
+        //  unless it is a WRITE (its first copy may have been enqueued: SLUICE_EUNKNOWN)
+        if (!(rc == SLUICE_ETRANSPORT && conn->lost)
+        ||  (zclock_mono () >= deadline && conn->retry_for_ms == 0))
             return rc;
         SLUICE_DEBUG ("sluice: request %" PRIu64 " lost with its connection, sending it again", id);
         if (timeout_ms > 0) {

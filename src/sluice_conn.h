@@ -20,7 +20,12 @@ typedef struct {
     void *interrupt;           //  raw socket whose input ends a wait (SLUICE_EINTR), or NULL
     int liveness_ms;           //  while waiting, ping the actor after this long without a word
     int sndtimeo;              //  the DEALER's send timeout as last set (-2: not yet)
-    bool lost;                 //  the last receive learned the request was lost (ETRANSPORT)
+    bool lost;                 //  the last receive learned the request was lost (ETRANSPORT;
+                               //  SLUICE_EUNKNOWN for a WRITE, which is never sent again)
+    uint64_t last_write_id;    //  request id of the newest WRITE sent (0: none)
+    //  Retry policy: an actor that goes silent is pinged again, backing off, for this long
+    //  before the wait fails (0: fail at once, as liveness + grace say; -1: no limit)
+    int retry_for_ms;
     //  The actor's incarnation (every reply carries it): a client of an actor that keeps
     //  state for it (a buffer's stream) must learn when that state is gone
     uint32_t incarnation;      //  as last seen (0: no reply yet)
@@ -43,7 +48,10 @@ void *
 
 //  Send one request and wait for its reply (replies to earlier, abandoned requests are
 //  discarded by request id). timeout_ms < 0 waits without deadline; the client waits
-//  timeout_ms + grace_ms for the reply before giving up with SLUICE_ETRANSPORT.
+//  timeout_ms + grace_ms for the reply before giving up with SLUICE_ETRANSPORT, or
+//  SLUICE_EUNKNOWN for a WRITE (sent: it may have been enqueued). With retry_for_ms, the
+//  silence of the actor is ridden out that long (sluice_conn_receive). A request the actor
+//  answers but no longer holds is sent again, a WRITE excepted (SLUICE_EUNKNOWN).
 //  Returns the reply's status (and sets conn->error, conn->error_text).
 sluice_err_t
     sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
@@ -51,7 +59,10 @@ sluice_err_t
 
 //  The same in two steps, for pipelining. send assigns the request id; receive takes the next
 //  reply whose id is in [low_id, high_id] (others are discarded), waiting until `deadline`
-//  (zclock_mono ms, INT64_MAX = none); conn->reply and conn->frames then hold it.
+//  (zclock_mono ms, INT64_MAX = none); conn->reply and conn->frames then hold it. Silence
+//  past the deadline, or past liveness_ms + grace_ms, fails the wait (SLUICE_ETRANSPORT, or
+//  SLUICE_EUNKNOWN when a WRITE is awaited) unless retry_for_ms is set: then the actor is
+//  pinged again, every 100 ms doubling to 2 s, until it answers or retry_for_ms has passed.
 sluice_err_t
     sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
                       uint32_t count, const void *body, size_t size, uint64_t *id);

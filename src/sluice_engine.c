@@ -501,22 +501,30 @@ s_handler (sluice_engine_t *engine, uint8_t command)
     return NULL;
 }
 
-//  The parking limit a request just parked goes past, or NULL. The connection's own limits
-//  come first: a flooding peer is told about itself, not about everyone.
-static const char *
-s_parking_limit (sluice_engine_t *engine, sluice_held_t *held)
+//  The parking limit a request just parked goes past, said in `text`; false when none. The
+//  connection's own limits come first: a flooding peer is told about itself, not about everyone.
+static bool
+s_parking_limit (sluice_engine_t *engine, sluice_held_t *held, char *text, size_t size)
 {
     const sluice_engine_opts_t *opts = &engine->opts;
     const sluice_peer_t *peer = held->peer;
     if (opts->peer_max_parked && peer && peer->parked > opts->peer_max_parked)
-        return "too many parked requests from this connection (peer-max-parked)";
+        snprintf (text, size, "too many %s requests from this connection (%s=%zu)",
+                  opts->peer_max_parked_name ? "pending" : "parked",
+                  opts->peer_max_parked_name ? opts->peer_max_parked_name : "peer-max-parked",
+                  opts->peer_max_parked);
+    else
     if (opts->peer_max_parked_bytes && peer && peer->parked_bytes > opts->peer_max_parked_bytes)
-        return "too many parked bytes from this connection (peer-max-parked-bytes)";
+        snprintf (text, size, "too many parked bytes from this connection (peer-max-parked-bytes)");
+    else
     if (opts->max_parked && engine->parked > opts->max_parked)
-        return "too many parked requests (max-parked)";
+        snprintf (text, size, "too many parked requests (max-parked)");
+    else
     if (opts->max_parked_bytes && engine->parked_bytes > opts->max_parked_bytes)
-        return "too many parked bytes (max-parked-bytes)";
-    return NULL;
+        snprintf (text, size, "too many parked bytes (max-parked-bytes)");
+    else
+        return false;
+    return true;
 }
 
 //  What a request's arrival meant once its handler returned (sluice_engine.h)
@@ -534,8 +542,8 @@ s_arrived (sluice_engine_t *engine)
     s_peer_attach (engine, held);
     if (!held->fifo)
         return;             //  in flight
-    const char *limit = s_parking_limit (engine, held);
-    if (limit) {
+    char limit [160];
+    if (s_parking_limit (engine, held, limit, sizeof limit)) {
         //  Refused on arrival, never deferred: no PARKED on the EBUSY
         char reason [200];
         snprintf (reason, sizeof reason, "%s: try again later", limit);

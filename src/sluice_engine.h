@@ -106,6 +106,8 @@ typedef struct {
     size_t peer_max_parked;       //  parked requests of one connection
     size_t max_parked_bytes;      //  body bytes of parked requests in all
     size_t peer_max_parked_bytes; //  body bytes of one connection's parked requests
+    const char *peer_max_parked_name; //  the actor's name for peer_max_parked in the EBUSY
+                                  //  text, which then says "pending" (NULL: peer-max-parked)
     int probe_ms;                 //  how often peers holding requests or data are probed;
                                   //  0: SLUICE_PROBE_MS
 } sluice_engine_opts_t;

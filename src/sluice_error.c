@@ -20,6 +20,7 @@ static const char *s_messages[SLUICE_ERR_COUNT_] = {
     [SLUICE_ENOMEM]     = "out of memory",
     [SLUICE_EINTERNAL]  = "internal error",
     [SLUICE_ERESTARTED] = "the actor restarted: what it held before is gone",
+    [SLUICE_EUNKNOWN]   = "outcome unknown: the write was sent but no reply came",
 };
 
 const char *

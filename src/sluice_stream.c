@@ -123,7 +123,8 @@ s_reap_one (sluice_stream_t *self)
     //  in the range; ids below first_in_flight were answered already.
     sluice_err_t rc = sluice_conn_receive (&self->conn, self->first_in_flight,
                                            self->last_in_flight, self->flight_deadline);
-    if (rc == SLUICE_EINTR || rc == SLUICE_ETRANSPORT || rc == SLUICE_ENOMEM)
+    if (rc == SLUICE_EINTR || rc == SLUICE_ETRANSPORT || rc == SLUICE_EUNKNOWN
+    ||  rc == SLUICE_ENOMEM)
         return rc;      //  nothing was received: the writes are still in flight
     self->in_flight--;
     if (self->conn.reply.request_id == self->first_in_flight)
@@ -563,6 +564,12 @@ void
 sluice_stream_set_liveness (sluice_stream_t *self, int liveness_ms)
 {
     self->conn.liveness_ms = liveness_ms < 0 ? 0 : liveness_ms;
+}
+
+void
+sluice_stream_set_retry (sluice_stream_t *self, int retry_for_ms)
+{
+    self->conn.retry_for_ms = retry_for_ms < 0 ? SLUICE_FOREVER : retry_for_ms;
 }
 
 void

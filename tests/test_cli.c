@@ -669,3 +669,21 @@ Test (cli, help_on_every_command_and_usage_errors)
                          NULL, NULL, err), 1);
     p_expect_contains (err, "nosuchtransport://x");
 }
+
+//  The options of issue 15 (retry policy, unknown outcomes, per-connection limit): in the help,
+//  and checked
+Test (cli, retry_for_and_peer_max_pending_options)
+{
+    const char *out = p_path ("help.txt"), *err = p_path ("err.txt");
+    cr_expect_eq (p_run (P_ARGS ("write", "--help"), NULL, out, NULL), 0);
+    p_expect_contains (out, "--retry-for MS");
+    p_expect_contains (out, "6 a chunk's outcome is unknown");
+    cr_expect_eq (p_run (P_ARGS ("read", "--connect", "tcp://127.0.0.1:1", "--retry-for", "-1"),
+                         NULL, NULL, err), 2);
+    p_expect_contains (err, "retry-for");
+    cr_expect_eq (p_run (P_ARGS ("model-server", "--help"), NULL, out, NULL), 0);
+    p_expect_contains (out, "--peer-max-pending N");
+    cr_expect_eq (p_run (P_ARGS ("model-server", "--bind", "tcp://127.0.0.1:0",
+                                 "--peer-max-pending", "0"), NULL, NULL, err), 2);
+    p_expect_contains (err, "peer-max-pending");
+}

@@ -231,6 +231,7 @@ t_bind_endpoint (char *out, size_t size, const char *what)
 typedef struct {
     size_t workers;
     size_t max_pending;
+    size_t peer_max_pending;
     size_t max_payload;
     bool gate_load;
     bool gate_infer;
@@ -256,6 +257,7 @@ t_start (t_cfg_t cfg)
     sluice_model_server_opts_t opts = {
         .endpoint = ep, .events_endpoint = ev, .model = &t_iface,
         .workers = cfg.workers, .max_pending = cfg.max_pending, .max_payload = cfg.max_payload,
+        .peer_max_pending = cfg.peer_max_pending,
     };
     sluice_err_t err = SLUICE_EINTERNAL;
     t_fx.server = sluice_model_server_new (&opts, &err);
@@ -909,6 +911,54 @@ Test (model, admission_limit_answers_busy)
     t_request_ok ("f");
 }
 
+//  One client floods past max_pending while another sends one request: the flooder alone is
+//  refused beyond its connection's limit (the text names it), so the other is served.
+Test (model, a_flooding_client_is_held_to_its_own_limit_and_the_others_are_served)
+{
+    enum { LIMIT = 10, MAX = 50, FLOOD = 60 };
+    t_start ((t_cfg_t) { .gate_load = true, .max_pending = MAX, .peer_max_pending = LIMIT });
+    zsock_t *flooder = t_dealer ();
+    zsock_t *polite = t_dealer ();
+    for (uint64_t id = 1; id <= FLOOD; id++)
+        t_send (flooder, SLUICE_CMD_REQUEST, SLUICE_WAIT_FOREVER, id, "flood");
+    t_send (flooder, SLUICE_CMD_STATUS, 0, FLOOD + 1, NULL);
+    t_reply_t reply;
+    for (uint64_t id = LIMIT + 1; id <= FLOOD; id++) {
+        t_recv (flooder, &reply);
+        cr_assert_eq (reply.header.request_id, id);
+        cr_assert_eq (reply.header.status, SLUICE_EBUSY, "%s", reply.body);
+        cr_assert_eq (reply.header.flags & SLUICE_FLAG_PARKED, 0, "refused on arrival");
+        cr_assert (strstr (reply.body, "peer-max-pending=10"), "EBUSY text: %s", reply.body);
+    }
+    cr_assert_eq (t_recv_status (flooder, FLOOD + 1, "parked"), LIMIT);
+
+    //  The other client has room, and keeps it while the flood goes on
+    t_send (polite, SLUICE_CMD_REQUEST, SLUICE_WAIT_FOREVER, 1, "polite");
+    t_send (flooder, SLUICE_CMD_REQUEST, SLUICE_WAIT_FOREVER, FLOOD + 2, "more");
+    t_recv (flooder, &reply);
+    cr_assert_eq (reply.header.request_id, FLOOD + 2);
+    cr_assert_eq (reply.header.status, SLUICE_EBUSY, "%s", reply.body);
+    t_send (polite, SLUICE_CMD_STATUS, 0, 2, NULL);
+    cr_assert_eq (t_recv_status (polite, 2, "parked"), LIMIT + 1);
+    t_open_load ();
+    t_recv (polite, &reply);
+    cr_assert_eq (reply.header.request_id, 1);
+    cr_assert_eq (reply.header.status, SLUICE_OK, "%s", reply.body);
+    bool answered [LIMIT + 1] = { false };
+    for (int n = 0; n < LIMIT; n++) {
+        t_recv (flooder, &reply);      //  workers finish in any order
+        uint64_t id = reply.header.request_id;
+        cr_assert (id >= 1 && id <= LIMIT && !answered [id], "reply to request %" PRIu64, id);
+        answered [id] = true;
+        cr_assert_eq (reply.header.status, SLUICE_OK, "%s", reply.body);
+    }
+    //  Its own requests answered, the flooder has room again
+    t_send (flooder, SLUICE_CMD_REQUEST, SLUICE_WAIT_FOREVER, FLOOD + 3, "again");
+    t_recv (flooder, &reply);
+    cr_assert_eq (reply.header.request_id, FLOOD + 3);
+    cr_assert_eq (reply.header.status, SLUICE_OK, "%s", reply.body);
+}
+
 Test (model, deadlines_are_answered_by_the_actor)
 {
     t_start ((t_cfg_t) { .workers = 1, .gate_load = true, .gate_infer = true });
@@ -990,7 +1040,8 @@ Test (model, shutdown_during_load_refuses_parked_requests)
 Test (model, one_client_with_3000_parked_requests_gets_every_reply)
 {
     enum { N = 3000 };
-    t_start ((t_cfg_t) { .gate_load = true, .fail = "no room" });
+    //  (beyond the default per-connection limit: this client is allowed them all)
+    t_start ((t_cfg_t) { .gate_load = true, .fail = "no room", .peer_max_pending = N });
     zsock_t *dealer = t_dealer ();
     zsock_t *watcher = t_dealer ();
     for (uint64_t id = 1; id <= N; id++)
