@@ -9,6 +9,9 @@
 // ---------------------------------------------------------------------------------------------
 //  Owner side
 
+//  czmq's zsock_signal: one 8-byte frame, 0x77665544332211 then the status byte
+#define S_SIGNAL_MAGIC  0x77665544332211ull
+
 //  Take one message from the actor's pipe. A DONE report is recorded wherever it is met;
 //  returns the message's first word (caller frees) and leaves the rest in *msg_p.
 static char *
@@ -64,6 +67,22 @@ s_expect (sluice_handle_t *handle, const char *expected, int64_t deadline, zmsg_
     }
 }
 
+//  The actor's answer to a command. zactor_new waits for the actor's start signal, but a
+//  signal (a profiler's, a fuzzer's timer) can interrupt that wait and leave the start signal in
+//  the pipe: it is skipped here, so that it is never read as the answer.
+static zmsg_t *
+s_recv_answer (void *actor)
+{
+    while (true) {
+        zmsg_t *msg = sluice_pipe_recv (actor);
+        zframe_t *frame = msg ? zmsg_first (msg) : NULL;
+        if (!msg || zmsg_size (msg) != 1 || zframe_size (frame) != 8
+        ||  (sluice_get64 (zframe_data (frame)) >> 8) != S_SIGNAL_MAGIC)
+            return msg;
+        zmsg_destroy (&msg);
+    }
+}
+
 sluice_err_t
 sluice_handle_start (sluice_handle_t *handle, zactor_fn *fn, void *args, const char *endpoint,
                      const char *events_endpoint)
@@ -80,14 +99,16 @@ sluice_handle_start (sluice_handle_t *handle, zactor_fn *fn, void *args, const c
     char *bound = NULL, *bound_events = NULL, *why = NULL;
     if (zstr_sendx (handle->actor, SLUICE_PIPE_BIND, endpoint,
                     events_endpoint ? events_endpoint : "", NULL) == 0) {
-        //  A signal (a profiler's, a fuzzer's timer) may interrupt the wait before the answer's
-        //  first frame is taken: wait again
-        int got;
-        while ((got = zsock_recv (handle->actor, "isss", &rc, &bound, &bound_events, &why)) == -1
-           &&  zmq_errno () == EINTR)
-            ;
-        if (got == -1)
-            rc = SLUICE_ETRANSPORT;
+        zmsg_t *answer = s_recv_answer (handle->actor);
+        if (answer) {
+            char *code = zmsg_popstr (answer);
+            rc = code ? atoi (code) : SLUICE_EINTERNAL;
+            zstr_free (&code);
+            bound = zmsg_popstr (answer);
+            bound_events = zmsg_popstr (answer);
+            why = zmsg_popstr (answer);
+            zmsg_destroy (&answer);
+        }
     }
     if (rc == SLUICE_OK && (!bound || !*bound))
         rc = SLUICE_EINTERNAL;      //  not an answer to BIND: the actor ended

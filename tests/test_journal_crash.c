@@ -104,7 +104,9 @@ c_writer (void *arg)
                 sem_post (&c_st.progress);
                 break;
             }
-            if (rc != SLUICE_ETRANSPORT || atomic_load (&c_st.stop)) {
+            //  Not answered (the buffer was killed under it): its outcome is unknown, so it is
+            //  written again; a duplicate is allowed, a lost acknowledged write is not
+            if ((rc != SLUICE_ETRANSPORT && rc != SLUICE_EUNKNOWN) || atomic_load (&c_st.stop)) {
                 snprintf (c_st.writer_error, sizeof c_st.writer_error, "write %d: %s (%.400s)", seq,
                           sluice_strerror (rc), conn.error_text);
                 goto done;
