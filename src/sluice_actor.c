@@ -9,8 +9,8 @@
 // ---------------------------------------------------------------------------------------------
 //  Owner side
 
-//  czmq's zsock_signal: one 8-byte frame, 0x77665544332211 then the status byte
-#define S_SIGNAL_MAGIC  0x77665544332211ull
+//  czmq's zsock_signal: one frame, an int64_t in host order, this plus the status byte
+#define S_SIGNAL_MAGIC  ((int64_t) 0x7766554433221100LL)
 
 //  Take one message from the actor's pipe. A DONE report is recorded wherever it is met;
 //  returns the message's first word (caller frees) and leaves the rest in *msg_p.
@@ -76,8 +76,10 @@ s_recv_answer (void *actor)
     while (true) {
         zmsg_t *msg = sluice_pipe_recv (actor);
         zframe_t *frame = msg ? zmsg_first (msg) : NULL;
-        if (!msg || zmsg_size (msg) != 1 || zframe_size (frame) != 8
-        ||  (sluice_get64 (zframe_data (frame)) >> 8) != S_SIGNAL_MAGIC)
+        int64_t value = 0;
+        if (frame && zframe_size (frame) == sizeof value)
+            memcpy (&value, zframe_data (frame), sizeof value);
+        if (!msg || zmsg_size (msg) != 1 || (value & ~(int64_t) 0xFF) != S_SIGNAL_MAGIC)
             return msg;
         zmsg_destroy (&msg);
     }
