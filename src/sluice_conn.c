@@ -298,8 +298,10 @@ s_ping (sluice_conn_t *conn)
     return ping.request_id;
 }
 
-sluice_err_t
-sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
+//  look: first look for a reply already there. Right after its request a call's reply is not
+//  there yet, and a look that finds nothing costs as much as the wait: sluice_conn_call waits.
+static sluice_err_t
+s_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline, bool look)
 {
     void *dealer = conn->dealer_raw;
     conn->lost = false;
@@ -309,36 +311,32 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
     //  Retrying: the actor went silent at outage_start; give up at outage_end
     int64_t outage_start = 0, outage_end = 0;
     int backoff_ms = S_BACKOFF_MIN_MS;
-    //  Right after its request, a call's reply is not there yet: wait for it first (a look
-    //  that finds nothing costs as much as the wait)
-    bool look = !conn->just_sent;
-    conn->just_sent = false;
-    while (true) {
+    for (; true; look = true) {
         //  A reply may be there already (pipelined acknowledgements arrive in bursts): take it
         //  without a poll; poll only when there is nothing to read
-        zmq_msg_t header_msg;
-        zmq_msg_init (&header_msg);
-        if (!look)
-            errno = EAGAIN;
-        if (look && zmq_msg_recv (&header_msg, dealer, ZMQ_DONTWAIT) != -1) {
-            sluice_err_t rc = s_take_reply (conn, &header_msg, low_id, high_id, &pings);
-            if (outage_start && (rc != S_NOT_OURS || !pings.last)) {
-                //  Whatever it said, the actor is back (or the reply was late)
-                SLUICE_ERROR ("sluice: the actor answers again after %" PRId64 " ms of silence",
-                              zclock_mono () - outage_start);
-                outage_start = outage_end = 0;
-                backoff_ms = S_BACKOFF_MIN_MS;
+        if (look) {
+            zmq_msg_t header_msg;
+            zmq_msg_init (&header_msg);
+            if (zmq_msg_recv (&header_msg, dealer, ZMQ_DONTWAIT) != -1) {
+                sluice_err_t rc = s_take_reply (conn, &header_msg, low_id, high_id, &pings);
+                if (outage_start && (rc != S_NOT_OURS || !pings.last)) {
+                    //  Whatever it said, the actor is back (or the reply was late)
+                    SLUICE_ERROR ("sluice: the actor answers again after %" PRId64 " ms of "
+                                  "silence", zclock_mono () - outage_start);
+                    outage_start = outage_end = 0;
+                    backoff_ms = S_BACKOFF_MIN_MS;
+                }
+                if (rc == S_NOT_OURS)
+                    continue;
+                return rc;
             }
-            if (rc == S_NOT_OURS)
-                continue;
-            return rc;
+            zmq_msg_close (&header_msg);
+            if (zmq_errno () == EINTR)
+                return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while waiting for a reply");
+            if (zmq_errno () != EAGAIN)
+                return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s",
+                                         zmq_strerror (zmq_errno ()));
         }
-        zmq_msg_close (&header_msg);
-        look = true;
-        if (zmq_errno () == EINTR)
-            return sluice_conn_fail (conn, SLUICE_EINTR, "interrupted while waiting for a reply");
-        if (zmq_errno () != EAGAIN)
-            return sluice_conn_fail (conn, SLUICE_ETRANSPORT, "receive failed: %s", zmq_strerror (zmq_errno ()));
 
         zmq_pollitem_t items [2] = {
             { dealer, 0, ZMQ_POLLIN, 0 },
@@ -396,6 +394,12 @@ sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int
             pings.due = now + conn->grace_ms;
         }
     }
+}
+
+sluice_err_t
+sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline)
+{
+    return s_receive (conn, low_id, high_id, deadline, true);
 }
 
 void
@@ -465,8 +469,7 @@ sluice_conn_call (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
         sluice_err_t rc = sluice_conn_send (conn, command, flags, timeout_ms, count, body, size, &id);
         if (rc != SLUICE_OK)
             return rc;
-        conn->just_sent = true;
-        rc = sluice_conn_receive (conn, id, id, deadline);
+        rc = s_receive (conn, id, id, deadline, false);
         //  The DEALER reconnected and the actor no longer holds the request: send it again,
         //  unless it is a WRITE (its first copy may have been enqueued: SLUICE_EUNKNOWN)
         if (!(rc == SLUICE_ETRANSPORT && conn->lost)

@@ -2,7 +2,6 @@
 #include "sluice_conn.h"
 #include "sluice_stream.h"
 #include <string.h>
-#include <time.h>
 
 struct sluice_stream_t {
     sluice_conn_t conn;
@@ -26,7 +25,7 @@ struct sluice_stream_t {
     size_t pack_capacity;
     size_t pending_count;
     bool pending_final;         //  the last pending chunk was written with is_final
-    int64_t looked_us;          //  when the writer last looked for replies (s_now_us)
+    int64_t looked_us;          //  when the writer last looked for replies (zclock_usecs)
     //  Batched reads: chunks of the last READ reply not yet handed out. A packed reply is
     //  kept whole and its chunks are handed out in place; another reply's frames are kept
     size_t batch;
@@ -229,14 +228,6 @@ s_call (sluice_stream_t *self, uint8_t command, uint8_t flags, int timeout_ms, u
 #define S_LOOK_US  50
 #define S_PACK_BYTES  (SLUICE_PACKED_MAX_BYTES / 4)
 
-static int64_t
-s_now_us (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
-
 //  Batched: the chunk joins the pending batch. A write with nothing in flight sends it at once
 //  (acknowledgements already received are taken without waiting first), so a trickle of chunks
 //  is never held back; while writes are in flight, chunks gather until the batch is full, the
@@ -281,7 +272,7 @@ s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_f
     int events;
     bool look = false;
     if (self->in_flight) {
-        int64_t now = s_now_us ();
+        int64_t now = zclock_usecs ();
         look = self->pending_count == 1 || now - self->looked_us >= S_LOOK_US;
         if (look)
             self->looked_us = now;
