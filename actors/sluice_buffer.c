@@ -6,14 +6,17 @@
     one routine, s_settle, serves waiters from the heads of those FIFOs while the queue allows
     it. A request that can be served at once is served by the same path a parked one is, so a
     newcomer can never overtake an older waiter (the seed's stolen-wakeup question, answered by
-    design). Invariant after every s_settle: writers wait only while the queue and the chunks
-    handed out but not yet acknowledged leave no room for the oldest writer's batch, readers
-    only while the queue is empty.
+    design). Invariant after every s_settle: writers wait only while the queue leaves no room
+    for the oldest writer's batch, readers only while the queue is empty (or, for the oldest
+    acknowledging reader, while readers hold a capacity's worth unacknowledged).
 
-    Capacity bounds what the buffer holds: queued chunks plus chunks handed out to acknowledging
-    readers and not yet acknowledged (they may still come back). So queued + unacked never
-    exceeds the capacity, however readers vanish. And end of stream is given only once nothing
-    can come back: closed, queue empty, nothing unacknowledged.
+    Capacity bounds the queue, as in the seed: a chunk a reader took is no longer in it, so a
+    reader working on its batch never holds writers back. Chunks handed out to acknowledging
+    readers and not yet acknowledged (they may still come back) are bounded on their own, by
+    the capacity too: unacked <= capacity, queued + unacked <= 2 x capacity, however readers
+    vanish (requeued chunks move from one count to the other; the ring is sized for both). And
+    end of stream is given only once nothing can come back: closed, queue empty, nothing
+    unacknowledged.
 
     Each waiter may carry a deadline (the request's timeout_ms, counted from its arrival); the
     engine has the buffer answer SLUICE_ETIMEOUT itself when it passes, so a timed-out write is
@@ -65,8 +68,9 @@ typedef struct {
 typedef struct {
     sluice_engine_t *engine;
     sluice_buffer_opts_t opts;
-    //  The queue: a ring of capacity slots. Requeued chunks come from `unacked`, so queued +
-    //  unacked stays within the capacity; the ring grows only if that were ever violated
+    //  The queue: a ring of 2 x capacity slots. Requeued chunks come from `unacked`, so queued
+    //  + unacked stays within it; the ring grows only for a journal written with a larger
+    //  capacity
     s_chunk_t *ring;
     size_t ring_size;
     size_t head;
@@ -157,8 +161,8 @@ s_push_tail (s_buffer_t *self, const s_chunk_t *chunk)
     self->queued++;
 }
 
-//  Only requeued chunks can take the ring past its capacity; when it cannot grow, they are
-//  lost, and said so: there is no memory left to keep them in.
+//  Only a journal replayed into a smaller capacity can take the ring past its size; when it
+//  cannot grow, chunks are lost, and said so: there is no memory left to keep them in.
 static void
 s_push_head (s_buffer_t *self, s_chunk_t *chunk)
 {
@@ -458,10 +462,23 @@ s_answer_frames (s_buffer_t *self, sluice_held_t *reader, size_t count, bool is_
     return rc;
 }
 
-//  Serve the oldest reader from the queue: up to its count, stopping after a final chunk.
+//  How many chunks the oldest reader may take now: acknowledging readers hold at most a
+//  capacity's worth unacknowledged in all.
+static size_t
+s_reader_room (s_buffer_t *self, sluice_held_t *reader)
+{
+    size_t room = reader->header.count < self->queued ? reader->header.count : self->queued;
+    if (reader->header.flags & SLUICE_FLAG_ACK) {
+        size_t unheld = self->unacked < self->opts.capacity ? self->opts.capacity - self->unacked : 0;
+        room = room < unheld ? room : unheld;
+    }
+    return room;
+}
+
+//  Serve the oldest reader from the queue: up to its room, stopping after a final chunk.
 //  If the reader has vanished the chunks go back to the head of the queue, in order.
 static void
-s_serve_reader (s_buffer_t *self)
+s_serve_reader (s_buffer_t *self, size_t room)
 {
     sluice_held_t *reader = sluice_fifo_head (&self->readers);
     sluice_engine_unwait (self->engine, reader);
@@ -469,7 +486,7 @@ s_serve_reader (s_buffer_t *self)
     bool packed = reader->header.flags & SLUICE_FLAG_PACKED;
     size_t count = 0, bytes = 0;
     bool is_final = false;
-    while (count < reader->header.count && self->queued > 0 && !is_final) {
+    while (count < room && !is_final) {
         size_t next = self->ring [self->head].size + SLUICE_PACKED_OVERHEAD;
         if (packed && count && bytes + next > SLUICE_PACKED_MAX_BYTES)
             break;
@@ -536,17 +553,17 @@ s_settle (void *self_)
     bool progress = true;
     while (progress) {
         progress = false;
-        //  A batch goes in whole, when there is room for all of it beside what is queued and
-        //  what readers hold unacknowledged
-        sluice_held_t *writer;
+        //  A batch goes in whole, when there is room for all of it beside what is queued
+        sluice_held_t *writer, *reader;
         while ((writer = sluice_fifo_head (&self->writers)) && !self->closed
-           &&  self->queued + self->unacked + s_write_chunks (&writer->header, &writer->frames)
+           &&  self->queued + s_write_chunks (&writer->header, &writer->frames)
                <= self->opts.capacity) {
             s_admit_writer (self);
             progress = true;
         }
-        while (self->queued > 0 && sluice_fifo_size (&self->readers)) {
-            s_serve_reader (self);
+        size_t room;
+        while ((reader = sluice_fifo_head (&self->readers)) && (room = s_reader_room (self, reader))) {
+            s_serve_reader (self, room);
             progress = true;
         }
     }
@@ -807,7 +824,7 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         self->opts.endpoint = self->opts.events_endpoint = NULL;
         self->opts.curve = NULL;
         self->opts.journal = NULL;
-        self->ring_size = opts.capacity;
+        self->ring_size = 2 * opts.capacity;
         self->ring = (s_chunk_t *) calloc (self->ring_size, sizeof *self->ring);
         self->batch = (s_chunk_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->batch);
         self->admitting = (s_chunk_t *) calloc (SLUICE_MAX_BATCH, sizeof *self->admitting);

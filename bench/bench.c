@@ -1574,9 +1574,9 @@ s_cpu_us (void)
 
 //  The grid a pipelined row's settings are chosen from: writes in flight, chunks per WRITE,
 //  chunks per READ (batches are capped at the capacity; duplicates are skipped).
-static const size_t s_windows [] = { 2, 4, 16, 64 };
-static const size_t s_wbatches [] = { 16, 64, 256 };
-static const size_t s_rbatches [] = { 16, 64, 256 };
+static const size_t s_windows [] = { 2, 4, 16 };
+static const size_t s_wbatches [] = { 16, 64, 256, 1024 };
+static const size_t s_rbatches [] = { 16, 64, 256, 1024 };
 #define GRID_LEN(array) (sizeof array / sizeof array [0])
 
 static size_t

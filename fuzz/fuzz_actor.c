@@ -84,17 +84,20 @@ s_check_alive (void)
             uint64_t writers = sluice_status_u64 (data, size, "parked_writers", UINT64_MAX);
             uint64_t readers = sluice_status_u64 (data, size, "parked_readers", UINT64_MAX);
             uint64_t unacked = sluice_status_u64 (data, size, "unacked", UINT64_MAX);
-            //  Writers wait only while queued and unacknowledged chunks take room, readers
-            //  only while the queue is empty; together they never exceed the capacity
+            //  Writers wait only while the queue has no room, readers only while it is
+            //  empty or readers hold a capacity unacknowledged; unacknowledged chunks never
+            //  exceed the capacity, queued + unacknowledged never twice it
             if (queued == UINT64_MAX || unacked == UINT64_MAX)
                 s_fail ("STATUS body lacks queued= or unacked=");
-            //  (a batch waits for room for all of it, but any batch fits an empty buffer)
-            if (writers && queued + unacked == 0)
-                s_fail ("writers parked on an empty buffer");
-            if (readers && queued)
+            //  (a batch waits for room for all of it, but any batch fits an empty queue)
+            if (writers && queued == 0)
+                s_fail ("writers parked on an empty queue");
+            if (readers && queued && unacked < FUZZ_CAPACITY)
                 s_fail ("readers parked on a queue that has chunks");
-            if (queued + unacked > FUZZ_CAPACITY)
-                s_fail ("queued + unacknowledged chunks beyond the capacity");
+            if (unacked > FUZZ_CAPACITY)
+                s_fail ("unacknowledged chunks beyond the capacity");
+            if (queued + unacked > 2 * FUZZ_CAPACITY)
+                s_fail ("queued + unacknowledged chunks beyond twice the capacity");
             zmsg_destroy (&reply);
             return;
         }

@@ -10,7 +10,8 @@
     A model of what was promised is kept: a WRITE answered OK is accepted; a READ reply's
     chunks are delivered once acknowledged (by the peer's next READ or ACK); a reply that is
     never acknowledged (its peer vanished) may come again. Checked:
-    - after every STATUS: queued + unacknowledged chunks within the capacity;
+    - after every STATUS: unacknowledged chunks within the capacity, queued +
+      unacknowledged within twice it;
     - whenever a peer gets end of stream: every accepted chunk was delivered before it;
     - at the end of the input (the peers acknowledge and vanish, a clean reader closes the
       buffer and drains it to end of stream): every accepted chunk was delivered, and none
@@ -313,8 +314,10 @@ s_status (const char *key)
             zmsg_destroy (&reply);
             if (queued == UINT64_MAX || unacked == UINT64_MAX)
                 s_fail ("STATUS lacks queued= or unacked=", -1);
-            if (queued + unacked > F_CAPACITY)
-                s_fail ("queued + unacknowledged chunks beyond the capacity", -1);
+            if (unacked > F_CAPACITY)
+                s_fail ("unacknowledged chunks beyond the capacity", -1);
+            if (queued + unacked > 2 * F_CAPACITY)
+                s_fail ("queued + unacknowledged chunks beyond twice the capacity", -1);
             return value;
         }
         if (reply)

@@ -2,7 +2,8 @@
 
     A sluice_buffer_t is a czmq actor (its own thread) owning a ROUTER socket at `endpoint` and,
     optionally, a PUB socket at `events_endpoint`. It holds a FIFO queue of at most `capacity`
-    chunks and answers the WRITE/READ/CLOSE/STATUS commands of docs/PROTOCOL.md. Blocking is
+    chunks (plus at most `capacity` handed out to readers and not yet acknowledged; chunks of
+    vanished readers go back ahead of the queue) and answers the WRITE/READ/CLOSE/STATUS commands of docs/PROTOCOL.md. Blocking is
     done by deferring replies: a write into a full buffer, or a read from an empty one, is
     answered only when it can be served, when the buffer closes, or when its deadline passes.
 

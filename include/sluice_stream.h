@@ -85,9 +85,10 @@ SLUICE_EXPORT bool
     sluice_stream_next (sluice_stream_t *self, sluice_chunk_t *chunk);
 
 //  Acknowledge the chunks read so far (reads use acknowledged delivery): the buffer holds a
-//  copy of each chunk it handed out, counted against its capacity, until the reader
-//  acknowledges it - which the next read does, and sluice_stream_destroy. Call this when a
-//  reader is done with what it read but will not read again soon, to free that room at once.
+//  copy of each chunk it handed out until the reader acknowledges it - which the next read
+//  does, and sluice_stream_destroy - and hands out at most its capacity of chunks
+//  unacknowledged to all readers. Call this when a reader is done with what it read but will
+//  not read again soon, so that other readers are not held up.
 //  Chunks of a batch not yet handed out by sluice_stream_read are not acknowledged (nothing
 //  is sent then). No reply is awaited.
 SLUICE_EXPORT sluice_err_t
@@ -148,9 +149,9 @@ SLUICE_EXPORT sluice_err_t
 //  Batched reads: one READ request takes up to `batch` queued chunks (default 1, at most
 //  SLUICE_MAX_BATCH), in one packed reply; later reads return them from the stream without a
 //  round trip, in place (a chunk's text points into the reply: nothing is copied). Chunks
-//  held this way count as read; the buffer keeps them against its
-//  capacity until the next READ acknowledges them, so a batch of half the capacity or less
-//  lets writers go on while a reader works through its batch.
+//  held this way count as read: they left the buffer's queue, so writers go on while a
+//  reader works through its batch (the buffer keeps a copy until the next READ acknowledges
+//  them; all readers together hold at most its capacity this way).
 SLUICE_EXPORT sluice_err_t
     sluice_stream_set_batch (sluice_stream_t *self, size_t batch);
 

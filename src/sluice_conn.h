@@ -20,6 +20,7 @@ typedef struct {
     void *interrupt;           //  raw socket whose input ends a wait (SLUICE_EINTR), or NULL
     int liveness_ms;           //  while waiting, ping the actor after this long without a word
     int sndtimeo;              //  the DEALER's send timeout as last set (-2: not yet)
+    int rcvtimeo;              //  the DEALER's receive timeout as last set (-2: not yet)
     bool lost;                 //  the last receive learned the request was lost (ETRANSPORT;
                                //  SLUICE_EUNKNOWN for a WRITE, which is never sent again)
     uint64_t last_write_id;    //  request id of the newest WRITE sent (0: none)
