@@ -1524,8 +1524,6 @@ typedef struct {
     bool tune;                   //  pipelined: pick window / batches from a grid first
     char settings [96];          //  what tuning chose, shown under the row
     int tried;                   //  grid points tried
-    spec_t leaders [3];          //  the grid's fastest points, fastest first (bench --instr)
-    int leader_count;
     bool ran;
     figure_t fs, fb [BASES_MAX];
 } row_t;
@@ -1589,7 +1587,6 @@ s_cap (size_t value, size_t capacity)
 
 #define GRID_MAX  (GRID_LEN (s_windows) * GRID_LEN (s_wbatches) * GRID_LEN (s_rbatches))
 #define GRID_RERUN 3             //  the leaders measured once more: one short run is noisy
-_Static_assert (GRID_RERUN <= 3, "row_t keeps 3 leaders");
 
 //  Sets a pipelined row's window and batches: the ones given (--window, --wbatch, --rbatch),
 //  else the best of the grid: one short run at each point, then the GRID_RERUN fastest once
@@ -1638,7 +1635,6 @@ s_tune (row_t *row)
         spec_t swap_spec = trials [place];
         trials [place] = trials [top];
         trials [top] = swap_spec;
-        row->leaders [row->leader_count++] = trials [place];
         double swap_rate = rates [place];
         rates [place] = rates [top];
         rates [top] = swap_rate;
@@ -2033,41 +2029,6 @@ s_callgrind_total (const char *path)
     return total;
 }
 
-//  Runs one probe under callgrind with N and 2N items (files tagged `tag`); sets its totals
-//  and its marginal instructions per item. Returns false when a run failed.
-static bool
-s_instr_probe_run (instr_t *probe, const char *valgrind, const char *dir, const char *tag,
-                   const spec_t *settings)
-{
-    bool ok_all = true;
-    for (int run = 0; run < 2; run++) {
-        char out [4300], log [4300], items [24], window [24], wbatch [24], rbatch [24];
-        char outfile [4400], line [64];
-        snprintf (out, sizeof out, "%s/callgrind.%s.%d.out", dir, tag, run + 1);
-        snprintf (log, sizeof log, "%s/callgrind.%s.%d.log", dir, tag, run + 1);
-        snprintf (outfile, sizeof outfile, "--callgrind-out-file=%s", out);
-        snprintf (items, sizeof items, "%ld", probe->n * (run + 1));
-        snprintf (window, sizeof window, "%zu", settings->window);
-        snprintf (wbatch, sizeof wbatch, "%zu", settings->wbatch);
-        snprintf (rbatch, sizeof rbatch, "%zu", settings->batch);
-        unlink (out);
-        double t0 = now_s ();
-        proc_t proc;
-        bool ok = s_proc_start (&proc, ARGV (valgrind, "--tool=callgrind", outfile,
-                                             g.self_exe, "--child", "instr", probe->mode,
-                                             items, window, wbatch, rbatch), false, log)
-               && s_proc_line (&proc, line, sizeof line, now_s () + 600);
-        int code = s_proc_end (&proc, ok ? 0 : SIGKILL, now_s () + 600);
-        probe->total [run] = ok && code == 0 ? s_callgrind_total (out) : NAN;
-        fprintf (stderr, "  %-40s %8s items: %.0f instructions, %.1f s%s\n", probe->name,
-                 items, probe->total [run], now_s () - t0,
-                 isnan (probe->total [run]) ? " FAILED (see the .log)" : "");
-        ok_all &= !isnan (probe->total [run]);
-    }
-    probe->per_item = (probe->total [1] - probe->total [0]) / (double) probe->n;
-    return ok_all;
-}
-
 static int
 s_instr (void)
 {
@@ -2080,14 +2041,15 @@ s_instr (void)
     //  Output files next to the JSON
     const char *slash = strrchr (g.json, '/');
     snprintf (dir, sizeof dir, "%.*s", (int) (slash ? slash - g.json : 1), slash ? g.json : ".");
-    //  The pipelined settings: the leaders of the same grid as `make bench`, measured
-    //  natively; each runs under callgrind and the one with the fewest instructions per item
-    //  is the row's (under callgrind the threads take turns, so the fastest on two cores is
-    //  not always the leanest: batches form differently)
+    //  The pipelined settings: the best of the same grid as `make bench`, measured natively
     row_t pipe = { .name = "1w×1r cap 1024, pipelined", .tune = true,
                    .sluice = { "sluice", m_sluice,
                                { "inproc", 1024, 1, 1, 1, 1, g.pipe_items, NULL, 0 } } };
     s_tune (&pipe);
+    g.window = pipe.sluice.spec.window;
+    g.wbatch = pipe.sluice.spec.wbatch;
+    g.rbatch = pipe.sluice.spec.batch;
+    fprintf (stderr, "bench: pipelined settings: %s\n", pipe.settings + 2);
     long k = g.quick ? 1 : 2;
     instr_t probes [] = {
         { "sluice pipelined, cap 1024", "sluice-pipelined", 10000 * k, NAN, { NAN, NAN } },
@@ -2099,29 +2061,34 @@ s_instr (void)
     int count = (int) (sizeof probes / sizeof probes [0]);
     double started = now_s ();
     bool failed = false;
-    char tried [256] = "";
-    spec_t chosen = pipe.sluice.spec;
-    if (pipe.leader_count == 0)
-        pipe.leaders [pipe.leader_count++] = pipe.sluice.spec;     //  given (--window ...)
-    for (int leader = 0; leader < pipe.leader_count; leader++) {
-        instr_t trial = probes [0];
-        char tag [64];
-        snprintf (tag, sizeof tag, "%s-%d", trial.mode, leader + 1);
-        failed |= !s_instr_probe_run (&trial, valgrind, dir, tag, &pipe.leaders [leader]);
-        size_t used = strlen (tried);
-        snprintf (tried + used, sizeof tried - used, "%s%zu/%zu/%zu: %.0f", leader ? ", " : "",
-                  pipe.leaders [leader].window, pipe.leaders [leader].wbatch,
-                  pipe.leaders [leader].batch, trial.per_item);
-        if (leader == 0 || (!isnan (trial.per_item) && !(trial.per_item >= probes [0].per_item))) {
-            probes [0] = trial;
-            chosen = pipe.leaders [leader];
+    for (int index = 0; index < count; index++) {
+        instr_t *probe = &probes [index];
+        for (int run = 0; run < 2; run++) {
+            char out [4300], log [4300], items [24], window [24], wbatch [24], rbatch [24];
+            char outfile [4400], line [64];
+            snprintf (out, sizeof out, "%s/callgrind.%s.%d.out", dir, probe->mode, run + 1);
+            snprintf (log, sizeof log, "%s/callgrind.%s.%d.log", dir, probe->mode, run + 1);
+            snprintf (outfile, sizeof outfile, "--callgrind-out-file=%s", out);
+            snprintf (items, sizeof items, "%ld", probe->n * (run + 1));
+            snprintf (window, sizeof window, "%zu", g.window);
+            snprintf (wbatch, sizeof wbatch, "%zu", g.wbatch);
+            snprintf (rbatch, sizeof rbatch, "%zu", g.rbatch);
+            unlink (out);
+            double t0 = now_s ();
+            proc_t proc;
+            bool ok = s_proc_start (&proc, ARGV (valgrind, "--tool=callgrind", outfile,
+                                                 g.self_exe, "--child", "instr", probe->mode,
+                                                 items, window, wbatch, rbatch), false, log)
+                   && s_proc_line (&proc, line, sizeof line, now_s () + 600);
+            int code = s_proc_end (&proc, ok ? 0 : SIGKILL, now_s () + 600);
+            probe->total [run] = ok && code == 0 ? s_callgrind_total (out) : NAN;
+            fprintf (stderr, "  %-40s %8s items: %.0f instructions, %.1f s%s\n", probe->name,
+                     items, probe->total [run], now_s () - t0,
+                     isnan (probe->total [run]) ? " FAILED (see the .log)" : "");
+            failed |= isnan (probe->total [run]);
         }
+        probe->per_item = (probe->total [1] - probe->total [0]) / (double) probe->n;
     }
-    g.window = chosen.window;
-    g.wbatch = chosen.wbatch;
-    g.rbatch = chosen.batch;
-    for (int index = 1; index < count; index++)
-        failed |= !s_instr_probe_run (&probes [index], valgrind, dir, probes [index].mode, &chosen);
     //  Ratios to the raw PUSH->PULL pipe, the condvar buffer and raw round trips
     double pushpull = probes [2].per_item, condvar = probes [3].per_item;
     double roundtrip = probes [4].per_item;
@@ -2130,9 +2097,7 @@ s_instr (void)
     printf ("sluice bench --instr: %s\n", machine);
     printf ("callgrind, marginal instructions per item = (I(2N) - I(N)) / N, one process, all "
             "threads; 64-byte chunks\n");
-    printf ("pipelined settings: the grid's %d fastest under callgrind (window/write batch/read "
-            "batch: instructions per item): %s; the leanest is the row's\n\n",
-            pipe.leader_count, tried);
+    printf ("pipelined settings: %s\n\n", pipe.settings + 2);
     s_pad ("what", 40); s_pad ("N", 8); s_pad ("instr/item", 12);
     s_pad ("÷ PUSH→PULL", 13); s_pad ("÷ condvar", 11); s_pad ("÷ DEALER→ROUTER", 17);
     printf ("target\n");
