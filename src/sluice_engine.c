@@ -1,10 +1,18 @@
 /*  sluice_engine.c - the server skeleton (see sluice_engine.h).
 
-    One loop: poll the pipe, the watched sockets, the ROUTER and the XPUB; drain the ROUTER
-    without a poll per message (up to S_DRAIN_BATCH requests per wake-up, so the pipe is never
+    One loop: wait on the pipe, the watched sockets, the ROUTER and the XPUB; drain the ROUTER
+    without a wait per message (up to S_DRAIN_BATCH requests per wake-up, so the pipe is never
     starved); then, only while something waits, read the clock once for deadlines and the
     sweep. Held requests come from a spare pool, so parking allocates nothing once warm.
+
+    The wait is poll(2) on the sockets' ZMQ_FDs rather than zmq_poll, which asks every socket
+    for its events twice and polls twice per call. A ZMQ_FD signals new commands for its
+    socket, not readability (edge-triggered), so a socket is asked (ZMQ_EVENTS) before the
+    sleep unless the last operation on it showed it drained and nothing touched it since: the
+    ROUTER after a receive that found nothing, until the next send on it. The pipe, the XPUB
+    and watched sockets are asked every time (actors send on them outside the engine).
 */
+#include <poll.h>
 #include "sluice_engine.h"
 #include <sys/random.h>
 #include <unistd.h>
@@ -48,8 +56,10 @@ struct sluice_engine_t {
     s_watch_t watched [S_MAX_WATCHED];
     size_t watched_count;
     zmq_pollitem_t items [S_MAX_WATCHED + 3];
+    struct pollfd fds [S_MAX_WATCHED + 3];   //  the items' ZMQ_FDs, same order
     size_t item_count;
     bool items_dirty;
+    bool router_drained;          //  a receive found nothing and no send touched it since
 
     sluice_request_t req;         //  the request being handled (its arrays are reused)
     sluice_held_t *arriving;      //  held by the handler running now, until it is answered
@@ -373,6 +383,7 @@ s_send (sluice_engine_t *engine, zmq_msg_t *identity, const sluice_header_t *req
     header.flags = flags;
     header.status = (uint8_t) status;
     header.timeout_ms = engine->incarnation;
+    engine->router_drained = false;
     int rc = sluice_reply_send (engine->router_raw, identity, &header, frames, count);
     if (rc == -1) {
         int saved = errno;
@@ -602,6 +613,7 @@ s_peer_alive (sluice_engine_t *engine, sluice_peer_t *peer)
     zmq_msg_t routing;
     zmq_msg_init (&routing);
     zmq_msg_copy (&routing, &peer->identity);
+    engine->router_drained = false;
     bool alive = sluice_reply_send (engine->router_raw, &routing, &probe, NULL, 0) == 0
               || errno != EHOSTUNREACH;
     zmq_msg_close (&routing);
@@ -797,8 +809,57 @@ s_build_items (sluice_engine_t *engine)
     if (engine->events)
         engine->items [count++] = (zmq_pollitem_t) {
             sluice_publisher_socket (engine->events), 0, ZMQ_POLLIN, 0 };
+    for (size_t index = 0; index < count; index++) {
+        size_t size = sizeof engine->fds [index].fd;
+        engine->fds [index] = (struct pollfd) { -1, POLLIN, 0 };
+        zmq_getsockopt (engine->items [index].socket, ZMQ_FD, &engine->fds [index].fd, &size);
+    }
     engine->item_count = count;
     engine->items_dirty = false;
+    engine->router_drained = false;
+}
+
+//  Sets the items' revents to what is readable, waiting up to timeout_ms (-1: no limit) for
+//  something to be; returns how many are, 0 when the time ran out, -1 on an error (errno:
+//  EINTR, or ETERM when the context is ending).
+static int
+s_wait (sluice_engine_t *engine, long timeout_ms)
+{
+    size_t count = engine->item_count;
+    size_t router = engine->router ? count - 1 - (engine->events ? 1 : 0) : count;
+    int ready = 0;
+    for (size_t index = 0; index < count; index++) {
+        engine->items [index].revents = 0;
+        engine->fds [index].revents = 0;
+    }
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    bool ask_all = true;
+    while (true) {
+        //  Ask the sockets whose fd could miss what they hold: all of them before the first
+        //  sleep (but a drained ROUTER), then those whose fd fired
+        for (size_t index = 0; index < count; index++) {
+            if (ask_all ? index == router && engine->router_drained : !engine->fds [index].revents)
+                continue;
+            int events = 0;
+            size_t size = sizeof events;
+            if (zmq_getsockopt (engine->items [index].socket, ZMQ_EVENTS, &events, &size) == -1)
+                return -1;
+            if (events & ZMQ_POLLIN) {
+                engine->items [index].revents = ZMQ_POLLIN;
+                ready++;
+            }
+        }
+        if (ready)
+            return ready;
+        ask_all = false;
+        int wait = deadline == INT64_MAX ? -1 : (int) sluice_poll_timeout (deadline);
+        int rc = poll (engine->fds, (nfds_t) count, wait);
+        if (rc == -1)
+            return -1;
+        if (rc == 0)
+            return 0;
+        //  Commands that brought no message (a peer connecting, say): ask those, sleep again
+    }
 }
 
 static void
@@ -809,6 +870,7 @@ s_drain_router (sluice_engine_t *engine)
         if (rc <= 0) {
             if (rc == -1 && zmq_errno () == ETERM)
                 engine->terminated = true;
+            engine->router_drained = rc == 0;
             return;
         }
         s_handle_request (engine, &engine->req);
@@ -826,8 +888,8 @@ sluice_engine_run (sluice_engine_t *engine)
         int64_t wake = engine->heap_size ? engine->heap [0]->deadline : INT64_MAX;
         if (engine->next_sweep < wake)
             wake = engine->next_sweep;
-        if (zmq_poll (engine->items, (int) engine->item_count, sluice_poll_timeout (wake)) == -1) {
-            if (zmq_errno () == EINTR)
+        if (s_wait (engine, sluice_poll_timeout (wake)) == -1) {
+            if (errno == EINTR)
                 continue;
             break;          //  the context is terminating
         }
