@@ -899,6 +899,8 @@ CASE (acknowledging_readers_hold_at_most_a_capacity_unacknowledged)
     zsock_t *holder = t_raw_dealer ();
     char texts [2][T_TEXT_MAX];
     cr_assert_eq (t_raw_read (holder, 1, SLUICE_MAX_BATCH, 0, texts, 2), 2);
+    cr_assert_str_eq (texts [0], "a");
+    cr_assert_str_eq (texts [1], "b");
     T_WRITE (t_fx.cli, "c");
     T_WRITE (t_fx.cli, "d");
     sluice_buffer_status_t st = t_status ();
