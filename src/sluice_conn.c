@@ -6,6 +6,7 @@
 */
 #include "sluice_conn.h"
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <string.h>
@@ -291,10 +292,17 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
 static void
 s_set_rcvtimeo (sluice_conn_t *conn, int rcvtimeo)
 {
-    if (rcvtimeo != conn->rcvtimeo) {
-        zmq_setsockopt (conn->dealer_raw, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo);
-        conn->rcvtimeo = rcvtimeo;
-    }
+    if (rcvtimeo != conn->rcvtimeo
+    &&  zmq_setsockopt (conn->dealer_raw, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo) == 0)
+        conn->rcvtimeo = rcvtimeo;      //  cached only once the socket took it
+}
+
+//  A wait in ms as an int socket option: a wait longer than INT_MAX ms (a timeout near
+//  INT_MAX plus the grace) is cut to INT_MAX, never wrapped to a negative value
+static int
+s_option_ms (long wait_ms)
+{
+    return wait_ms > INT_MAX ? INT_MAX : (int) wait_ms;
 }
 
 //  Send a PING (queued even while disconnected: the DEALER keeps its pipe; never blocks).
@@ -332,7 +340,7 @@ s_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadl
         //  bursts), so look without a poll and poll only when there is nothing to read.
         int recv_flags = ZMQ_DONTWAIT;
         if (!conn->interrupt) {
-            s_set_rcvtimeo (conn, (int) wait_ms);
+            s_set_rcvtimeo (conn, s_option_ms (wait_ms));
             recv_flags = 0;
             look = true;
         }
@@ -450,11 +458,10 @@ s_request (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms, 
     if (command == SLUICE_CMD_WRITE)
         conn->last_write_id = header.request_id;
     //  Bound a send that waits for a peer; set only when it changes (a getsockopt-free path)
-    int sndtimeo = (int) sluice_poll_timeout (sluice_conn_deadline (conn, timeout_ms));
-    if (sndtimeo != conn->sndtimeo) {
-        zmq_setsockopt (conn->dealer_raw, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    int sndtimeo = s_option_ms (sluice_poll_timeout (sluice_conn_deadline (conn, timeout_ms)));
+    if (sndtimeo != conn->sndtimeo
+    &&  zmq_setsockopt (conn->dealer_raw, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) == 0)
         conn->sndtimeo = sndtimeo;
-    }
     return header;
 }
 
