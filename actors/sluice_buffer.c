@@ -682,10 +682,12 @@ static void
 s_expire (void *self_, sluice_held_t *held)
 {
     s_buffer_t *self = (s_buffer_t *) self_;
+    //  A reader waits on an empty queue, or (chunks queued) behind the unacknowledged limit
     sluice_engine_answer_error (self->engine, held, SLUICE_ETIMEOUT,
                                 held->header.command == SLUICE_CMD_WRITE
                                 ? "timed out: buffer full, chunk not written"
-                                : "timed out: buffer empty");
+                                : self->queued == 0 ? "timed out: buffer empty"
+                                : "timed out: readers hold the capacity unacknowledged");
 }
 
 static void
@@ -870,7 +872,8 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
             return;
         }
         sluice_engine_set_incarnation (engine, incarnation);
-        if (self->queued > opts.capacity)
+        //  A full queue plus a capacity unacknowledged is what a crash can leave (2 x capacity)
+        if (self->queued > 2 * opts.capacity)
             SLUICE_ERROR ("sluice buffer: the journal holds %zu chunks, more than the capacity "
                           "(%zu): writers wait until readers take them below it", self->queued,
                           opts.capacity);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 
 #define S_DRAIN_BATCH     1024      //  requests handled per wake-up before polling again
@@ -852,7 +853,8 @@ s_wait (sluice_engine_t *engine, long timeout_ms)
         if (ready)
             return ready;
         ask_all = false;
-        int wait = deadline == INT64_MAX ? -1 : (int) sluice_poll_timeout (deadline);
+        long left = deadline == INT64_MAX ? -1 : sluice_poll_timeout (deadline);
+        int wait = left > INT_MAX ? INT_MAX : (int) left;   //  poll(2) takes an int
         int rc = poll (engine->fds, (nfds_t) count, wait);
         if (rc == -1)
             return -1;

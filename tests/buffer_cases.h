@@ -8,6 +8,8 @@
 #define SLUICE_TEST_BUFFER_CASES_H_INCLUDED
 
 #include "common.h"
+#include "sluice_conn.h"
+#include <limits.h>
 #include <semaphore.h>
 
 #ifndef CASES_SUITE
@@ -927,6 +929,59 @@ CASE (acknowledging_readers_hold_at_most_a_capacity_unacknowledged)
     T_EXPECT_CHUNK (reader, "d");
     cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
     T_EXPECT_EOS (reader);
+}
+
+CASE (a_reader_behind_one_waiting_at_the_unacknowledged_limit_is_served_when_it_expires)
+{
+    t_start (2);
+    T_WRITE (t_fx.cli, "a");
+    T_WRITE (t_fx.cli, "b");
+    zsock_t *holder = t_raw_dealer ();
+    cr_assert_eq (t_raw_read (holder, 1, SLUICE_MAX_BATCH, 0, NULL, 0), 2);
+    T_WRITE (t_fx.cli, "c");
+    //  An acknowledging READ at the limit parks (200 ms deadline); a plain READ parks behind
+    //  it: FIFO, though a plain READ is not held by the limit itself
+    zsock_t *acker = t_raw_dealer ();
+    zsock_t *plain = t_raw_dealer ();
+    t_raw_read_send (acker, 7, 1, true, 0, 200);
+    T_WAIT_PARKED_READERS (1);
+    t_raw_read_send (plain, 9, 1, false, 0, SLUICE_WAIT_FOREVER);
+    T_WAIT_PARKED_READERS (2);
+    cr_assert_eq (t_status ().queued, 1, "the plain READ overtook the parked acknowledging one");
+    char texts [1][T_TEXT_MAX];
+    cr_assert_eq (t_raw_reply (acker, 7, NULL, texts, 1), SLUICE_ETIMEOUT);
+    //  What it waited for was the limit, not a chunk: the reason says so
+    cr_assert_str_eq (texts [0], "timed out: readers hold the capacity unacknowledged");
+    //  The head left: the plain reader is served without any other event
+    cr_assert_eq (t_raw_reply (plain, 9, NULL, texts, 1), SLUICE_OK);
+    cr_assert_str_eq (texts [0], "c");
+    zsock_destroy (&holder);
+    zsock_destroy (&acker);
+    zsock_destroy (&plain);
+}
+
+CASE (a_wait_longer_than_int_max_ms_is_cut_to_int_max_not_wrapped)
+{
+    //  A timeout near INT_MAX plus the grace does not fit ZMQ_RCVTIMEO (an int): it must be cut
+    //  to INT_MAX. Wrapped to a negative value, the socket refused it and kept the 0 an
+    //  earlier call had left, and the wait spun (white box: a stream begins with its
+    //  connection, src/sluice_stream.c)
+    t_start (2);
+    sluice_stream_t *reader = t_stream ();
+    sluice_stream_set_liveness (reader, 0);
+    sluice_stream_set_grace (reader, 0);
+    sluice_chunk_t chunk;
+    //  A read with no time at all: the buffer's ETIMEOUT, or the client giving up first
+    //  (ETRANSPORT); either way the wait ended at once, leaving ZMQ_RCVTIMEO at 0
+    sluice_err_t rc = sluice_stream_read_timeout (reader, &chunk, 0);
+    cr_assert (rc == SLUICE_ETIMEOUT || rc == SLUICE_ETRANSPORT, "%s", sluice_strerror (rc));
+    cr_assert_eq (zsock_rcvtimeo (((sluice_conn_t *) reader)->dealer), 0);
+    sluice_stream_set_grace (reader, 2000);
+    T_WRITE (t_fx.cli, "x");
+    cr_assert_eq (sluice_stream_read_timeout (reader, &chunk, INT_MAX), SLUICE_OK);
+    sluice_conn_t *conn = (sluice_conn_t *) reader;
+    cr_assert_eq (zsock_rcvtimeo (conn->dealer), INT_MAX);
+    cr_assert_eq (conn->rcvtimeo, INT_MAX, "the cached receive timeout is not the socket's");
 }
 
 //  Write "cNN" chunks from `next` on while the buffer has room (timeout 0: a write that would

@@ -557,26 +557,33 @@ t_raw_dealer (void)
     return raw;
 }
 
-//  An acknowledged READ of up to `count` chunks naming `ack` as the last reply received; waits
-//  for its reply (liveness probes skipped) and returns how many chunks it carried. The chunks'
-//  texts go to texts [0 .. max-1] when texts is not NULL.
-static inline size_t
-t_raw_read (zsock_t *raw, uint64_t id, uint32_t count, uint64_t ack,
-            char (*texts) [T_TEXT_MAX], size_t max)
+//  Send a READ of up to `count` chunks: acknowledged (ACK flag, naming `ack` as the last reply
+//  received) or plain, with a timeout in ms (SLUICE_WAIT_FOREVER: none). Does not wait.
+static inline void
+t_raw_read_send (zsock_t *raw, uint64_t id, uint32_t count, bool acknowledged, uint64_t ack,
+                 uint32_t timeout_ms)
 {
     uint8_t header [SLUICE_HEADER_SIZE], body [8];
     sluice_header_encode (&(sluice_header_t) {
         .version = SLUICE_PROTOCOL_VERSION, .command = SLUICE_CMD_READ,
-        .flags = SLUICE_FLAG_ACK, .timeout_ms = SLUICE_WAIT_FOREVER, .request_id = id,
-        .count = count }, header);
+        .flags = acknowledged ? SLUICE_FLAG_ACK : 0, .timeout_ms = timeout_ms,
+        .request_id = id, .count = count }, header);
     for (int index = 7; index >= 0; index--, ack >>= 8)
         body [index] = (uint8_t) ack;
-    cr_assert_eq (zmq_send (zsock_resolve (raw), header, sizeof header, ZMQ_SNDMORE),
-                  (int) sizeof header);
-    cr_assert_eq (zmq_send (zsock_resolve (raw), body, 8, 0), 8);
+    cr_assert_eq (zmq_send (zsock_resolve (raw), header, sizeof header,
+                            acknowledged ? ZMQ_SNDMORE : 0), (int) sizeof header);
+    if (acknowledged)
+        cr_assert_eq (zmq_send (zsock_resolve (raw), body, 8, 0), 8);
+}
+
+//  Wait for the reply to READ `id` (liveness probes skipped); returns its status. Its chunk
+//  count goes to *chunks and their texts to texts [0 .. max-1] (an error reply: its text).
+static inline int
+t_raw_reply (zsock_t *raw, uint64_t id, size_t *chunks, char (*texts) [T_TEXT_MAX], size_t max)
+{
     while (true) {
         zmsg_t *reply = zmsg_recv (raw);
-        cr_assert_not_null (reply, "no READ reply");
+        cr_assert_not_null (reply, "no reply to READ %" PRIu64, id);
         sluice_header_t h;
         zframe_t *frame = zmsg_first (reply);
         cr_assert_eq (sluice_header_decode (zframe_data (frame), zframe_size (frame), &h),
@@ -586,17 +593,32 @@ t_raw_read (zsock_t *raw, uint64_t id, uint32_t count, uint64_t ack,
             continue;
         }
         cr_assert_eq (h.request_id, id, "reply to another request");
-        cr_assert_eq (h.status, SLUICE_OK, "READ failed with status %d", h.status);
-        size_t chunks = 0;
+        size_t count = 0;
         while ((frame = zmsg_next (reply))) {
-            if (texts && chunks < max)
-                snprintf (texts [chunks], T_TEXT_MAX, "%.*s", (int) zframe_size (frame),
+            if (texts && count < max)
+                snprintf (texts [count], T_TEXT_MAX, "%.*s", (int) zframe_size (frame),
                           (const char *) zframe_data (frame));
-            chunks++;
+            count++;
         }
         zmsg_destroy (&reply);
-        return chunks;
+        if (chunks)
+            *chunks = count;
+        return h.status;
     }
+}
+
+//  An acknowledged READ of up to `count` chunks naming `ack` as the last reply received; waits
+//  for its reply and returns how many chunks it carried. The chunks' texts go to
+//  texts [0 .. max-1] when texts is not NULL.
+static inline size_t
+t_raw_read (zsock_t *raw, uint64_t id, uint32_t count, uint64_t ack,
+            char (*texts) [T_TEXT_MAX], size_t max)
+{
+    t_raw_read_send (raw, id, count, true, ack, SLUICE_WAIT_FOREVER);
+    size_t chunks = 0;
+    int status = t_raw_reply (raw, id, &chunks, texts, max);
+    cr_assert_eq (status, SLUICE_OK, "READ failed with status %d", status);
+    return chunks;
 }
 
 static inline void
