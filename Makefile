@@ -125,6 +125,8 @@ demo: all
 # against build/bench/lib/libsluice.a and run. `make bench QUICK=1` runs the short version.
 # The table goes to stdout, JSON to build/bench/results.json. The cross-process rows start
 # build/bench/bin/sluice; the Python row runs bench/seed_buffer.py with python3 when there is one.
+# The tcp processes row's Redis baseline runs redis-server, which `make bench` installs when
+# missing (only here: `make test` never needs it).
 # `make bench-instr` counts instructions per item under callgrind (valgrind, installed by
 # scripts/deps.sh when missing) with the BUILD=instr flags; JSON to build/instr/instr.json.
 BENCH_OUT    := build/bench
@@ -132,6 +134,7 @@ BENCH_PROGS  := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
 BENCH_ARGS    = $(if $(filter-out 0,$(QUICK)),--quick)
 
 bench: deps
+	@SLUICE_DEPS_EXTRA=redis-server bash scripts/deps.sh
 	@$(MAKE) --no-print-directory BUILD=bench bench-build
 	@for p in $(BENCH_PROGS); do \
 	  json=$(BENCH_OUT)/$$p.json; [ $$p = bench ] && json=$(BENCH_OUT)/results.json; \

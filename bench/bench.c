@@ -4,7 +4,8 @@
     the medians; the ratio is sluice / the row's first baseline. Pipelined rows first try a
     small grid of window / write batch / read batch settings and measure the best. Throughput
     runs are bounded by an item count and a time limit; memory rows and the cross-process rows
-    run in child processes (this program itself with --child, bin/sluice, python3).
+    run in child processes (this program itself with --child, bin/sluice, python3,
+    redis-server).
     Only the public API (include/sluice*.h) is used, so protocol changes do not break it.
 
         bench [--quick] [--json PATH] [--only PREFIX] [--reps N] [--tmax SECONDS] [--items N]
@@ -26,9 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -707,7 +712,8 @@ s_proc_start (proc_t *self, const char *const *argv, bool with_stdin, const char
 }
 
 //  The next line of the child's stdout (without the newline), waiting until deadline at most;
-//  false at its end, on a timeout, or when the child has not started.
+//  false at its end, on a timeout, or when the child has not started. A line longer than the
+//  buffer comes in pieces (a server's log lines can be long; none of them is parsed).
 static bool
 s_proc_line (proc_t *self, char *line, size_t size, double deadline)
 {
@@ -722,8 +728,16 @@ s_proc_line (proc_t *self, char *line, size_t size, double deadline)
             memmove (self->buf, newline + 1, self->len);
             return true;
         }
+        if (self->len == sizeof self->buf) {
+            size_t length = self->len < size - 1 ? self->len : size - 1;
+            memcpy (line, self->buf, length);
+            line [length] = 0;
+            self->len -= length;
+            memmove (self->buf, self->buf + length, self->len);
+            return true;
+        }
         int wait_ms = (int) ((deadline - now_s ()) * 1000);
-        if (self->len == sizeof self->buf || wait_ms <= 0)
+        if (wait_ms <= 0)
             return false;
         struct pollfd item = { .fd = self->out, .events = POLLIN };
         int ready = poll (&item, 1, wait_ms);
@@ -788,14 +802,16 @@ s_sibling (char *out, size_t size, const char *env, const char *name)
               slash ? g.self_exe : ".", name);
 }
 
-//  A cross-process run over tcp. `server` prints "listening on ENDPOINT" first; an argument
-//  "@" of the writer and the reader stands for that endpoint. The writer prints "ready", waits
-//  for the gate, moves its items and prints "COUNT ERR"; the reader prints "ready" and, at the
-//  end of the stream, "COUNT LAST_TIME ERR". With reader NULL the server is the reader. The
-//  clock starts when both are ready; the server gets SIGTERM at the end (unless it is the
-//  reader, which ends by itself).
+//  A cross-process run over tcp. `server` prints "listening on ENDPOINT" first, or, when
+//  `ready` is given, a log line that contains that text (other lines before it are skipped)
+//  and the endpoint is `known`; an argument "@" of the writer and the reader stands for the
+//  endpoint. The writer prints "ready", waits for the gate, moves its items and prints
+//  "COUNT ERR"; the reader prints "ready" and, at the end of the stream, "COUNT LAST_TIME ERR".
+//  With reader NULL the server is the reader. The clock starts when both are ready; the server
+//  gets SIGTERM at the end (unless it is the reader, which ends by itself) and must exit 0.
 static double
-s_proc_run (const char *const *server, const char *const *writer, const char *const *reader)
+s_proc_run (const char *const *server, const char *ready, const char *known,
+            const char *const *writer, const char *const *reader)
 {
     proc_t procs [3];            //  server, writer, reader
     for (int index = 0; index < 3; index++)
@@ -804,9 +820,21 @@ s_proc_run (const char *const *server, const char *const *writer, const char *co
     double deadline = now_s () + WAIT_LIMIT, rate = NAN;
     char line [256], endpoint [256];
     const char *argv [32];
-    bool ok = s_proc_start (srv, server, false, NULL)
-           && s_proc_line (srv, line, sizeof line, deadline)
-           && sscanf (line, "listening on %255s", endpoint) == 1;
+    bool ok = s_proc_start (srv, server, false, NULL);
+    if (ok && ready) {
+        //  A server's log: what it printed last tells why it did not get ready
+        char last_line [256] = "nothing";
+        while ((ok = s_proc_line (srv, line, sizeof line, deadline)) && !strstr (line, ready))
+            snprintf (last_line, sizeof last_line, "%s", line);
+        if (!ok)
+            fprintf (stderr, "bench: processes: %s did not print \"%s\" (it ended, or not "
+                     "within %.0f s); its last line: %s\n", server [0], ready, WAIT_LIMIT,
+                     last_line);
+        snprintf (endpoint, sizeof endpoint, "%s", known);
+    }
+    else
+        ok = ok && s_proc_line (srv, line, sizeof line, deadline)
+                && sscanf (line, "listening on %255s", endpoint) == 1;
     for (int which = 0; which < 2 && ok; which++) {
         const char *const *given = which == 0 ? writer : reader;
         if (!given)
@@ -825,8 +853,9 @@ s_proc_run (const char *const *server, const char *const *writer, const char *co
     int wr_err = -1, rd_err = -1;
     double last = 0;
     deadline = start + g.tmax + WAIT_LIMIT;
+    //  A writer that failed leaves the reader waiting for the rest: do not wait for it
     ok = ok && s_proc_line (wr, line, sizeof line, deadline)
-            && sscanf (line, "%ld %d", &written, &wr_err) == 2
+            && sscanf (line, "%ld %d", &written, &wr_err) == 2 && wr_err == 0
             && s_proc_line (rd, line, sizeof line, deadline)
             && sscanf (line, "%ld %lf %d", &read, &last, &rd_err) == 3;
     if (ok && wr_err == 0 && rd_err == 0 && read == written && read > 0) {
@@ -866,7 +895,7 @@ m_proc_sluice (const spec_t *spec)
     snprintf (wbatch, sizeof wbatch, "%zu", spec->wbatch);
     snprintf (rbatch, sizeof rbatch, "%zu", spec->batch);
     return s_proc_run (
-        ARGV (cli, "buffer", "--bind", "tcp://127.0.0.1:*", "--capacity", cap),
+        ARGV (cli, "buffer", "--bind", "tcp://127.0.0.1:*", "--capacity", cap), NULL, NULL,
         ARGV (g.self_exe, "--child", "proc-writer", "@", cap, items, tmax, window, wbatch),
         ARGV (g.self_exe, "--child", "proc-reader", "@", cap, rbatch));
 }
@@ -878,7 +907,7 @@ m_proc_raw (const spec_t *spec)
     char items [24], tmax [24];
     snprintf (items, sizeof items, "%ld", spec->items);
     snprintf (tmax, sizeof tmax, "%g", g.tmax);
-    return s_proc_run (ARGV (g.self_exe, "--child", "proc-pull"),
+    return s_proc_run (ARGV (g.self_exe, "--child", "proc-pull"), NULL, NULL,
                        ARGV (g.self_exe, "--child", "proc-push", "@", items, tmax), NULL);
 }
 
@@ -1032,6 +1061,368 @@ m_python (const spec_t *spec)
     g_items = count;
     g_cpu_child = cpu * 1e6;
     return (double) count / elapsed;
+}
+
+// ---------------------------------------------------------------------------------------------
+//  Baseline: a Redis list between two processes. redis-server listens on tcp 127.0.0.1; a
+//  writer process RPUSHes REDIS_VALUES chunks per command with REDIS_WDEPTH commands in
+//  flight, a reader process takes up to REDIS_VALUES per BLMPOP with REDIS_RDEPTH in flight
+//  (the depths were chosen by hand as the best for Redis here: bench/README.md). A list has no
+//  bound, so the writer never waits for the reader: what Redis leaves out is backpressure.
+//  RESP is spoken by hand over a plain socket (a baseline is no reason for a hiredis
+//  dependency). Skipped, with the reason in the row, when there is no redis-server.
+
+#define REDIS_KEY     "sluice-bench"
+#ifndef REDIS_VALUES             //  (-D... to try other settings by hand)
+#define REDIS_VALUES  256        //  chunks per RPUSH, at most per BLMPOP
+#endif
+#ifndef REDIS_WDEPTH
+#define REDIS_WDEPTH  8          //  RPUSH commands in flight
+#endif
+#ifndef REDIS_RDEPTH
+#define REDIS_RDEPTH  4          //  BLMPOP commands in flight
+#endif
+#define REDIS_TIMEOUT "1"        //  BLMPOP's own timeout, seconds: an empty list answers null
+
+typedef struct {
+    int fd;
+    const char *who;             //  the child mode, for messages
+    size_t start, end;           //  reply bytes not parsed yet: buf [start, end)
+    char buf [1 << 18];
+} resp_t;
+
+//  A connection to redis-server at HOST:PORT, or NULL after a message. Every wait on it is
+//  bounded: a send or receive with no progress for 2 × WAIT_LIMIT fails (SO_SNDTIMEO,
+//  SO_RCVTIMEO), so a stuck server ends the child instead of hanging it.
+static resp_t *
+s_resp_connect (const char *endpoint, const char *who)
+{
+    char host [64];
+    int port = 0;
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    if (sscanf (endpoint, "%63[^:]:%d", host, &port) != 2 || port <= 0 || port > 65535
+    ||  inet_pton (AF_INET, host, &addr.sin_addr) != 1) {
+        fprintf (stderr, "bench: %s: bad redis-server address '%s'\n", who, endpoint);
+        return NULL;
+    }
+    addr.sin_port = htons ((uint16_t) port);
+    resp_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->who = who;
+    self->fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval bound = { .tv_sec = (time_t) (2 * WAIT_LIMIT) };
+    int one = 1;
+    if (self->fd == -1
+    ||  setsockopt (self->fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound) == -1
+    ||  setsockopt (self->fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound) == -1
+    //  Small pipelined commands (BLMPOP) must not wait for the previous one's ACK (Nagle);
+    //  libzmq sets the same on its tcp sockets
+    ||  setsockopt (self->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == -1
+    ||  connect (self->fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+        fprintf (stderr, "bench: %s: cannot connect to redis-server at %s: %s\n", who, endpoint,
+                 strerror (errno));
+        if (self->fd != -1)
+            close (self->fd);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+static void
+s_resp_destroy (resp_t **self_p)
+{
+    if (*self_p) {
+        close ((*self_p)->fd);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static bool
+s_resp_send (resp_t *self, const char *data, size_t size)
+{
+    while (size > 0) {
+        ssize_t sent = send (self->fd, data, size, MSG_NOSIGNAL);
+        if (sent == -1 && errno == EINTR)
+            continue;
+        if (sent <= 0) {
+            fprintf (stderr, "bench: %s: cannot send to redis-server: %s\n", self->who,
+                     errno == EAGAIN ? "no progress within the liveness bound" : strerror (errno));
+            return false;
+        }
+        data += sent;
+        size -= (size_t) sent;
+    }
+    return true;
+}
+
+//  More reply bytes after the unparsed ones; false, after a message, when the server closed
+//  the connection or sent nothing within the bound.
+static bool
+s_resp_fill (resp_t *self)
+{
+    memmove (self->buf, self->buf + self->start, self->end - self->start);
+    self->end -= self->start;
+    self->start = 0;
+    if (self->end == sizeof self->buf) {
+        fprintf (stderr, "bench: %s: a reply line longer than %zu bytes\n", self->who,
+                 sizeof self->buf);
+        return false;
+    }
+    while (true) {
+        ssize_t got = recv (self->fd, self->buf + self->end, sizeof self->buf - self->end, 0);
+        if (got > 0) {
+            self->end += (size_t) got;
+            return true;
+        }
+        if (got == -1 && errno == EINTR)
+            continue;
+        fprintf (stderr, "bench: %s: redis-server %s\n", self->who,
+                 got == 0 ? "closed the connection"
+                 : errno == EAGAIN ? "sent nothing within the liveness bound" : strerror (errno));
+        return false;
+    }
+}
+
+//  The next reply line without its CRLF (valid until the next call), or NULL after a message.
+static char *
+s_resp_line (resp_t *self)
+{
+    while (true) {
+        char *begin = self->buf + self->start;
+        char *crlf = memmem (begin, self->end - self->start, "\r\n", 2);
+        if (crlf) {
+            *crlf = 0;
+            self->start = (size_t) (crlf + 2 - self->buf);
+            return begin;
+        }
+        if (!s_resp_fill (self))
+            return NULL;
+    }
+}
+
+//  Passes over `size` bytes of a bulk string's body (its CRLF included).
+static bool
+s_resp_skip (resp_t *self, size_t size)
+{
+    while (self->end - self->start < size) {
+        size -= self->end - self->start;
+        self->start = self->end;
+        if (!s_resp_fill (self))
+            return false;
+    }
+    self->start += size;
+    return true;
+}
+
+//  A reply line of the given RESP type ('+' status, ':' integer, '*' array, '$' bulk string),
+//  or NULL after a message naming the command: an error reply (-ERR ...) or anything else.
+static char *
+s_resp_expect (resp_t *self, char type, const char *command)
+{
+    char *line = s_resp_line (self);
+    if (line && line [0] != type) {
+        fprintf (stderr, "bench: %s: %s: redis-server replied %s'%.160s'\n", self->who, command,
+                 line [0] == '-' ? "with an error: " : "something unexpected: ", line);
+        line = NULL;
+    }
+    return line;
+}
+
+//  The round trip before "ready": the connection is up and the server answers.
+static bool
+s_resp_ping (resp_t *self)
+{
+    return s_resp_send (self, "*1\r\n$4\r\nPING\r\n", 14) && s_resp_expect (self, '+', "PING");
+}
+
+//  An RPUSH of `values` chunks of CHUNK bytes (0 values: one empty value, the end marker)
+//  into out; its length.
+static size_t
+s_rpush_command (char *out, size_t size, size_t values)
+{
+    int len = snprintf (out, size, "*%zu\r\n$5\r\nRPUSH\r\n$%zu\r\n%s\r\n", 2 + (values ? values : 1),
+                        strlen (REDIS_KEY), REDIS_KEY);
+    size_t used = (size_t) len;
+    if (values == 0)
+        return used + (size_t) snprintf (out + used, size - used, "$0\r\n\r\n");
+    for (size_t index = 0; index < values; index++) {
+        used += (size_t) snprintf (out + used, size - used, "$%d\r\n", CHUNK);
+        memset (out + used, 'x', CHUNK);
+        used += CHUNK;
+        memcpy (out + used, "\r\n", 2);
+        used += 2;
+    }
+    return used;
+}
+
+#define RPUSH_MAX (64 + REDIS_VALUES * (CHUNK + 16))
+
+static int
+c_redis_writer (char **args)       //  HOST:PORT ITEMS TMAX
+{
+    long items = atol (args [1]);
+    g.tmax = atof (args [2]);
+    //  Every full RPUSH is the same bytes: built once
+    static char full [RPUSH_MAX], part [RPUSH_MAX];
+    size_t full_size = s_rpush_command (full, sizeof full, REDIS_VALUES);
+    resp_t *resp = s_resp_connect (args [0], "redis-writer");
+    bool ok = resp && s_resp_ping (resp);
+    printf ("%s\n", ok ? "ready" : "failed");
+    fflush (stdout);
+    char go;
+    if (!ok || read (0, &go, 1) != 1) {
+        s_resp_destroy (&resp);
+        return 1;
+    }
+    double deadline = now_s () + g.tmax;
+    long count = 0;
+    int pending = 0;             //  RPUSH replies not read yet
+    while (ok && count < items && now_s () <= deadline) {
+        if (pending == REDIS_WDEPTH) {
+            ok = s_resp_expect (resp, ':', "RPUSH") != NULL;
+            pending--;
+        }
+        size_t values = items - count < REDIS_VALUES ? (size_t) (items - count) : REDIS_VALUES;
+        ok = ok && (values == REDIS_VALUES
+                    ? s_resp_send (resp, full, full_size)
+                    : s_resp_send (resp, part, s_rpush_command (part, sizeof part, values)));
+        pending++;
+        count += (long) values;
+    }
+    //  The end marker, an empty value: the list keeps order, so it comes after every chunk
+    ok = ok && s_resp_send (resp, part, s_rpush_command (part, sizeof part, 0));
+    for (pending++; ok && pending > 0; pending--)
+        ok = s_resp_expect (resp, ':', "RPUSH") != NULL;
+    printf ("%ld %d\n", count, ok ? 0 : 1);
+    fflush (stdout);
+    s_resp_destroy (&resp);
+    return ok ? 0 : 1;
+}
+
+//  One BLMPOP reply: the chunks it carries are added to *count; *end when it carried the end
+//  marker; *got when it carried anything (a null reply: the list stayed empty for the timeout).
+static bool
+s_blmpop_reply (resp_t *self, long *count, bool *end, bool *got)
+{
+    char *line = s_resp_expect (self, '*', "BLMPOP");
+    *got = line && !streq (line, "*-1");
+    if (!line || !*got)
+        return line != NULL;
+    //  [key, [values...]]
+    long elements = 0;
+    bool ok = streq (line, "*2")
+           && (line = s_resp_expect (self, '$', "BLMPOP")) != NULL
+           && s_resp_skip (self, (size_t) atol (line + 1) + 2)
+           && (line = s_resp_expect (self, '*', "BLMPOP")) != NULL
+           && (elements = atol (line + 1)) > 0;
+    for (long index = 0; ok && index < elements; index++) {
+        ok = (line = s_resp_expect (self, '$', "BLMPOP")) != NULL;
+        long size = ok ? atol (line + 1) : -1;
+        ok = ok && size >= 0 && s_resp_skip (self, (size_t) size + 2);
+        if (size == 0)
+            *end = true;
+        else
+            (*count)++;
+    }
+    if (!ok)
+        fprintf (stderr, "bench: redis-reader: a BLMPOP reply it cannot parse\n");
+    return ok;
+}
+
+static int
+c_redis_reader (char **args)       //  HOST:PORT
+{
+    char blmpop [256];
+    int size = snprintf (blmpop, sizeof blmpop,
+                         "*7\r\n$6\r\nBLMPOP\r\n$%zu\r\n%s\r\n$1\r\n1\r\n$%zu\r\n%s\r\n"
+                         "$4\r\nLEFT\r\n$5\r\nCOUNT\r\n$%d\r\n%d\r\n",
+                         strlen (REDIS_TIMEOUT), REDIS_TIMEOUT, strlen (REDIS_KEY), REDIS_KEY,
+                         snprintf (NULL, 0, "%d", REDIS_VALUES), REDIS_VALUES);
+    resp_t *resp = s_resp_connect (args [0], "redis-reader");
+    bool ok = resp && s_resp_ping (resp);
+    printf ("%s\n", ok ? "ready" : "failed");
+    fflush (stdout);
+    if (!ok) {
+        s_resp_destroy (&resp);
+        return 1;
+    }
+    for (int index = 0; ok && index < REDIS_RDEPTH; index++)
+        ok = s_resp_send (resp, blmpop, (size_t) size);
+    long count = 0;
+    bool end = false;
+    double last = 0, idle_since = now_s ();
+    while (ok && !end) {
+        bool got = false;
+        long before = count;
+        ok = s_blmpop_reply (resp, &count, &end, &got);
+        if (count > before)
+            last = now_s ();
+        if (got)
+            idle_since = now_s ();
+        else
+        if (now_s () - idle_since > 2 * WAIT_LIMIT) {
+            //  Only null replies: the writer is gone
+            fprintf (stderr, "bench: redis-reader: the list stayed empty for %.0f s\n",
+                     2 * WAIT_LIMIT);
+            ok = false;
+        }
+        //  The BLMPOPs still in flight when the end marker came are dropped with the connection
+        if (ok && !end)
+            ok = s_resp_send (resp, blmpop, (size_t) size);
+    }
+    printf ("%ld %.9f %d\n", count, last, ok ? 0 : 1);
+    fflush (stdout);
+    s_resp_destroy (&resp);
+    return ok ? 0 : 1;
+}
+
+//  A tcp port on 127.0.0.1 free a moment ago: redis-server takes its port as a number, not
+//  as "any". Another program may take it in between; then redis-server fails to listen and
+//  says so, and the baseline shows n/a.
+static int
+s_free_port (void)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int port = fd != -1 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
+            && getsockname (fd, (struct sockaddr *) &addr, &len) == 0 ? ntohs (addr.sin_port) : -1;
+    if (fd != -1)
+        close (fd);
+    return port;
+}
+
+//  Three processes: redis-server on tcp 127.0.0.1 (no persistence), a writer and a reader.
+static double
+m_proc_redis (const spec_t *spec)
+{
+    char server [4200], port [16], endpoint [32], items [24], tmax [24];
+    if (!s_find_program ("redis-server", "SLUICE_REDIS_BIN", server, sizeof server)) {
+        g_skip = "Redis baseline skipped: no redis-server on PATH or at $SLUICE_REDIS_BIN "
+                 "(make bench installs it)";
+        return NAN;
+    }
+    int free_port = s_free_port ();
+    if (free_port <= 0) {
+        g_skip = "Redis baseline failed: no free tcp port on 127.0.0.1";
+        return NAN;
+    }
+    snprintf (port, sizeof port, "%d", free_port);
+    snprintf (endpoint, sizeof endpoint, "127.0.0.1:%d", free_port);
+    snprintf (items, sizeof items, "%ld", spec->items);
+    snprintf (tmax, sizeof tmax, "%g", g.tmax);
+    double rate = s_proc_run (
+        ARGV (server, "--port", port, "--bind", "127.0.0.1", "--protected-mode", "no",
+              "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""),
+        "Ready to accept connections", endpoint,
+        ARGV (g.self_exe, "--child", "redis-writer", "@", items, tmax),
+        ARGV (g.self_exe, "--child", "redis-reader", "@"));
+    if (isnan (rate))
+        g_skip = "Redis baseline failed: see bench's messages above the table";
+    return rate;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1477,6 +1868,8 @@ s_child_args (const char *mode, char **args, int nargs)
     if (streq (mode, "proc-reader") && nargs == 3) return c_proc_reader (args);
     if (streq (mode, "proc-pull") && nargs == 0)   return c_proc_pull ();
     if (streq (mode, "proc-push") && nargs == 3)   return c_proc_push (args);
+    if (streq (mode, "redis-writer") && nargs == 3) return c_redis_writer (args);
+    if (streq (mode, "redis-reader") && nargs == 1) return c_redis_reader (args);
     if (streq (mode, "instr") && nargs == 5)       return c_instr (args);
     return s_child (mode);
 }
@@ -1746,17 +2139,38 @@ s_fmt (char *out, size_t size, double value, const char *unit)
         snprintf (out, size, "%.0f /s", value);
 }
 
+//  Columns the first `len` bytes of text take (UTF-8 aware).
+static int
+s_columns (const char *text, size_t len)
+{
+    int columns = 0;
+    for (size_t index = 0; index < len && text [index]; index++)
+        if ((text [index] & 0xC0) != 0x80)
+            columns++;
+    return columns;
+}
+
 //  Print s left-aligned in `width` columns (UTF-8 aware).
 static void
 s_pad (const char *text, int width)
 {
-    int columns = 0;
-    for (const char *p = text; *p; p++)
-        if ((*p & 0xC0) != 0x80)
-            columns++;
     fputs (text, stdout);
-    for (; columns < width; columns++)
+    for (int columns = s_columns (text, strlen (text)); columns < width; columns++)
         putchar (' ');
+}
+
+//  Where a name too wide for its column (`width` columns, one kept free) is cut: the last
+//  space that leaves the first part within the column; its length when it fits or has none.
+static size_t
+s_name_cut (const char *name, int width)
+{
+    size_t len = strlen (name), cut = len;
+    if (s_columns (name, len) < width)
+        return len;
+    for (size_t index = 0; index < len; index++)
+        if (name [index] == ' ' && s_columns (name, index) < width)
+            cut = index;
+    return cut;
 }
 
 static void
@@ -1795,7 +2209,11 @@ s_print_table (row_t *rows, int count)
                 s_pad (row->settings, 42 + 11 + 8);
             else
                 s_pad ("", 42 + 11 + 8);
-            s_pad (row->base [base].name, 36);
+            //  A long baseline name goes on two lines, the rest under its first part
+            const char *name = row->base [base].name;
+            size_t cut = s_name_cut (name, 36);
+            snprintf (line, sizeof line, "%.*s", (int) cut, name);
+            s_pad (line, 36);
             s_fmt (line, sizeof line, row->fb [base].median, row->unit);
             s_pad (line, 11);
             s_cpu_cell (row->fb [base].cpu_median);
@@ -1809,6 +2227,8 @@ s_print_table (row_t *rows, int count)
                 printf ("%s %.1f %s", row->lower_better ? "<=" : ">=", row->target,
                         s_verdict (row));
             printf ("\n");
+            if (name [cut])
+                printf ("%61s%s\n", "", name + cut + 1);
         }
         if (row->settings [0] && !row->base [1].fn)
             printf ("%s\n", row->settings);
@@ -2291,7 +2711,9 @@ main (int argc, char *argv [])
         { .name = "tcp processes, cap 1024, pipelined", .unit = "items/s", .tune = true,
           .sluice = { "sluice", m_proc_sluice, PIPE ("tcp", 1024, 1) },
           .base = { { "raw tcp PUSH→PULL, 2 processes", m_proc_raw,
-                      { "tcp", 0, 1, 1, 1, 1, P, NULL } } },
+                      { "tcp", 0, 1, 1, 1, 1, P, NULL } },
+                    { "Redis list, 2 processes (RPUSH/BLMPOP pipelined, no backpressure)",
+                      m_proc_redis, { "tcp", 0, 1, 1, 1, 1, P, NULL } } },
           .target_base = 0, .target = 1.0 },
         { .name = "close, 1000 parked readers", .unit = "ms", .lower_better = true,
           .sluice = { "sluice", m_sluice_close, { "inproc", 64, 1, 1, 0, 0, 0, NULL } },
