@@ -877,6 +877,9 @@ s_drain_router (sluice_engine_t *engine)
         }
         s_handle_request (engine, &engine->req);
     }
+    //  Stopped at the batch limit (or unbound): what is left is in pipes libzmq already
+    //  counts as awake, which will not signal the ZMQ_FD again: ask before the next sleep
+    engine->router_drained = false;
 }
 
 void
