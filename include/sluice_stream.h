@@ -129,8 +129,8 @@ SLUICE_EXPORT sluice_err_t
 //  SLUICE_EPROTO), packed into one frame (docs/PROTOCOL.md, "Packed bodies"). A write
 //  (without a timeout: SLUICE_FOREVER) copies its chunk into the pending batch. When no write
 //  is in flight the batch is sent at once (the writer looks for replies at a batch's first
-//  chunk, then at most every 16 chunks and 50 microseconds), so a trickle of chunks is never
-//  held back; while
+//  chunk, then every 16 chunks or every millisecond, at most every 50 microseconds), so a
+//  trickle of chunks is never held back; while
 //  writes are in flight, chunks gather until the batch is full, a chunk is final, or the
 //  replies have all come back (the window then bounds how many full batches are in flight).
 //  So batches form whenever the writer outpaces the round trip: a request carries many

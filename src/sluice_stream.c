@@ -227,6 +227,7 @@ s_call (sluice_stream_t *self, uint8_t command, uint8_t flags, int timeout_ms, u
 
 #define S_LOOK_US  50
 #define S_LOOK_CHUNKS  16
+#define S_LOOK_LATE_US  1000
 #define S_PACK_BYTES  (SLUICE_PACKED_MAX_BYTES / 4)
 
 //  Batched: the chunk joins the pending batch. A write with nothing in flight sends it at once
@@ -267,18 +268,20 @@ s_write_batched (sluice_stream_t *self, const void *data, size_t size, bool is_f
     self->pending_final = is_final;
 
     //  Look for replies that arrived (a look costs ~560 instructions, and system calls when
-    //  there are none) at the first chunk of a batch, then at most every S_LOOK_CHUNKS chunks
-    //  and S_LOOK_US: a trickle still goes out at once, and a writer that outpaces the round
-    //  trip fills its batches instead of paying for looks. The count bounds looks by work as
-    //  well as by time, for a writer slowed down (under load, under valgrind) as much as for
-    //  a fast one.
+    //  there are none) at the first chunk of a batch, then every S_LOOK_CHUNKS chunks or
+    //  S_LOOK_LATE_US, never more often than S_LOOK_US: a trickle still goes out at once, a
+    //  pending chunk waits at most 16 writes or a millisecond once its replies are back, and a
+    //  writer that outpaces the round trip fills its batches instead of paying for looks. The
+    //  count bounds looks by work as well as by time, for a writer slowed down (under load,
+    //  under valgrind) as much as for a fast one.
     sluice_err_t rc = SLUICE_OK;
     int events;
     bool look = false;
     if (self->in_flight) {
         int64_t now = zclock_usecs ();
         look = self->pending_count == 1
-            || (self->pending_count % S_LOOK_CHUNKS == 1 && now - self->looked_us >= S_LOOK_US);
+            || (now - self->looked_us >= S_LOOK_US
+                && (self->pending_count % S_LOOK_CHUNKS == 1 || now - self->looked_us >= S_LOOK_LATE_US));
         if (look)
             self->looked_us = now;
     }

@@ -195,6 +195,40 @@ Test (pipeline, a_batch_stops_after_a_final_chunk)
     T_EXPECT_CHUNK (t_fx.cli, "after");
 }
 
+Test (pipeline, a_pending_batch_goes_out_within_16_writes_once_its_replies_are_back)
+{
+    //  A writer looks for returned acknowledgements at a batch's first chunk, then at most
+    //  every 16 chunks (and 50 us) or once a millisecond (src/sluice_stream.c, S_LOOK_*): a
+    //  chunk that found the write before it in flight goes out within 16 more writes once the
+    //  reply is back, long before its batch (64) is full
+    t_start (64);
+    sluice_stream_t *reader = t_stream ();
+    sluice_stream_t *writer = t_stream ();
+    cr_assert_eq (sluice_stream_set_window (writer, 4), SLUICE_OK);
+    cr_assert_eq (sluice_stream_set_write_batch (writer, 64), SLUICE_OK);
+    //  A full buffer: the writer's first WRITE parks, so its second chunk finds it in flight
+    for (int index = 0; index < 64; index++)
+        T_WRITE (t_fx.cli, "old");
+    cr_assert_eq (sluice_stream_write_str (writer, "c1"), SLUICE_OK);    //  sent, parks
+    cr_assert_eq (sluice_stream_write_str (writer, "c2"), SLUICE_OK);    //  pending
+    //  Room: c1 is admitted and its OK waits in the writer's socket
+    for (int index = 0; index < 64; index++)
+        T_EXPECT_CHUNK (reader, "old");
+    T_EXPECT_CHUNK (reader, "c1");
+    char text [16];
+    for (int index = 3; index <= 18; index++) {
+        snprintf (text, sizeof text, "c%d", index);
+        cr_assert_eq (sluice_stream_write_str (writer, text), SLUICE_OK);
+    }
+    //  No flush, no other call on the writer: the writes themselves sent the batch
+    sluice_chunk_t chunk;
+    sluice_err_t rc = sluice_stream_read_timeout (reader, &chunk, T_WAIT_MS);
+    cr_assert_eq (rc, SLUICE_OK, "c2 still held after 16 more writes with its reply back: %s",
+                  sluice_strerror (rc));
+    cr_assert_str_eq (chunk.text, "c2");
+    cr_assert_eq (sluice_stream_flush (writer), SLUICE_OK);
+}
+
 Test (pipeline, invalid_window_and_batch_are_refused)
 {
     t_start (1);

@@ -1,5 +1,5 @@
 /*  test_engine_wakeup.c - the engine's poll(2) wait must not miss a request left in the
-    ROUTER (review of e67629b).
+    ROUTER.
 
     A peer sends a burst of requests that get no reply at once (READs on an empty buffer park)
     followed by a PING. The engine drains at most S_DRAIN_BATCH (1024) requests per wake-up;
