@@ -9,8 +9,9 @@
     for its events twice and polls twice per call. A ZMQ_FD signals new commands for its
     socket, not readability (edge-triggered), so a socket is asked (ZMQ_EVENTS) before the
     sleep unless the last operation on it showed it drained and nothing touched it since: the
-    ROUTER after a receive that found nothing, until the next send on it. The pipe, the XPUB
-    and watched sockets are asked every time (actors send on them outside the engine).
+    ROUTER after a receive (or an ask) that found nothing, until the next send on it; the pipe
+    likewise, until the engine sends on it. The XPUB and watched sockets are asked every time
+    (actors send on them outside the engine).
 */
 #include <poll.h>
 #include "sluice_engine.h"
@@ -61,6 +62,7 @@ struct sluice_engine_t {
     size_t item_count;
     bool items_dirty;
     bool router_drained;          //  a receive found nothing and no send touched it since
+    bool pipe_drained;            //  the same for the pipe: asked, nothing, untouched since
 
     sluice_request_t req;         //  the request being handled (its arrays are reused)
     sluice_held_t *arriving;      //  held by the handler running now, until it is answered
@@ -769,6 +771,7 @@ s_check_done (sluice_engine_t *engine)
 {
     if (!engine->done_sent && engine->cls->ended && engine->cls->ended (engine->self)) {
         engine->done_sent = true;
+        engine->pipe_drained = false;
         zstr_sendx (engine->pipe, SLUICE_PIPE_DONE, "0", "", NULL);
     }
 }
@@ -817,7 +820,7 @@ s_build_items (sluice_engine_t *engine)
     }
     engine->item_count = count;
     engine->items_dirty = false;
-    engine->router_drained = false;
+    engine->router_drained = engine->pipe_drained = false;
 }
 
 //  Sets the items' revents to what is readable, waiting up to timeout_ms (-1: no limit) for
@@ -839,7 +842,9 @@ s_wait (sluice_engine_t *engine, long timeout_ms)
         //  Ask the sockets whose fd could miss what they hold: all of them before the first
         //  sleep (but a drained ROUTER), then those whose fd fired
         for (size_t index = 0; index < count; index++) {
-            if (ask_all ? index == router && engine->router_drained : !engine->fds [index].revents)
+            bool drained = (index == router && engine->router_drained)
+                        || (index == 0 && engine->pipe_drained);
+            if (ask_all ? drained : !engine->fds [index].revents)
                 continue;
             int events = 0;
             size_t size = sizeof events;
@@ -849,6 +854,10 @@ s_wait (sluice_engine_t *engine, long timeout_ms)
                 engine->items [index].revents = ZMQ_POLLIN;
                 ready++;
             }
+            else
+            if (index == 0 || index == router)
+                //  Asked and found nothing leaves it as a receive that found nothing does
+                *(index == 0 ? &engine->pipe_drained : &engine->router_drained) = true;
         }
         if (ready)
             return ready;
@@ -906,6 +915,7 @@ sluice_engine_run (sluice_engine_t *engine)
         if (items [index++].revents & ZMQ_POLLIN) {
             while (!engine->terminated && (zsock_events (engine->pipe) & ZMQ_POLLIN))
                 s_handle_pipe (engine);
+            engine->pipe_drained = !engine->terminated;     //  the last ask found nothing
             if (engine->terminated)
                 break;
             if (engine->items_dirty)
