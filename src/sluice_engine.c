@@ -13,8 +13,8 @@
     likewise, until the engine sends on it. The XPUB and watched sockets are asked every time
     (actors send on them outside the engine).
 */
-#include <poll.h>
 #include "sluice_engine.h"
+#include <poll.h>
 #include <sys/random.h>
 #include <unistd.h>
 #include <errno.h>
