@@ -41,7 +41,7 @@ s_buffer_usage (FILE *out)
         "readers drain what is queued and then get end of stream; the process exits once the\n"
         "buffer is drained, or after --drain-timeout (exit 3). A second signal stops at once.\n"
         "  -b, --bind ENDPOINT     where to listen, e.g. tcp://*:5555 (required)\n"
-        "  -n, --capacity N        chunks the buffer holds (required)\n"
+        "  -n, --capacity N        chunks the queue holds (required)\n"
         "  -e, --events ENDPOINT   also publish state events (OPEN, CLOSED) there\n"
         "  -m, --max-chunk BYTES   largest chunk accepted (default %d)\n"
         "  -p, --max-parked N      parked requests beyond this are refused (default %d)\n"
