@@ -642,18 +642,32 @@ s_peer_vanished (sluice_engine_t *engine, sluice_peer_t *peer)
         engine->cls->peer_gone (engine->self, peer);
 }
 
+static void s_drain_router (sluice_engine_t *engine);
+
 static void
 s_sweep (sluice_engine_t *engine)
 {
-    zlistx_t *ended = zlistx_new ();
+    zlistx_t *idle = zlistx_new ();
+    zlistx_t *gone = zlistx_new ();
     for (sluice_peer_t *peer = (sluice_peer_t *) zhashx_first (engine->peers); peer;
          peer = (sluice_peer_t *) zhashx_next (engine->peers)) {
-        bool idle = peer->held == 0 && !peer->data;
-        if (idle || !s_peer_alive (engine, peer))
-            zlistx_add_end (ended, peer);
+        if (peer->held == 0 && !peer->data)
+            zlistx_add_end (idle, peer);
+        else
+        if (!s_peer_alive (engine, peer))
+            zlistx_add_end (gone, peer);
     }
-    for (sluice_peer_t *peer = (sluice_peer_t *) zlistx_first (ended); peer;
-         peer = (sluice_peer_t *) zlistx_next (ended)) {
+    //  A peer that closed its socket right after a request (an ACK, then gone) left that
+    //  request in the ROUTER's pipe, ahead of the pipe's end: take it before settling what
+    //  the peer held, or chunks it acknowledged would come back as if never received
+    if (zlistx_size (gone))
+        s_drain_router (engine);
+    for (sluice_peer_t *peer = (sluice_peer_t *) zlistx_first (idle); peer;
+         peer = (sluice_peer_t *) zlistx_next (idle))
+        if (peer->held == 0 && !peer->data)     //  still idle after the drain
+            zlistx_add_end (gone, peer);
+    for (sluice_peer_t *peer = (sluice_peer_t *) zlistx_first (gone); peer;
+         peer = (sluice_peer_t *) zlistx_next (gone)) {
         if (peer->held || peer->data)
             s_peer_vanished (engine, peer);
         zhashx_delete (engine->peers, peer->key);     //  the table has no destructor
@@ -662,7 +676,8 @@ s_sweep (sluice_engine_t *engine)
         else
             peer->gone = true;      //  freed with its last in-flight request
     }
-    zlistx_destroy (&ended);
+    zlistx_destroy (&idle);
+    zlistx_destroy (&gone);
 }
 
 static void

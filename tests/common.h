@@ -384,6 +384,10 @@ t_op_thread (void *arg)
     t_op_t *op = (t_op_t *) arg;
     sluice_stream_t *s = sluice_stream_new (t_fx.endpoint);
     op->made = s != NULL;
+    //  A parked op pings the actor after 5 s of waiting; under valgrind, with hundreds of op
+    //  threads taking turns, the answer can take longer than the default 2 s grace
+    if (s)
+        sluice_stream_set_grace (s, 5000);
     if (op->ready)
         sem_post (op->ready);
     if (op->barrier)
