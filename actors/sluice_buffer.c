@@ -874,9 +874,9 @@ sluice_buffer_actor (zsock_t *pipe, void *args)
         sluice_engine_set_incarnation (engine, incarnation);
         //  A full queue plus a capacity unacknowledged is what a crash can leave (2 x capacity)
         if (self->queued > 2 * opts.capacity)
-            SLUICE_ERROR ("sluice buffer: the journal holds %zu chunks, more than the capacity "
-                          "(%zu): writers wait until readers take them below it", self->queued,
-                          opts.capacity);
+            SLUICE_ERROR ("sluice buffer: the journal holds %zu chunks, more than twice the "
+                          "capacity (%zu): writers wait until readers take them below it",
+                          self->queued, opts.capacity);
     }
     sluice_engine_run (engine);
     sluice_engine_destroy (&engine);
