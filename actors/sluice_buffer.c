@@ -50,20 +50,23 @@ typedef struct {
     uint32_t is_final : 1;
 } s_chunk_t;
 
-//  Acknowledged delivery: a READ reply not yet acknowledged, kept with its reader's peer
+//  Acknowledged delivery: a READ reply not yet acknowledged, kept with its reader's peer. A
+//  reader's deliveries form a ring, oldest first; the peer's data is the oldest (NULL: none),
+//  so a reader with nothing unacknowledged costs nothing and its peer can be forgotten.
 typedef struct s_delivery_t s_delivery_t;
 struct s_delivery_t {
     uint64_t reply_id;            //  the READ reply these chunks went out in
-    s_chunk_t *chunks;            //  the chunks themselves (their segments stay referenced)
     size_t count;
-    s_delivery_t *prev, *next;
+    size_t room;                  //  chunks the record has room for
+    s_delivery_t *prev, *next;    //  in the reader's ring; next also links spare records
+    s_chunk_t chunks [];          //  the chunks themselves (their segments stay referenced)
 };
 
-typedef struct {
-    s_delivery_t *head, *tail;    //  oldest first
-} s_reader_t;
-
-#define S_SPARE_SEGMENTS  1024
+#define S_SPARE_SEGMENTS    1024
+//  Records of small replies are kept for reuse: the synchronous reader's one chunk a READ
+//  then costs no malloc
+#define S_SPARE_DELIVERIES  64
+#define S_DELIVERY_ROOM     16
 
 typedef struct {
     sluice_engine_t *engine;
@@ -83,6 +86,8 @@ typedef struct {
     zmq_msg_t *frames;            //  scratch: a plain READ reply's frames
     s_segment_t *spare;           //  segments kept for reuse (no malloc per plain WRITE)
     size_t spare_count;
+    s_delivery_t *spare_deliveries;   //  records of room S_DELIVERY_ROOM kept for reuse
+    size_t spare_delivery_count;
     bool closed;
     uint64_t written;
     uint64_t read;
@@ -205,20 +210,27 @@ s_delivery_free (s_buffer_t *self, s_delivery_t *delivery)
 {
     for (size_t index = 0; index < delivery->count; index++)
         s_chunk_release (self, &delivery->chunks [index]);
-    free (delivery->chunks);
-    free (delivery);
+    if (delivery->room == S_DELIVERY_ROOM
+    &&  self->spare_delivery_count < S_SPARE_DELIVERIES) {
+        delivery->next = self->spare_deliveries;
+        self->spare_deliveries = delivery;
+        self->spare_delivery_count++;
+    }
+    else
+        free (delivery);
 }
 
+//  peer_free: the peer's data is its oldest delivery
 static void
 s_reader_free (void *self, void *data)
 {
-    s_reader_t *reader = (s_reader_t *) data;
-    while (reader->head) {
-        s_delivery_t *delivery = reader->head;
-        reader->head = delivery->next;
-        s_delivery_free ((s_buffer_t *) self, delivery);
+    s_delivery_t *oldest = (s_delivery_t *) data;
+    oldest->prev->next = NULL;          //  open the ring
+    while (oldest) {
+        s_delivery_t *next = oldest->next;
+        s_delivery_free ((s_buffer_t *) self, oldest);
+        oldest = next;
     }
-    free (reader);
 }
 
 //  Keep a copy of the reply's chunk records (the chunks themselves stay where they are) until
@@ -227,32 +239,34 @@ s_reader_free (void *self, void *data)
 static const void *
 s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, size_t count)
 {
-    s_reader_t *reader = (s_reader_t *) sluice_peer_data (peer);
-    if (!reader) {
-        reader = (s_reader_t *) calloc (1, sizeof *reader);
-        if (!reader)
+    s_delivery_t *delivery = NULL;
+    if (count <= S_DELIVERY_ROOM && (delivery = self->spare_deliveries)) {
+        self->spare_deliveries = delivery->next;
+        self->spare_delivery_count--;
+    }
+    else {
+        size_t room = count > S_DELIVERY_ROOM ? count : S_DELIVERY_ROOM;
+        delivery = (s_delivery_t *) malloc (sizeof *delivery + room * sizeof (s_chunk_t));
+        if (!delivery)
             return NULL;
-        sluice_peer_set_data (peer, reader);
+        delivery->room = room;
     }
-    s_delivery_t *delivery = (s_delivery_t *) calloc (1, sizeof *delivery);
-    s_chunk_t *chunks = (s_chunk_t *) malloc (count * sizeof *chunks);
-    if (!delivery || !chunks) {
-        free (delivery);
-        free (chunks);
-        return NULL;
-    }
-    memcpy (chunks, self->batch, count * sizeof *chunks);
+    memcpy (delivery->chunks, self->batch, count * sizeof (s_chunk_t));
     delivery->reply_id = reply_id;
-    delivery->chunks = chunks;
     delivery->count = count;
-    delivery->prev = reader->tail;
-    if (reader->tail)
-        reader->tail->next = delivery;
-    else
-        reader->head = delivery;
-    reader->tail = delivery;
+    s_delivery_t *oldest = (s_delivery_t *) sluice_peer_data (peer);
+    if (oldest) {
+        delivery->prev = oldest->prev;
+        delivery->next = oldest;
+        oldest->prev->next = delivery;
+        oldest->prev = delivery;
+    }
+    else {
+        delivery->prev = delivery->next = delivery;
+        sluice_peer_set_data (peer, delivery);
+    }
     self->unacked += count;
-    return chunks;
+    return delivery->chunks;
 }
 
 //  Release the delivery the reader acknowledged (reply id ack_id) and requeue the rest; when
@@ -260,11 +274,14 @@ s_record_delivery (s_buffer_t *self, sluice_peer_t *peer, uint64_t reply_id, siz
 static void
 s_settle_deliveries (s_buffer_t *self, sluice_peer_t *peer, uint64_t ack_id, bool vanished)
 {
-    s_reader_t *reader = (s_reader_t *) sluice_peer_data (peer);
-    if (!reader)
+    s_delivery_t *oldest = (s_delivery_t *) sluice_peer_data (peer);
+    if (!oldest)
         return;
-    s_delivery_t *delivery;
-    while ((delivery = reader->tail)) {
+    //  Nothing is left to watch for after this: the engine forgets an idle peer at its next
+    //  sweep
+    sluice_peer_set_data (peer, NULL);
+    s_delivery_t *delivery = oldest->prev;
+    while (true) {
         //  Only the reply the reader names was received: it sends its next READ after that
         //  reply arrived or was abandoned, so any other reply still held never reached it
         //  (ids are not ordered across incarnations of a client that reuse a routing id)
@@ -280,12 +297,12 @@ s_settle_deliveries (s_buffer_t *self, sluice_peer_t *peer, uint64_t ack_id, boo
                           "queue", count);
         }
         self->unacked -= count;
-        reader->tail = delivery->prev;
-        s_delivery_free (self, delivery);
+        s_delivery_t *newer = delivery;
+        delivery = delivery->prev;
+        s_delivery_free (self, newer);
+        if (newer == oldest)
+            break;
     }
-    //  Nothing left to watch for: the engine forgets an idle peer at its next sweep
-    free (reader);
-    sluice_peer_set_data (peer, NULL);
 }
 
 static void
@@ -774,6 +791,11 @@ s_buffer_free (s_buffer_t *self)
         s_segment_t *segment = self->spare;
         self->spare = segment->next_spare;
         free (segment);
+    }
+    while (self->spare_deliveries) {
+        s_delivery_t *delivery = self->spare_deliveries;
+        self->spare_deliveries = delivery->next;
+        free (delivery);
     }
     free (self->ring);
     free (self->batch);

@@ -553,23 +553,3 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
 }
 
 
-void
-sluice_identity_key (zmq_msg_t *identity, char *key)
-{
-    static const char hex [] = "0123456789abcdef";
-    const uint8_t *bytes = (const uint8_t *) zmq_msg_data (identity);
-    size_t size = zmq_msg_size (identity) < 255 ? zmq_msg_size (identity) : 255;
-    for (size_t index = 0; index < size; index++) {
-        key [index * 2] = hex [bytes [index] >> 4];
-        key [index * 2 + 1] = hex [bytes [index] & 15];
-    }
-    key [size * 2] = 0;
-}
-
-bool
-sluice_identity_eq (zmq_msg_t *first, zmq_msg_t *second)
-{
-    size_t size = zmq_msg_size (first);
-    return size == zmq_msg_size (second)
-        && memcmp (zmq_msg_data (first), zmq_msg_data (second), size) == 0;
-}

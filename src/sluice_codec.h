@@ -162,13 +162,6 @@ int
     sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *header,
                        zmq_msg_t *frames, size_t count);
 
-//  Routing ids: a printable hash key (hex, up to 510 chars + NUL) and byte equality.
-#define SLUICE_IDENTITY_KEY_SIZE 512
-void
-    sluice_identity_key (zmq_msg_t *identity, char *key);
-bool
-    sluice_identity_eq (zmq_msg_t *first, zmq_msg_t *second);
-
 // ---------------------------------------------------------------------------------------------
 //  Status tables (sluice_status.h): one per actor
 

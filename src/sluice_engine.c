@@ -26,9 +26,16 @@
 #define S_SPARE_HELD      1024      //  released records kept for reuse
 #define S_MAX_WATCHED     512
 
+//  A routing id as the peers table's key: its bytes and their hash, taken once per lookup
+typedef struct {
+    const uint8_t *bytes;
+    size_t size;
+    size_t hash;
+} s_peer_key_t;
+
 struct sluice_peer_t {
     zmq_msg_t identity;
-    char key [SLUICE_IDENTITY_KEY_SIZE];
+    s_peer_key_t key;             //  its key in the peers table (points into identity)
     sluice_held_t *held_head;     //  its held requests (waiting or in flight)
     size_t held;
     size_t parked;                //  of those, in FIFOs
@@ -76,7 +83,7 @@ struct sluice_engine_t {
     size_t heap_size;
     size_t heap_capacity;
 
-    zhashx_t *peers;              //  identity key -> sluice_peer_t
+    zhashx_t *peers;              //  s_peer_key_t -> sluice_peer_t
     int64_t next_sweep;           //  INT64_MAX while no peer is known
 
     uint32_t incarnation;         //  random, nonzero: sent in every reply's timeout field
@@ -161,6 +168,30 @@ s_heap_remove (sluice_engine_t *engine, sluice_held_t *held)
 // ---------------------------------------------------------------------------------------------
 //  Peers
 
+static s_peer_key_t
+s_peer_key (zmq_msg_t *identity)
+{
+    s_peer_key_t key = { (const uint8_t *) zmq_msg_data (identity), zmq_msg_size (identity), 0 };
+    uint64_t hash = 14695981039346656037u;        //  FNV-1a
+    for (size_t index = 0; index < key.size; index++)
+        hash = (hash ^ key.bytes [index]) * 1099511628211u;
+    key.hash = (size_t) hash;
+    return key;
+}
+
+static size_t
+s_peer_key_hash (const void *key)
+{
+    return ((const s_peer_key_t *) key)->hash;
+}
+
+static int
+s_peer_key_compare (const void *first, const void *second)
+{
+    const s_peer_key_t *one = (const s_peer_key_t *) first, *other = (const s_peer_key_t *) second;
+    return one->size != other->size || memcmp (one->bytes, other->bytes, one->size) != 0;
+}
+
 static void
 s_peer_free (sluice_engine_t *engine, sluice_peer_t *peer)
 {
@@ -173,9 +204,8 @@ s_peer_free (sluice_engine_t *engine, sluice_peer_t *peer)
 sluice_peer_t *
 sluice_engine_peer (sluice_engine_t *engine, zmq_msg_t *identity, bool create)
 {
-    char key [SLUICE_IDENTITY_KEY_SIZE];
-    sluice_identity_key (identity, key);
-    sluice_peer_t *peer = (sluice_peer_t *) zhashx_lookup (engine->peers, key);
+    s_peer_key_t key = s_peer_key (identity);
+    sluice_peer_t *peer = (sluice_peer_t *) zhashx_lookup (engine->peers, &key);
     if (peer || !create)
         return peer;
     peer = (sluice_peer_t *) calloc (1, sizeof *peer);
@@ -183,8 +213,8 @@ sluice_engine_peer (sluice_engine_t *engine, zmq_msg_t *identity, bool create)
         return NULL;
     zmq_msg_init (&peer->identity);
     zmq_msg_copy (&peer->identity, identity);
-    memcpy (peer->key, key, sizeof key);
-    zhashx_insert (engine->peers, key, peer);
+    peer->key = s_peer_key (&peer->identity);
+    zhashx_insert (engine->peers, &peer->key, peer);
     if (engine->next_sweep == INT64_MAX)
         engine->next_sweep = zclock_mono () + engine->opts.probe_ms;
     return peer;
@@ -670,7 +700,7 @@ s_sweep (sluice_engine_t *engine)
          peer = (sluice_peer_t *) zlistx_next (gone)) {
         if (peer->held || peer->data)
             s_peer_vanished (engine, peer);
-        zhashx_delete (engine->peers, peer->key);     //  the table has no destructor
+        zhashx_delete (engine->peers, &peer->key);     //  the table has no destructor
         if (peer->held == 0)
             s_peer_free (engine, peer);
         else
@@ -977,6 +1007,11 @@ sluice_engine_new (zsock_t *pipe, const sluice_actor_class_t *cls, void *self,
         free (engine);
         return NULL;
     }
+    //  Keyed by the routing id's bytes, without making a string of them for each request
+    zhashx_set_key_hasher (engine->peers, s_peer_key_hash);
+    zhashx_set_key_comparator (engine->peers, s_peer_key_compare);
+    zhashx_set_key_duplicator (engine->peers, NULL);
+    zhashx_set_key_destructor (engine->peers, NULL);
     return engine;
 }
 
