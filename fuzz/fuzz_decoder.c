@@ -70,6 +70,8 @@ LLVMFuzzerTestOneInput (const uint8_t *input, size_t size)
     if (req.error == SLUICE_OK) {
         if (req.header.version != SLUICE_PROTOCOL_VERSION || req.header.status != 0)
             abort ();                   //  accepted a header it should have refused
+        if ((req.header.flags & SLUICE_FLAG_INLINE) && req.frames.count != 1)
+            abort ();                   //  an inline request has exactly its one body frame
     }
     else
     if (!req.reason)

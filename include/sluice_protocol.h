@@ -1,7 +1,8 @@
 /*  sluice_protocol.h - the wire protocol's C spelling, shared by actors, clients and tests.
 
     docs/PROTOCOL.md is the contract; this header is its C spelling. Every message after the
-    ROUTER's routing-id frame starts with one 20-byte header frame (integers big-endian):
+    ROUTER's routing-id frame starts with one header frame of 20 bytes (integers big-endian),
+    followed in the same frame by the message's one body frame when SLUICE_FLAG_INLINE is set:
 
         offset  size  field
         0       1     version      SLUICE_PROTOCOL_VERSION
@@ -56,6 +57,12 @@ extern "C" {
 #define SLUICE_FLAG_PACKED  0x20  //  WRITE: the chunks travel packed in one body frame; READ:
                                   //  ask for the reply's chunks packed in one frame. count is
                                   //  then the number of chunks (docs/PROTOCOL.md, "Packed")
+#define SLUICE_FLAG_INLINE  0x40  //  any request or reply: its one body frame follows the 20
+                                  //  header bytes in the header frame, and no frame follows;
+                                  //  a request with it may be answered so (revision 1.3)
+
+//  The C client and the actors inline a body of up to this many bytes (a receiver takes any)
+#define SLUICE_INLINE_MAX   1024
 
 //  A packed body: for each chunk, its size (4 bytes, big-endian), its bytes, and one 0 byte
 //  (so that a receiver can hand out each chunk as a NUL-terminated string in place).
@@ -95,9 +102,10 @@ typedef struct {
 SLUICE_EXPORT void
     sluice_header_encode (const sluice_header_t *header, uint8_t *out);
 
-//  Decode `size` bytes. SLUICE_EPROTO on a size other than SLUICE_HEADER_SIZE (the fields are
-//  filled as far as the bytes go, so a request id can still be echoed), SLUICE_EVERSION when
-//  the version byte is not SLUICE_PROTOCOL_VERSION.
+//  Decode a header frame of `size` bytes. SLUICE_EPROTO when it is shorter than
+//  SLUICE_HEADER_SIZE, or longer without SLUICE_FLAG_INLINE (the fields are filled as far as
+//  the bytes go, so a request id can still be echoed), SLUICE_EVERSION when the version byte is
+//  not SLUICE_PROTOCOL_VERSION. With INLINE, the bytes after the header are the body.
 SLUICE_EXPORT sluice_err_t
     sluice_header_decode (const void *data, size_t size, sluice_header_t *header);
 

@@ -138,7 +138,9 @@ SLUICE_EXPORT sluice_err_t
 //  go out with the next call or sluice_stream_flush: flush before a pause in writing and
 //  before destroying the stream (destroy drops them). A write that returns an error did not
 //  add its chunk. Writes with a timeout are never batched. Batches (and batched reads, below)
-//  use protocol revision 1.1: a buffer of an earlier sluice refuses them with SLUICE_EPROTO.
+//  use protocol revision 1.1, and every request whose body is at most SLUICE_INLINE_MAX bytes
+//  travels in one frame (revision 1.3, "Inline bodies"): a buffer of an earlier revision
+//  refuses them with SLUICE_EPROTO.
 SLUICE_EXPORT sluice_err_t
     sluice_stream_set_write_batch (sluice_stream_t *self, size_t batch);
 

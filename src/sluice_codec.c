@@ -65,7 +65,9 @@ sluice_header_decode (const void *data, size_t size, sluice_header_t *header)
     if (size >= 20) header->count = s_get32 (p + 16);
     if (size >= 1 && header->version != SLUICE_PROTOCOL_VERSION)
         return SLUICE_EVERSION;
-    if (size != SLUICE_HEADER_SIZE)
+    //  More than the header only with INLINE: the rest is the body
+    if (size < SLUICE_HEADER_SIZE
+    || (size > SLUICE_HEADER_SIZE && !(header->flags & SLUICE_FLAG_INLINE)))
         return SLUICE_EPROTO;
     return SLUICE_OK;
 }
@@ -231,7 +233,7 @@ sluice_command_list (unsigned actors, char *out, size_t size)
 static const char *
 s_flag_names (uint8_t flags, char *out, size_t size)
 {
-    static const char *names [8] = { "FINAL", "EOS", "PARKED", "ACK", "STREAM", "PACKED", "?", "?" };
+    static const char *names [8] = { "FINAL", "EOS", "PARKED", "ACK", "STREAM", "PACKED", "INLINE", "?" };
     size_t used = 0;
     *out = 0;
     for (int bit = 0; bit < 8 && used < size; bit++) {
@@ -276,7 +278,8 @@ sluice_request_validate (sluice_request_t *req, sluice_actor_kind_t actor)
     }
     const sluice_header_t *header = &req->header;
     size_t frames = req->frames.count;
-    if (header->flags & ~row->flags) {
+    //  INLINE says how the frames travel, not what the command does: any request may have it
+    if (header->flags & ~(row->flags | SLUICE_FLAG_INLINE)) {
         if (row->flags == 0)
             return s_refuse (req, SLUICE_EPROTO, "%s takes no flags", row->name);
         char names [64];
@@ -376,6 +379,41 @@ sluice_frames_recv (sluice_frames_t *frames, void *socket)
     return zmq_msg_more (frame) ? 1 : 0;
 }
 
+int
+sluice_frames_take_inline (sluice_frames_t *frames, zmq_msg_t *header_frame)
+{
+    size_t size = zmq_msg_size (header_frame) - SLUICE_HEADER_SIZE;
+    if (s_frames_reserve (frames, frames->count + 1) == -1)
+        return -1;
+    zmq_msg_t *frame = &frames->items [frames->count];
+    if (zmq_msg_init_size (frame, size) == -1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (size)
+        memcpy (zmq_msg_data (frame), (uint8_t *) zmq_msg_data (header_frame) + SLUICE_HEADER_SIZE,
+                size);
+    frames->count++;
+    return 0;
+}
+
+int
+sluice_inline_frame (zmq_msg_t *out, const sluice_header_t *header, const void *body, size_t size)
+{
+    if (zmq_msg_init_size (out, SLUICE_HEADER_SIZE + size) == -1) {
+        zmq_msg_init (out);
+        errno = ENOMEM;
+        return -1;
+    }
+    sluice_header_t inlined = *header;
+    inlined.flags |= SLUICE_FLAG_INLINE;
+    uint8_t *bytes = (uint8_t *) zmq_msg_data (out);
+    sluice_header_encode (&inlined, bytes);
+    if (size)
+        memcpy (bytes + SLUICE_HEADER_SIZE, body, size);
+    return 0;
+}
+
 void
 sluice_frames_clear (sluice_frames_t *frames)
 {
@@ -467,15 +505,36 @@ sluice_request_recv (void *router, sluice_request_t *req, size_t max_frames)
     sluice_err_t rc = sluice_header_decode (zmq_msg_data (&header), zmq_msg_size (&header),
                                             &req->header);
     bool more = zmq_msg_more (&header);
-    zmq_msg_close (&header);
+    if (rc != SLUICE_OK)
+        req->header.flags &= (uint8_t) ~SLUICE_FLAG_INLINE;   //  not answered in a form it may not know
     if (rc == SLUICE_EVERSION)
         s_flag (req, rc, "unsupported protocol version: this actor speaks version 1");
     else
     if (rc != SLUICE_OK)
-        s_flag (req, rc, "header frame must be exactly 20 bytes");
+        s_flag (req, rc, "header frame must be 20 bytes (longer only with INLINE: the body follows "
+                         "the header in it)");
     else
     if (req->header.status != 0)
         s_flag (req, SLUICE_EPROTO, "status byte of a request must be 0");
+
+    if (req->header.flags & SLUICE_FLAG_INLINE) {
+        //  The body is in the header frame: one frame, nothing may follow it
+        if (more) {
+            zmq_msg_close (&header);
+            s_drain_rest (router);
+            return s_flag (req, SLUICE_EPROTO, "frames after an INLINE header frame: with INLINE "
+                                               "the body is in the header frame");
+        }
+        int taken = max_frames ? sluice_frames_take_inline (&req->frames, &header) : 0;
+        zmq_msg_close (&header);
+        if (max_frames == 0)
+            return s_flag (req, SLUICE_EPROTO, "too many frames: a request has a header and no "
+                                               "body");
+        if (taken == -1)
+            return s_flag (req, SLUICE_EBUSY, "out of memory: request refused");
+        return 1;
+    }
+    zmq_msg_close (&header);
 
     while (more) {
         if (req->frames.count == max_frames) {
@@ -537,11 +596,29 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
     //  A packed body's count is its chunks (the caller's), not its one frame
     if (!(header->flags & SLUICE_FLAG_PACKED))
         reply.count = (uint32_t) count;
-    sluice_header_encode (&reply, bytes);
-    int rc = sluice_send_more (router, bytes, sizeof bytes, (count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-    for (size_t index = 0; rc != -1 && index < count; index++)
-        rc = sluice_msg_send_more (&frames [index], router,
-                                   (index + 1 < count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    //  A peer that may be answered inline is, when the body is one small frame
+    zmq_msg_t inlined;
+    bool inline_body = (header->flags & SLUICE_FLAG_INLINE) && count == 1
+                    && zmq_msg_size (&frames [0]) <= SLUICE_INLINE_MAX
+                    && sluice_inline_frame (&inlined, &reply, zmq_msg_data (&frames [0]),
+                                            zmq_msg_size (&frames [0])) == 0;
+    int rc;
+    if (inline_body) {
+        rc = sluice_msg_send_more (&inlined, router, ZMQ_DONTWAIT);
+        zmq_msg_close (&inlined);
+        if (rc != -1) {
+            zmq_msg_close (&frames [0]);
+            zmq_msg_init (&frames [0]);
+        }
+    }
+    else {
+        reply.flags &= (uint8_t) ~SLUICE_FLAG_INLINE;
+        sluice_header_encode (&reply, bytes);
+        rc = sluice_send_more (router, bytes, sizeof bytes, (count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+        for (size_t index = 0; rc != -1 && index < count; index++)
+            rc = sluice_msg_send_more (&frames [index], router,
+                                       (index + 1 < count ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    }
     if (rc == -1) {
         //  Only possible when the context is terminating (EINTR is retried): nothing to recover
         SLUICE_ERROR ("sluice: reply lost after routing frame: %s", zmq_strerror (errno));
@@ -551,5 +628,4 @@ sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *hea
     zmq_msg_init (identity);
     return 0;
 }
-
 

@@ -56,6 +56,18 @@ void
 size_t
     sluice_frames_bytes (const sluice_frames_t *frames);
 
+//  Inline bodies (SLUICE_FLAG_INLINE): a message's one body frame inside its header frame.
+//  Append the body of an inline header frame to `frames` as a frame of its own (a copy:
+//  a sender inlines only small bodies). Returns 0, or -1 with errno ENOMEM.
+int
+    sluice_frames_take_inline (sluice_frames_t *frames, zmq_msg_t *header_frame);
+//  Make `out` one frame of the encoded header (INLINE set) and `body`: what a sender sends
+//  instead of the header frame and a body frame of `size` <= SLUICE_INLINE_MAX bytes.
+//  Returns 0, or -1 with errno ENOMEM (then out is an empty message).
+int
+    sluice_inline_frame (zmq_msg_t *out, const sluice_header_t *header, const void *body,
+                         size_t size);
+
 // ---------------------------------------------------------------------------------------------
 //  Packed bodies (SLUICE_FLAG_PACKED): many chunks in one frame, one copy each way
 
@@ -157,7 +169,9 @@ void
 //  EHOSTUNREACH (peer gone) or EAGAIN (peer not reading: its queue is full). The header's
 //  version and count (the number of frames; with SLUICE_FLAG_PACKED the header's own count,
 //  of chunks) are set here; its timeout_ms is sent as given: in a reply it carries the
-//  actor's incarnation (docs/PROTOCOL.md).
+//  actor's incarnation (docs/PROTOCOL.md). With SLUICE_FLAG_INLINE in the header's flags (the
+//  request had it) one body frame of up to SLUICE_INLINE_MAX bytes goes inline in the header
+//  frame; any other body goes as frames, without the flag.
 int
     sluice_reply_send (void *router, zmq_msg_t *identity, const sluice_header_t *header,
                        zmq_msg_t *frames, size_t count);

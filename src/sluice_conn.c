@@ -159,22 +159,31 @@ sluice_conn_fail (sluice_conn_t *conn, sluice_err_t err, const char *format, ...
     return err;
 }
 
-//  Send a request: the header, then either one body (body != NULL) or `count` frames (consumed).
+//  Send a request: the header and, when body is not NULL, its one body frame. A body of up to
+//  SLUICE_INLINE_MAX bytes goes inline (revision 1.3): one frame instead of two, and a reply
+//  with a small body comes back the same way.
 static sluice_err_t
-s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, size_t size,
-        zmq_msg_t *frames, size_t count)
+s_send (sluice_conn_t *conn, const sluice_header_t *header, const void *body, size_t size)
 {
     void *dealer = conn->dealer_raw;
-    uint8_t bytes [SLUICE_HEADER_SIZE];
-    sluice_header_encode (header, bytes);
-    bool more = body || count;
     //  A DEALER with no connected peer blocks on send; that wait is bounded by the caller's
-    //  deadline through ZMQ_SNDTIMEO below. Once the header is accepted the rest follows whole.
-    int rc = zmq_send (dealer, bytes, sizeof bytes, more ? ZMQ_SNDMORE : 0);
-    if (rc != -1 && body)
-        rc = sluice_send_more (dealer, body, size, 0);
-    for (size_t index = 0; rc != -1 && index < count; index++)
-        rc = sluice_msg_send_more (&frames [index], dealer, index + 1 < count ? ZMQ_SNDMORE : 0);
+    //  deadline through ZMQ_SNDTIMEO (s_request). Once the first frame is accepted the rest
+    //  follows whole.
+    int rc;
+    if (body && size <= SLUICE_INLINE_MAX) {
+        zmq_msg_t frame;
+        if (sluice_inline_frame (&frame, header, body, size) == -1)
+            return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
+        rc = zmq_msg_send (&frame, dealer, 0);
+        zmq_msg_close (&frame);
+    }
+    else {
+        uint8_t bytes [SLUICE_HEADER_SIZE];
+        sluice_header_encode (header, bytes);
+        rc = zmq_send (dealer, bytes, sizeof bytes, body ? ZMQ_SNDMORE : 0);
+        if (rc != -1 && body)
+            rc = sluice_send_more (dealer, body, size, 0);
+    }
     if (rc == -1) {
         int err = zmq_errno ();
         if (err == EINTR)
@@ -243,7 +252,13 @@ s_take_reply (sluice_conn_t *conn, zmq_msg_t *header_msg, uint64_t low_id, uint6
     sluice_err_t decoded = sluice_header_decode (zmq_msg_data (header_msg),
                                                  zmq_msg_size (header_msg), &conn->reply);
     bool more = zmq_msg_more (header_msg);
+    bool inlined = decoded == SLUICE_OK && (conn->reply.flags & SLUICE_FLAG_INLINE);
+    int taken = inlined ? sluice_frames_take_inline (&conn->frames, header_msg) : 0;
     zmq_msg_close (header_msg);
+    if (taken == -1)
+        return sluice_conn_fail (conn, SLUICE_ENOMEM, "out of memory");
+    if (inlined && more)
+        decoded = SLUICE_EPROTO;        //  frames after an inline body: not a reply we know
     while (more) {
         int rc = sluice_frames_recv (&conn->frames, dealer);
         if (rc == -1 && errno == ENOMEM)
@@ -473,18 +488,7 @@ sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeo
         return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
     sluice_header_t header = s_request (conn, command, flags, timeout_ms, count);
     *id = header.request_id;
-    return s_send (conn, &header, body, size, NULL, 0);
-}
-
-sluice_err_t
-sluice_conn_send_packed (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
-                         zmq_msg_t *packed, uint32_t chunks, uint64_t *id)
-{
-    if (!conn->dealer)
-        return sluice_conn_fail (conn, SLUICE_EINVAL, "not connected");
-    sluice_header_t header = s_request (conn, command, flags | SLUICE_FLAG_PACKED, timeout_ms, chunks);
-    *id = header.request_id;
-    return s_send (conn, &header, NULL, 0, packed, 1);
+    return s_send (conn, &header, body, size);
 }
 
 sluice_err_t

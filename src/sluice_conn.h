@@ -48,7 +48,9 @@ void *
     sluice_conn_client_new (size_t size, const char *endpoint, const sluice_curve_t *curve);
 
 //  Send one request and wait for its reply (replies to earlier, abandoned requests are
-//  discarded by request id). timeout_ms < 0 waits without deadline; the client waits
+//  discarded by request id). A non-NULL body is the request's one body frame (inline in the
+//  header frame when it is at most SLUICE_INLINE_MAX bytes); NULL: the request has none.
+//  timeout_ms < 0 waits without deadline; the client waits
 //  timeout_ms + grace_ms for the reply before giving up with SLUICE_ETRANSPORT, or
 //  SLUICE_EUNKNOWN for a WRITE (sent: it may have been enqueued). With retry_for_ms, the
 //  silence of the actor is ridden out that long (sluice_conn_receive). A request the actor
@@ -67,11 +69,6 @@ sluice_err_t
 sluice_err_t
     sluice_conn_send (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
                       uint32_t count, const void *body, size_t size, uint64_t *id);
-//  Send a request whose body is `chunks` chunks packed in one frame (SLUICE_FLAG_PACKED is
-//  added, count = chunks); on success the frame is consumed.
-sluice_err_t
-    sluice_conn_send_packed (sluice_conn_t *conn, uint8_t command, uint8_t flags, int timeout_ms,
-                             zmq_msg_t *packed, uint32_t chunks, uint64_t *id);
 sluice_err_t
     sluice_conn_receive (sluice_conn_t *conn, uint64_t low_id, uint64_t high_id, int64_t deadline);
 //  Deadline for the reply to a request with this timeout: timeout + grace, or INT64_MAX.

@@ -413,7 +413,8 @@ s_send (sluice_engine_t *engine, zmq_msg_t *identity, const sluice_header_t *req
         sluice_err_t status, uint8_t flags, zmq_msg_t *frames, size_t count)
 {
     sluice_header_t header = *request;
-    header.flags = flags;
+    //  A client that sent its body inline takes its reply's so too
+    header.flags = flags | (request->flags & SLUICE_FLAG_INLINE);
     header.status = (uint8_t) status;
     header.timeout_ms = engine->incarnation;
     engine->router_drained = false;

@@ -173,16 +173,12 @@ s_send_pending (sluice_stream_t *self)
         if (rc != SLUICE_OK)
             return s_failed (self, rc);
     }
-    zmq_msg_t frame;
-    if (zmq_msg_init_size (&frame, self->pack_size) == -1)
-        return sluice_conn_fail (&self->conn, SLUICE_ENOMEM, "out of memory");
-    memcpy (zmq_msg_data (&frame), self->pack, self->pack_size);
     uint64_t id;
-    sluice_err_t rc = sluice_conn_send_packed (&self->conn, SLUICE_CMD_WRITE,
-                                               self->pending_final ? SLUICE_FLAG_FINAL : 0,
-                                               SLUICE_FOREVER, &frame,
-                                               (uint32_t) self->pending_count, &id);
-    zmq_msg_close (&frame);
+    sluice_err_t rc = sluice_conn_send (&self->conn, SLUICE_CMD_WRITE,
+                                        SLUICE_FLAG_PACKED
+                                        | (self->pending_final ? SLUICE_FLAG_FINAL : 0),
+                                        SLUICE_FOREVER, (uint32_t) self->pending_count,
+                                        self->pack, self->pack_size, &id);
     if (rc != SLUICE_OK)
         return rc;          //  still pending: a later flush tries again
     self->pack_size = 0;

@@ -94,8 +94,13 @@ m_send (zsock_t *d, const sluice_header_t *h, const void *body1, size_t size1,
     m_send_frames (d, body2? 3: body1? 2: 1, data, size);
 }
 
+//  Replies that came inline (SLUICE_FLAG_INLINE) since the last m_reset_inline
+static size_t m_inline_replies;
+
 //  The next reply. Liveness probes (request id SLUICE_PROBE_ID with status OK, which the
-//  actor may send to a peer with a parked request) are skipped, as a client must.
+//  actor may send to a peer with a parked request) are skipped, as a client must. A reply
+//  with its body inline (revision 1.3: only to a request that had INLINE) must be one frame;
+//  it is returned as the header frame (flag kept) and the body frame, as if sent so.
 static zmsg_t *
 m_recv (zsock_t *d)
 {
@@ -107,6 +112,16 @@ m_recv (zsock_t *d)
         &&  m_get (zframe_data (f) + 8, 8) == SLUICE_PROBE_ID) {
             zmsg_destroy (&msg);
             continue;
+        }
+        if (f && zframe_size (f) >= SLUICE_HEADER_SIZE && zframe_data (f) [2] & SLUICE_FLAG_INLINE) {
+            cr_assert_eq (zmsg_size (msg), 1, "an INLINE reply followed by %zu frames",
+                          zmsg_size (msg) - 1);
+            zframe_t *whole = zmsg_pop (msg);
+            zmsg_addmem (msg, zframe_data (whole), SLUICE_HEADER_SIZE);
+            zmsg_addmem (msg, zframe_data (whole) + SLUICE_HEADER_SIZE,
+                         zframe_size (whole) - SLUICE_HEADER_SIZE);
+            zframe_destroy (&whole);
+            m_inline_replies++;
         }
         return msg;
     }
@@ -1353,4 +1368,160 @@ T_TEST (buffer_malformed, a_requeued_packed_delivery_keeps_order_flags_and_count
     T_EXPECT_CHUNK_F (t_fx.cli, "dd", true);
     cr_assert_eq (t_status ().read, 4, "each chunk counted as read once");
     (void) d;
+}
+
+// =============================================================================================
+//  Inline bodies (SLUICE_FLAG_INLINE, revision 1.3): a request's one body frame follows its
+//  20 header bytes in the header frame; such a request is answered the same way when the
+//  reply's body is one frame of at most SLUICE_INLINE_MAX bytes, and as frames otherwise
+
+//  Send header and body as one frame, INLINE set.
+static void
+m_send_inline (zsock_t *d, sluice_header_t req, const void *body, size_t size)
+{
+    req.flags |= SLUICE_FLAG_INLINE;
+    uint8_t frame [SLUICE_HEADER_SIZE + 4096];
+    cr_assert_leq (size, 4096);
+    sluice_header_encode (&req, frame);
+    memcpy (frame + SLUICE_HEADER_SIZE, body, size);
+    const void *data [1] = { frame };
+    size_t sizes [1] = { SLUICE_HEADER_SIZE + size };
+    m_send_frames (d, 1, data, sizes);
+}
+
+T_TEST (buffer_malformed, inline_write_and_inline_read)
+{
+    zsock_t *d = m_setup ();                      //  "a" and "b" queued, capacity 4
+    m_inline_replies = 0;
+    m_send_inline (d, m_req (SLUICE_CMD_WRITE, 300), "hello", 5);
+    sluice_header_t h;
+    zmsg_t *reply = m_expect_ok (d, 300, SLUICE_CMD_WRITE, &h);
+    cr_expect_eq (h.count, 0);
+    cr_expect_eq (m_inline_replies, 0, "a reply without a body came with INLINE");
+    zmsg_destroy (&reply);
+    cr_assert_eq (t_status ().queued, 3);
+
+    //  An acknowledging READ: its 8-byte body inline; the one chunk comes back inline
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 301);
+    req.flags = SLUICE_FLAG_ACK;
+    uint8_t none [8] = { 0 };
+    m_send_inline (d, req, none, sizeof none);
+    reply = m_expect_ok (d, 301, SLUICE_CMD_READ, &h);
+    cr_assert (h.flags & SLUICE_FLAG_INLINE, "the chunk did not come inline (flags 0x%02x)",
+               h.flags);
+    cr_assert_eq (m_inline_replies, 1);
+    cr_assert_eq (h.count, 1);
+    zmsg_first (reply);
+    cr_assert (zframe_streq (zmsg_next (reply), "a"));
+    zmsg_destroy (&reply);
+
+    //  A request without INLINE is answered with frames, as by revision 1.2
+    req = m_req (SLUICE_CMD_READ, 302);
+    m_send (d, &req, NULL, 0, NULL, 0);
+    reply = m_expect_ok (d, 302, SLUICE_CMD_READ, &h);
+    cr_assert_not (h.flags & SLUICE_FLAG_INLINE);
+    cr_assert_eq (m_inline_replies, 1, "a request without INLINE was answered inline");
+    zmsg_first (reply);
+    cr_assert (zframe_streq (zmsg_next (reply), "b"));
+    zmsg_destroy (&reply);
+    T_EXPECT_CHUNK (t_fx.cli, "hello");
+    T_EXPECT_EMPTY (t_fx.cli);
+}
+
+T_TEST (buffer_malformed, inline_reply_only_for_one_small_frame)
+{
+    t_start_opts (8, 4096, 0, false);
+    zsock_t *d = m_dealer ();
+    char big [SLUICE_INLINE_MAX + 1];
+    memset (big, 'x', sizeof big);
+    cr_assert_eq (sluice_stream_write (t_fx.cli, big, sizeof big, false), SLUICE_OK);
+    T_WRITE (t_fx.cli, "one");
+    T_WRITE (t_fx.cli, "two");
+    m_inline_replies = 0;
+
+    //  A chunk past SLUICE_INLINE_MAX comes as a frame, and the reply has no INLINE
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 310), h;
+    m_send_inline (d, req, "", 0);              //  a plain READ has no body: INLINE is refused
+    m_expect_error (d, SLUICE_EPROTO, 310, SLUICE_CMD_READ);
+    cr_assert_eq (m_inline_replies, 1, "the error to an INLINE request came as frames");
+    req.flags = SLUICE_FLAG_ACK;
+    uint8_t none [8] = { 0 };
+    m_send_inline (d, req, none, sizeof none);
+    zmsg_t *reply = m_expect_ok (d, 310, SLUICE_CMD_READ, &h);
+    cr_assert_not (h.flags & SLUICE_FLAG_INLINE, "a %zu-byte chunk came inline", sizeof big);
+    cr_assert_eq (m_inline_replies, 1);
+    zmsg_first (reply);
+    cr_assert_eq (zframe_size (zmsg_next (reply)), sizeof big);
+    zmsg_destroy (&reply);
+
+    //  Two chunks are two frames: no INLINE either
+    req = m_req (SLUICE_CMD_READ, 311);
+    req.flags = SLUICE_FLAG_ACK;
+    req.count = 2;
+    uint8_t acked [8];
+    for (int i = 0; i < 8; i++)
+        acked [i] = (uint8_t) ((uint64_t) 310 >> (56 - 8 * i));
+    m_send_inline (d, req, acked, sizeof acked);
+    reply = m_expect_ok (d, 311, SLUICE_CMD_READ, &h);
+    cr_assert_eq (h.count, 2);
+    cr_assert_not (h.flags & SLUICE_FLAG_INLINE);
+    zmsg_first (reply);
+    cr_assert (zframe_streq (zmsg_next (reply), "one"));
+    cr_assert (zframe_streq (zmsg_next (reply), "two"));
+    zmsg_destroy (&reply);
+    cr_assert_eq (t_status ().unacked, 2, "the two chunks just read are not the only ones held");
+}
+
+T_TEST (buffer_malformed, inline_packed_write)
+{
+    zsock_t *d = m_setup ();
+    const char *chunks [] = { "p", "qq" };
+    uint8_t body [64];
+    size_t size = m_pack (body, 2, chunks);
+    sluice_header_t req = m_req (SLUICE_CMD_WRITE, 320), h;
+    req.flags = SLUICE_FLAG_PACKED | SLUICE_FLAG_FINAL;
+    req.count = 2;
+    m_send_inline (d, req, body, size);
+    zmsg_t *reply = m_expect_ok (d, 320, SLUICE_CMD_WRITE, &h);
+    zmsg_destroy (&reply);
+    T_EXPECT_CHUNK (t_fx.cli, "a");
+    T_EXPECT_CHUNK (t_fx.cli, "b");
+    T_EXPECT_CHUNK (t_fx.cli, "p");
+    T_EXPECT_CHUNK_F (t_fx.cli, "qq", true);
+}
+
+T_TEST (buffer_malformed, frames_after_an_inline_header)
+{
+    zsock_t *d = m_setup ();
+    m_inline_replies = 0;
+    sluice_header_t req = m_req (SLUICE_CMD_WRITE, 330);
+    req.flags = SLUICE_FLAG_INLINE;
+    uint8_t frame [SLUICE_HEADER_SIZE + 2];
+    sluice_header_encode (&req, frame);
+    memcpy (frame + SLUICE_HEADER_SIZE, "zz", 2);
+    const void *data [2] = { frame, "yy" };
+    size_t size [2] = { sizeof frame, 2 };
+    m_send_frames (d, 2, data, size);
+    m_expect_error (d, SLUICE_EPROTO, 330, SLUICE_CMD_WRITE);
+    cr_assert_eq (m_inline_replies, 1, "the error to an INLINE request came as frames");
+    m_assert_intact (d);
+}
+
+T_TEST (buffer_malformed, inline_body_on_a_command_without_one)
+{
+    zsock_t *d = m_setup ();
+    //  A header frame of exactly 20 bytes with INLINE carries an empty body frame
+    m_send_inline (d, m_req (SLUICE_CMD_CLOSE, 340), "", 0);
+    m_expect_error (d, SLUICE_EPROTO, 340, SLUICE_CMD_CLOSE);
+    m_assert_intact (d);            //  not closed
+}
+
+T_TEST (buffer_malformed, inline_chunk_too_big)
+{
+    zsock_t *d = m_setup ();                      //  max chunk 16 bytes
+    char chunk [17];
+    memset (chunk, 'k', sizeof chunk);
+    m_send_inline (d, m_req (SLUICE_CMD_WRITE, 350), chunk, sizeof chunk);
+    m_expect_error (d, SLUICE_ETOOBIG, 350, SLUICE_CMD_WRITE);
+    m_assert_intact (d);
 }

@@ -36,7 +36,8 @@ typedef struct {
     zframe_t *identity;
     sluice_header_t header;
     char body [64];                 //  first body frame (8-byte ACK ids are compared raw)
-    size_t size;
+    size_t size;                    //  its size (up to sizeof body)
+    size_t frames;                  //  frames after the routing id (the header's included)
 } r_request_t;
 
 static void
@@ -57,12 +58,17 @@ r_recv (zsock_t *router)
     r_request_t request;
     memset (&request, 0, sizeof request);
     request.identity = zmsg_pop (msg);
+    request.frames = zmsg_size (msg);
     zframe_t *header = zmsg_pop (msg);
     cr_assert_not_null (header);
     cr_assert_eq (sluice_header_decode (zframe_data (header), zframe_size (header),
                                         &request.header), SLUICE_OK);
+    //  The client sends a small body inline, in the header frame (revision 1.3)
+    zframe_t *body = request.header.flags & SLUICE_FLAG_INLINE
+                   ? zframe_new (zframe_data (header) + SLUICE_HEADER_SIZE,
+                                 zframe_size (header) - SLUICE_HEADER_SIZE)
+                   : zmsg_pop (msg);
     zframe_destroy (&header);
-    zframe_t *body = zmsg_pop (msg);
     if (body) {
         request.size = zframe_size (body) < sizeof request.body ? zframe_size (body)
                                                                 : sizeof request.body;
@@ -100,6 +106,26 @@ r_answer (zsock_t *router, r_request_t *request, uint8_t status, uint8_t flags,
     zmsg_addmem (msg, bytes, sizeof bytes);
     if (body)
         zmsg_addstr (msg, body);
+    cr_assert_eq (zmsg_send (&msg, router), 0);
+}
+
+//  Answer `request` OK with `body` inline in the header frame (revision 1.3).
+static void
+r_answer_inline (zsock_t *router, r_request_t *request, uint32_t incarnation, const char *body)
+{
+    sluice_header_t header = {
+        .version = SLUICE_PROTOCOL_VERSION, .command = request->header.command,
+        .flags = SLUICE_FLAG_INLINE, .timeout_ms = incarnation,
+        .request_id = request->header.request_id, .count = 1,
+    };
+    uint8_t frame [SLUICE_HEADER_SIZE + 64];
+    size_t size = strlen (body);
+    cr_assert_leq (size, 64);
+    sluice_header_encode (&header, frame);
+    memcpy (frame + SLUICE_HEADER_SIZE, body, size);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &request->identity);
+    zmsg_addmem (msg, frame, SLUICE_HEADER_SIZE + size);
     cr_assert_eq (zmsg_send (&msg, router), 0);
 }
 
@@ -391,6 +417,55 @@ Test (retry, an_actor_back_as_a_new_incarnation_is_reported_restarted)
                   call.error);
     r_request_fini (&write);
     r_request_fini (&ping);
+    sluice_stream_destroy (&stream);
+    zsock_destroy (&router);
+}
+
+//  Revision 1.3: the client sends a body of up to SLUICE_INLINE_MAX bytes in the header frame,
+//  a larger one as a frame of its own, and takes a reply whose body came inline.
+Test (retry, small_bodies_travel_inline_both_ways)
+{
+    char endpoint [128];
+    zsock_t *router = r_actor (endpoint, sizeof endpoint);
+    sluice_stream_t *stream = r_stream (endpoint, 0);
+
+    r_call_t call = { .stream = stream, .command = SLUICE_CMD_WRITE, .text = "small" };
+    r_start (&call);
+    r_request_t write = r_expect (router, SLUICE_CMD_WRITE);
+    cr_expect_eq (write.frames, 1, "a 5-byte chunk came in %zu frames", write.frames);
+    cr_expect (write.header.flags & SLUICE_FLAG_INLINE, "flags 0x%02x", write.header.flags);
+    cr_expect (write.size == 5 && memcmp (write.body, "small", 5) == 0);
+    r_answer (router, &write, SLUICE_OK, 0, R_INCARNATION, NULL);
+    r_join (&call);
+    cr_assert_eq (call.rc, SLUICE_OK, "%s (%s)", sluice_strerror (call.rc), call.error);
+
+    r_call_t read = { .stream = stream, .command = SLUICE_CMD_READ };
+    r_start (&read);
+    r_request_t request = r_expect (router, SLUICE_CMD_READ);
+    cr_expect_eq (request.frames, 1, "a READ's acknowledgement came in %zu frames",
+                  request.frames);
+    cr_expect_eq (request.header.flags & (SLUICE_FLAG_INLINE | SLUICE_FLAG_ACK),
+                  SLUICE_FLAG_INLINE | SLUICE_FLAG_ACK);
+    r_answer_inline (router, &request, R_INCARNATION, "came inline");
+    r_join (&read);
+    cr_assert_eq (read.rc, SLUICE_OK, "%s (%s)", sluice_strerror (read.rc), read.error);
+    cr_expect_str_eq (read.chunk, "came inline");
+
+    static char big [SLUICE_INLINE_MAX + 2];
+    memset (big, 'x', SLUICE_INLINE_MAX + 1);
+    r_call_t large = { .stream = stream, .command = SLUICE_CMD_WRITE, .text = big };
+    r_start (&large);
+    r_request_t frames = r_expect (router, SLUICE_CMD_WRITE);
+    cr_expect_eq (frames.frames, 2, "a %d-byte chunk came in %zu frames",
+                  SLUICE_INLINE_MAX + 1, frames.frames);
+    cr_expect_not (frames.header.flags & SLUICE_FLAG_INLINE);
+    r_answer (router, &frames, SLUICE_OK, 0, R_INCARNATION, NULL);
+    r_join (&large);
+    cr_expect_eq (large.rc, SLUICE_OK, "%s (%s)", sluice_strerror (large.rc), large.error);
+
+    r_request_fini (&write);
+    r_request_fini (&request);
+    r_request_fini (&frames);
     sluice_stream_destroy (&stream);
     zsock_destroy (&router);
 }
