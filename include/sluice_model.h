@@ -11,7 +11,8 @@
     stream: the model emits tokens (sluice_model_emit) into a window of `window` tokens that
     the client pulls; a full window pauses the generator, a cancel or a vanished client stops
     it. docs/PROTOCOL.md ("Model server", "Streams") describes the wire protocol;
-    sluice_model_client_t below speaks it.
+    sluice_model_client_t below speaks it (revision 1.3: a model server of an earlier revision
+    refuses its requests with SLUICE_EPROTO).
 
         loading --> ready --> draining --> stopped
            \--> failed --/

@@ -7,6 +7,10 @@
 
     NOT thread-safe: use one sluice_stream_t per thread. Any number of streams may talk to one
     buffer at the same time, from any process that can reach its endpoint.
+
+    Protocol: this client speaks revision 1.3 of docs/PROTOCOL.md (a small body travels in its
+    request's header frame): it needs a buffer of that revision or later; an earlier one
+    refuses its writes and reads with SLUICE_EPROTO ("header frame must be exactly 20 bytes").
 */
 #ifndef SLUICE_STREAM_H_INCLUDED
 #define SLUICE_STREAM_H_INCLUDED
@@ -138,9 +142,7 @@ SLUICE_EXPORT sluice_err_t
 //  go out with the next call or sluice_stream_flush: flush before a pause in writing and
 //  before destroying the stream (destroy drops them). A write that returns an error did not
 //  add its chunk. Writes with a timeout are never batched. Batches (and batched reads, below)
-//  use protocol revision 1.1, and every request whose body is at most SLUICE_INLINE_MAX bytes
-//  travels in one frame (revision 1.3, "Inline bodies"): a buffer of an earlier revision
-//  refuses them with SLUICE_EPROTO.
+//  use protocol revision 1.1 (the client as a whole needs 1.3: see the top of this file).
 SLUICE_EXPORT sluice_err_t
     sluice_stream_set_write_batch (sluice_stream_t *self, size_t batch);
 

@@ -3,7 +3,8 @@
     The frames are built here byte by byte from docs/PROTOCOL.md (not with the library's
     codec), so these tests check the actor against the document. Every malformed request must
     get exactly one error reply (20-byte header, version 1, the right status byte, count 1, and
-    one non-empty text frame naming the problem), and afterwards the buffer's state (its STATUS
+    one non-empty text frame naming the problem; to a request with INLINE, header and text may
+    come in one frame, which m_recv splits), and afterwards the buffer's state (its STATUS
     counters and its queued chunks) must be exactly as before, and it must still serve.
 */
 #include "common.h"
@@ -1524,4 +1525,66 @@ T_TEST (buffer_malformed, inline_chunk_too_big)
     m_send_inline (d, m_req (SLUICE_CMD_WRITE, 350), chunk, sizeof chunk);
     m_expect_error (d, SLUICE_ETOOBIG, 350, SLUICE_CMD_WRITE);
     m_assert_intact (d);
+}
+
+T_TEST (buffer_malformed, an_undecodable_header_with_the_inline_bit_is_answered_with_frames)
+{
+    zsock_t *d = m_setup ();
+    m_inline_replies = 0;
+    //  19 bytes, flags INLINE: too short to hold a body; the error comes as frames
+    sluice_header_t req = m_req (SLUICE_CMD_WRITE, 360);
+    req.flags = SLUICE_FLAG_INLINE;
+    uint8_t frame [SLUICE_HEADER_SIZE + 5];
+    sluice_header_encode (&req, frame);
+    memcpy (frame + SLUICE_HEADER_SIZE, "body!", 5);
+    const void *data [1] = { frame };
+    size_t size [1] = { SLUICE_HEADER_SIZE - 1 };
+    m_send_frames (d, 1, data, size);
+    m_expect_error (d, SLUICE_EPROTO, 360, M_ANY_COMMAND);
+    //  Another version, with a body after its header: the reply cannot be in a form it knows
+    frame [0] = SLUICE_PROTOCOL_VERSION + 1;
+    size [0] = sizeof frame;
+    m_send_frames (d, 1, data, size);
+    m_expect_error (d, SLUICE_EVERSION, 360, M_ANY_COMMAND);
+    cr_assert_eq (m_inline_replies, 0, "an undecodable request was answered inline");
+    m_assert_intact (d);
+}
+
+T_TEST (buffer_malformed, inline_replies_at_the_limit_when_parked_and_at_the_end)
+{
+    t_start_opts (4, 4096, 0, false);
+    zsock_t *d = m_dealer ();
+    m_inline_replies = 0;
+    //  Parked on the empty buffer, answered inline when a chunk of exactly the limit comes
+    sluice_header_t req = m_req (SLUICE_CMD_READ, 370), h;
+    req.flags = SLUICE_FLAG_ACK;
+    uint8_t none [8] = { 0 };
+    m_send_inline (d, req, none, sizeof none);
+    T_WAIT_PARKED_READERS (1);
+    static char limit [SLUICE_INLINE_MAX];
+    memset (limit, 'l', sizeof limit);
+    cr_assert_eq (sluice_stream_write (t_fx.cli, limit, sizeof limit, false), SLUICE_OK);
+    zmsg_t *reply = m_expect_ok (d, 370, SLUICE_CMD_READ, &h);
+    cr_assert_eq (h.flags & (SLUICE_FLAG_INLINE | SLUICE_FLAG_PARKED),
+                  SLUICE_FLAG_INLINE | SLUICE_FLAG_PARKED, "flags 0x%02x", h.flags);
+    zmsg_first (reply);
+    cr_assert_eq (zframe_size (zmsg_next (reply)), SLUICE_INLINE_MAX);
+    zmsg_destroy (&reply);
+
+    //  End of stream: one empty frame, inline
+    cr_assert_eq (sluice_stream_close (t_fx.cli), SLUICE_OK);
+    req = m_req (SLUICE_CMD_READ, 371);
+    req.flags = SLUICE_FLAG_ACK;
+    uint8_t acked [8];
+    for (int i = 0; i < 8; i++)
+        acked [i] = (uint8_t) ((uint64_t) 370 >> (56 - 8 * i));
+    m_send_inline (d, req, acked, sizeof acked);
+    reply = m_expect_ok (d, 371, SLUICE_CMD_READ, &h);
+    cr_assert_eq (h.flags & (SLUICE_FLAG_INLINE | SLUICE_FLAG_EOS | SLUICE_FLAG_FINAL),
+                  SLUICE_FLAG_INLINE | SLUICE_FLAG_EOS | SLUICE_FLAG_FINAL, "flags 0x%02x",
+                  h.flags);
+    zmsg_first (reply);
+    cr_assert_eq (zframe_size (zmsg_next (reply)), 0);
+    zmsg_destroy (&reply);
+    cr_assert_eq (m_inline_replies, 2);
 }
