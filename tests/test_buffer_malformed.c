@@ -1376,17 +1376,23 @@ T_TEST (buffer_malformed, a_requeued_packed_delivery_keeps_order_flags_and_count
 //  20 header bytes in the header frame; such a request is answered the same way when the
 //  reply's body is one frame of at most SLUICE_INLINE_MAX bytes, and as frames otherwise
 
-//  Send header and body as one frame, INLINE set.
+//  Header (INLINE set) and body as one frame, into out; returns its size.
+static size_t
+m_inline_frame (sluice_header_t req, const void *body, size_t size, uint8_t *out)
+{
+    req.flags |= SLUICE_FLAG_INLINE;
+    sluice_header_encode (&req, out);
+    memcpy (out + SLUICE_HEADER_SIZE, body, size);
+    return SLUICE_HEADER_SIZE + size;
+}
+
 static void
 m_send_inline (zsock_t *d, sluice_header_t req, const void *body, size_t size)
 {
-    req.flags |= SLUICE_FLAG_INLINE;
     uint8_t frame [SLUICE_HEADER_SIZE + 4096];
     cr_assert_leq (size, 4096);
-    sluice_header_encode (&req, frame);
-    memcpy (frame + SLUICE_HEADER_SIZE, body, size);
     const void *data [1] = { frame };
-    size_t sizes [1] = { SLUICE_HEADER_SIZE + size };
+    size_t sizes [1] = { m_inline_frame (req, body, size, frame) };
     m_send_frames (d, 1, data, sizes);
 }
 
@@ -1495,13 +1501,9 @@ T_TEST (buffer_malformed, frames_after_an_inline_header)
 {
     zsock_t *d = m_setup ();
     m_inline_replies = 0;
-    sluice_header_t req = m_req (SLUICE_CMD_WRITE, 330);
-    req.flags = SLUICE_FLAG_INLINE;
     uint8_t frame [SLUICE_HEADER_SIZE + 2];
-    sluice_header_encode (&req, frame);
-    memcpy (frame + SLUICE_HEADER_SIZE, "zz", 2);
     const void *data [2] = { frame, "yy" };
-    size_t size [2] = { sizeof frame, 2 };
+    size_t size [2] = { m_inline_frame (m_req (SLUICE_CMD_WRITE, 330), "zz", 2, frame), 2 };
     m_send_frames (d, 2, data, size);
     m_expect_error (d, SLUICE_EPROTO, 330, SLUICE_CMD_WRITE);
     cr_assert_eq (m_inline_replies, 1, "the error to an INLINE request came as frames");
@@ -1532,18 +1534,15 @@ T_TEST (buffer_malformed, an_undecodable_header_with_the_inline_bit_is_answered_
     zsock_t *d = m_setup ();
     m_inline_replies = 0;
     //  19 bytes, flags INLINE: too short to hold a body; the error comes as frames
-    sluice_header_t req = m_req (SLUICE_CMD_WRITE, 360);
-    req.flags = SLUICE_FLAG_INLINE;
     uint8_t frame [SLUICE_HEADER_SIZE + 5];
-    sluice_header_encode (&req, frame);
-    memcpy (frame + SLUICE_HEADER_SIZE, "body!", 5);
+    size_t whole = m_inline_frame (m_req (SLUICE_CMD_WRITE, 360), "body!", 5, frame);
     const void *data [1] = { frame };
     size_t size [1] = { SLUICE_HEADER_SIZE - 1 };
     m_send_frames (d, 1, data, size);
     m_expect_error (d, SLUICE_EPROTO, 360, M_ANY_COMMAND);
     //  Another version, with a body after its header: the reply cannot be in a form it knows
     frame [0] = SLUICE_PROTOCOL_VERSION + 1;
-    size [0] = sizeof frame;
+    size [0] = whole;
     m_send_frames (d, 1, data, size);
     m_expect_error (d, SLUICE_EVERSION, 360, M_ANY_COMMAND);
     cr_assert_eq (m_inline_replies, 0, "an undecodable request was answered inline");
