@@ -5,7 +5,8 @@
     an argument. Peers follow the client contract that acknowledged delivery relies on (one
     READ outstanding at a time; each READ acknowledges the last reply received), but nothing
     else: they pipeline writes, read with timeout 0, vanish with requests parked and chunks
-    unacknowledged, and close the buffer whenever they like.
+    unacknowledged, and close the buffer whenever they like. The odd-numbered peers send their
+    bodies inline in the header frame (protocol revision 1.3), the others as frames.
 
     A model of what was promised is kept: a WRITE answered OK is accepted; a READ reply's
     chunks are delivered once acknowledged (by the peer's next READ or ACK); a reply that is
@@ -57,6 +58,25 @@ s_fail (const char *what, int chunk)
     abort ();
 }
 
+//  Send a request: header and body (NULL: none) as two frames, or, from the odd-numbered peers,
+//  the body inline in the header frame (revision 1.3), as the C client sends it.
+static void
+s_send_request (f_peer_t *peer, sluice_header_t header, const void *body, size_t size)
+{
+    uint8_t bytes [SLUICE_HEADER_SIZE + 64];
+    bool inlined = body && (peer - s_peers) % 2 == 1 && size <= 64;
+    if (inlined)
+        header.flags |= SLUICE_FLAG_INLINE;
+    sluice_header_encode (&header, bytes);
+    if (inlined)
+        memcpy (bytes + SLUICE_HEADER_SIZE, body, size);
+    fuzz_frames_t frames = { .data = { bytes, body },
+                             .size = { SLUICE_HEADER_SIZE + (inlined ? size : 0), size },
+                             .count = body && !inlined ? 2 : 1 };
+    if (!fuzz_send (zsock_resolve (peer->dealer), &frames))
+        s_fail ("send failed", -1);
+}
+
 static void
 s_send (f_peer_t *peer, uint8_t command, uint8_t flags, uint32_t timeout_ms, uint32_t count,
         const void *body, size_t size, uint64_t *id_p)
@@ -65,12 +85,7 @@ s_send (f_peer_t *peer, uint8_t command, uint8_t flags, uint32_t timeout_ms, uin
     sluice_header_t header = { .version = SLUICE_PROTOCOL_VERSION, .command = command,
                                .flags = flags, .timeout_ms = timeout_ms, .request_id = id,
                                .count = count };
-    uint8_t bytes [SLUICE_HEADER_SIZE];
-    sluice_header_encode (&header, bytes);
-    fuzz_frames_t frames = { .data = { bytes, body }, .size = { sizeof bytes, size },
-                             .count = body ? 2 : 1 };
-    if (!fuzz_send (zsock_resolve (peer->dealer), &frames))
-        s_fail ("send failed", -1);
+    s_send_request (peer, header, body, size);
     if (id_p)
         *id_p = id;
 }
@@ -209,6 +224,18 @@ s_pump (f_peer_t *peer)
         zmsg_t *reply = zmsg_recv (peer->dealer);
         if (!reply)
             s_fail ("receive failed", -1);
+        zframe_t *first = zmsg_first (reply);
+        if (first && zframe_size (first) >= SLUICE_HEADER_SIZE
+        &&  zframe_data (first) [2] & SLUICE_FLAG_INLINE) {
+            //  An inline reply (only to an inline request) is one frame: split it
+            if (zmsg_size (reply) != 1 || (peer - s_peers) % 2 == 0)
+                s_fail ("an inline reply with more frames, or to a peer that never inlines", -1);
+            zframe_t *whole = zmsg_pop (reply);
+            zmsg_addmem (reply, zframe_data (whole), SLUICE_HEADER_SIZE);
+            zmsg_addmem (reply, zframe_data (whole) + SLUICE_HEADER_SIZE,
+                         zframe_size (whole) - SLUICE_HEADER_SIZE);
+            zframe_destroy (&whole);
+        }
         s_take_write (reply);
         s_take (peer, reply);
         zmsg_destroy (&reply);
@@ -236,14 +263,9 @@ s_write (f_peer_t *peer, bool now_or_never, bool packed)
                                .timeout_ms = now_or_never ? 0 : SLUICE_WAIT_FOREVER,
                                .request_id = id, .count = 1,
                                .flags = packed ? SLUICE_FLAG_PACKED : 0 };
-    uint8_t bytes [SLUICE_HEADER_SIZE];
-    sluice_header_encode (&header, bytes);
     uint8_t body [16 + SLUICE_PACKED_OVERHEAD];
     size_t body_size = packed ? sluice_packed_put (body, text, (size_t) size) : (size_t) size;
-    fuzz_frames_t frames = { .data = { bytes, packed ? body : (const uint8_t *) text },
-                             .size = { sizeof bytes, body_size }, .count = 2 };
-    if (!fuzz_send (zsock_resolve (peer->dealer), &frames))
-        s_fail ("send failed", -1);
+    s_send_request (peer, header, packed ? body : (const uint8_t *) text, body_size);
 }
 
 //  READ with acknowledgement of the last reply (one READ outstanding at a time).
